@@ -1,0 +1,117 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * Typed reads of SPIKE's environment variables. A value that is set but
+ * invalid is an error naming the variable, never a silent default.
+ *
+ * @module
+ */
+import { parseDuration } from "./duration.ts";
+
+/** Raised for an environment variable with an invalid value. */
+export class ConfigError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/**
+ * Reads a variable; unset or blank gives `fallback`.
+ *
+ * @param name the variable name
+ * @param fallback the default
+ * @returns the trimmed value or the default
+ */
+export function envString(name: string, fallback: string): string {
+  const value = Deno.env.get(name)?.trim();
+  return value ? value : fallback;
+}
+
+/**
+ * Reads a positive integer variable.
+ *
+ * @param name the variable name
+ * @param fallback the default
+ * @param range inclusive bounds
+ * @returns the value or the default
+ * @throws {ConfigError} when set but not an integer within the range
+ */
+export function envInt(
+  name: string,
+  fallback: number,
+  range: { min: number; max: number } = {
+    min: 1,
+    max: Number.MAX_SAFE_INTEGER,
+  },
+): number {
+  const raw = Deno.env.get(name)?.trim();
+  if (!raw) return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < range.min || value > range.max) {
+    throw new ConfigError(
+      `${name} must be a whole number from ${range.min} to ${range.max}, got "${raw}"`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Reads a Go-style duration variable (`30s`, `5m`) in milliseconds.
+ *
+ * @param name the variable name
+ * @param fallback the default, in milliseconds
+ * @returns the value or the default
+ * @throws {ConfigError} when set but not a duration
+ */
+export function envDuration(name: string, fallback: number): number {
+  const raw = Deno.env.get(name)?.trim();
+  if (!raw) return fallback;
+  try {
+    return parseDuration(raw);
+  } catch (e) {
+    throw new ConfigError(`${name}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Reads a boolean variable (`true`/`false`, `1`/`0`).
+ *
+ * @param name the variable name
+ * @param fallback the default
+ * @returns the value or the default
+ * @throws {ConfigError} when set to anything else
+ */
+export function envBool(name: string, fallback: boolean): boolean {
+  const raw = Deno.env.get(name)?.trim().toLowerCase();
+  if (!raw) return fallback;
+  if (raw === "true" || raw === "1") return true;
+  if (raw === "false" || raw === "0") return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+/**
+ * Parses a listen address as SPIKE writes it (`:8443`, `127.0.0.1:8443`).
+ *
+ * @param name the variable name, for the error
+ * @param value the address
+ * @returns host (empty for all interfaces) and port
+ * @throws {ConfigError} when the port is missing or out of range
+ */
+export function parseListenAddress(
+  name: string,
+  value: string,
+): { host: string; port: number } {
+  const colon = value.lastIndexOf(":");
+  const host = colon === -1
+    ? ""
+    : value.slice(0, colon).replace(/^\[|\]$/g, "");
+  const portText = colon === -1 ? value : value.slice(colon + 1);
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 0 || port > 65535) {
+    throw new ConfigError(
+      `${name} must be [host]:port with a port from 0 to 65535, got "${value}"`,
+    );
+  }
+  return { host, port };
+}

@@ -1,0 +1,60 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * Error codes carried in the `err` field of responses, exactly as upstream
+ * SPIKE sends them, and the HTTP status each one goes with.
+ *
+ * @module
+ */
+
+/** The `err` codes SPIKE puts on the wire. */
+export const ErrorCode = {
+  BadRequest: "api_bad_request",
+  Unauthorized: "access_unauthorized",
+  NotFound: "api_not_found",
+  Internal: "api_internal_error",
+  NotReady: "state_not_ready",
+  /** Compare-and-set mismatch or restore on an unlocked nexus (beyond upstream). */
+  Conflict: "api_conflict",
+  /** Request body over the limit (beyond upstream). */
+  TooLarge: "api_entity_too_large",
+  /** Method other than POST. */
+  MethodNotAllowed: "api_method_not_allowed",
+  /** The store could not persist a write (disk full, read-only). */
+  StoreUnavailable: "store_write_failed",
+} as const;
+
+/** One of the {@linkcode ErrorCode} values. */
+export type ErrorCodeValue = typeof ErrorCode[keyof typeof ErrorCode];
+
+/** The HTTP status for each code. */
+export const STATUS_OF: Readonly<Record<ErrorCodeValue, number>> = {
+  api_bad_request: 400,
+  access_unauthorized: 401,
+  api_not_found: 404,
+  api_internal_error: 500,
+  state_not_ready: 503,
+  api_conflict: 409,
+  api_entity_too_large: 413,
+  api_method_not_allowed: 405,
+  store_write_failed: 507,
+};
+
+/**
+ * An error that a route turns into a response: status from the code, body
+ * `{"err": code}`. The message is for the server log only and must never
+ * carry secret material.
+ */
+export class ApiError extends Error {
+  /** The wire code. */
+  readonly code: ErrorCodeValue;
+  /** Creates the error. */
+  constructor(code: ErrorCodeValue, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ApiError";
+    this.code = code;
+  }
+  /** The HTTP status for this error. */
+  get status(): number {
+    return STATUS_OF[this.code];
+  }
+}
