@@ -170,6 +170,60 @@ export async function issueSvid(
   };
 }
 
+/** Knobs for an intermediate CA. */
+export interface IntermediateOptions {
+  /** Start of validity; default one hour ago. */
+  notBefore?: Date;
+  /** End of validity; default in 365 days. */
+  notAfter?: Date;
+  /** basicConstraints pathLenConstraint; default none. */
+  pathLength?: number;
+  /** Key usage flags; default keyCertSign | cRLSign. */
+  keyUsage?: number;
+}
+
+/**
+ * Issues an intermediate CA signed by `ca`, for the same trust domain. The
+ * result issues SVIDs like any {@linkcode DevCa}; a presented chain is then
+ * the SVID followed by `intermediate.cert`.
+ *
+ * @param ca the issuing CA
+ * @param options overrides
+ * @returns the intermediate CA
+ */
+export async function issueIntermediateCa(
+  ca: DevCa,
+  options: IntermediateOptions = {},
+): Promise<DevCa> {
+  const keys = await crypto.subtle.generateKey(EC, true, ["sign", "verify"]);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: `CN=SPIKE dev intermediate CA ${ca.trustDomain} ${
+      randomSerial().slice(0, 8)
+    }, O=SPIKE`,
+    issuer: ca.cert.subject,
+    notBefore: options.notBefore ?? new Date(Date.now() - 3_600_000),
+    notAfter: options.notAfter ?? new Date(Date.now() + 365 * DAY_MS),
+    signingAlgorithm: EC,
+    publicKey: keys.publicKey,
+    signingKey: ca.keys.privateKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, options.pathLength, true),
+      new x509.KeyUsagesExtension(
+        options.keyUsage ??
+          (x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign),
+        true,
+      ),
+      new x509.SubjectAlternativeNameExtension([
+        { type: "url", value: `spiffe://${ca.trustDomain}` },
+      ]),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { trustDomain: ca.trustDomain, cert, keys };
+}
+
 /**
  * Writes an SVID directory: `svid.pem`, `svid_key.pem` (0600) and
  * `svid_bundle.pem` holding every given CA (several trust domains allowed).
