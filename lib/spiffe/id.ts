@@ -150,5 +150,8 @@ export function parseSpiffeId(value: string): SpiffeId {
  * @throws {SpiffeIdError} when either part is invalid
  */
 export function spiffeIdFromParts(trustDomain: string, path: string): SpiffeId {
+  // Checked apart first: glued together, "spike.ist" + "x" reads as one trust domain.
+  validateTrustDomain(trustDomain);
+  validatePath(path);
   return parseSpiffeId(`${SCHEME_PREFIX}${trustDomain}${path}`);
 }
