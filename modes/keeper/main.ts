@@ -1,0 +1,73 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * `spike keeper`: holds one shard of the root key in memory and gives it
+ * back only to nexus, over SPIFFE mTLS.
+ *
+ * @module
+ */
+import { envString, parseListenAddress } from "../../lib/config/env.ts";
+import { createLogger } from "../../lib/log.ts";
+import { serveMtls } from "../../lib/mtls/server.ts";
+import { openSvidSource } from "../../lib/spiffe/open_source.ts";
+import { hasRole } from "../../lib/spiffe/roles.ts";
+import { permissionStates } from "../../lib/permissions.ts";
+import { waitForShutdown } from "../../lib/shutdown.ts";
+import { keeperHandler } from "./routes.ts";
+import { ShardSlot } from "./shard_slot.ts";
+
+const HELP = `spike keeper: hold one shard of the root key, in memory only
+
+Environment:
+  SPIKE_KEEPER_TLS_PORT      listen address (default ":8443")
+  SPIKE_SVID_DIR             SVID files (svid.pem, svid_key.pem, svid_bundle.pem)
+  SPIFFE_ENDPOINT_SOCKET     SPIFFE Workload API, when SPIKE_SVID_DIR is unset
+  SPIKE_TRUST_ROOT_NEXUS     trust domains of nexus (only nexus reads the shard)
+  SPIKE_SYSTEM_LOG_LEVEL     DEBUG, INFO, WARN (default), ERROR
+`;
+
+/** Body limit: a contribute request is well under 1 KiB. */
+const MAX_BODY_BYTES = 4096;
+
+/**
+ * Runs the keeper until SIGINT/SIGTERM.
+ *
+ * @param args command-line arguments after `keeper`
+ * @returns the exit code
+ */
+export async function main(args: string[]): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(HELP);
+    return 0;
+  }
+  const log = createLogger("keeper");
+  log.debug("Permissions", permissionStates());
+  const { host, port } = parseListenAddress(
+    "SPIKE_KEEPER_TLS_PORT",
+    envString("SPIKE_KEEPER_TLS_PORT", ":8443"),
+  );
+  using source = await openSvidSource();
+  const own = source.current().id;
+  if (!hasRole(own, "keeper")) {
+    console.error(
+      `This SVID (${own.uri}) is not a keeper identity: keepers need spiffe://<trust domain>/spike/keeper`,
+    );
+    return 1;
+  }
+  const slot = new ShardSlot();
+  const server = await serveMtls({
+    source,
+    hostname: host,
+    port,
+    maxBodyBytes: MAX_BODY_BYTES,
+    authorizePeer: (id) => hasRole(id, "nexus") || hasRole(id, "bootstrap"),
+    handler: keeperHandler(slot, log),
+    onRefused: (reason, peer) =>
+      log.warn("Connection refused", { reason, peer }),
+  });
+  log.info("Keeper listening", { port: server.port, id: own.uri });
+  console.error(`SPIKE keeper ${own.uri} listening on port ${server.port}`);
+  await waitForShutdown();
+  await server.close();
+  slot.clear();
+  return 0;
+}

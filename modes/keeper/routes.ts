@@ -1,0 +1,104 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * The keeper's two routes, wire-compatible with upstream SPIKE:
+ * `POST /v1/store/contribute` stores the shard, `POST /v1/store/shard`
+ * returns it. The optional `index` field is ours; upstream ignores it.
+ *
+ * @module
+ */
+import type { MtlsRequest, MtlsResponse } from "../../lib/mtls/server.ts";
+import { hasRole } from "../../lib/spiffe/roles.ts";
+import { isAllZero, zero } from "../../lib/crypto/zero.ts";
+import {
+  JsonBytesWriter,
+  parseJsonBytes,
+  takeShardArray,
+} from "../../lib/wire/json_bytes.ts";
+import {
+  ErrorCode,
+  type ErrorCodeValue,
+  STATUS_OF,
+} from "../../lib/wire/errors.ts";
+import type { Logger } from "../../lib/log.ts";
+import type { ShardSlot } from "./shard_slot.ts";
+
+function json(status: number, body: string): MtlsResponse {
+  return { status, headers: { "content-type": "application/json" }, body };
+}
+
+function fail(code: ErrorCodeValue): MtlsResponse {
+  return json(STATUS_OF[code], JSON.stringify({ err: code }));
+}
+
+/**
+ * Builds the keeper's request handler over its shard slot.
+ *
+ * @param slot the shard slot
+ * @param log the operational log
+ * @returns the handler for the mTLS server
+ */
+export function keeperHandler(
+  slot: ShardSlot,
+  log: Logger,
+): (req: MtlsRequest) => Promise<MtlsResponse> {
+  const contribute = (req: MtlsRequest): MtlsResponse => {
+    if (!hasRole(req.peerId, "nexus") && !hasRole(req.peerId, "bootstrap")) {
+      return fail(ErrorCode.Unauthorized);
+    }
+    let shard: Uint8Array | undefined;
+    try {
+      const body = parseJsonBytes(req.body);
+      if (body === null || typeof body !== "object" || Array.isArray(body)) {
+        return fail(ErrorCode.BadRequest);
+      }
+      shard = takeShardArray(body.shard);
+      const index = body.index ?? 0;
+      if (
+        !shard || isAllZero(shard) || typeof index !== "number" ||
+        !Number.isInteger(index) || index < 0 || index > 255
+      ) {
+        return fail(ErrorCode.BadRequest);
+      }
+      slot.set(shard, index);
+      log.info("Shard stored", { peer: req.peerId.uri, index });
+      return json(200, "{}");
+    } catch {
+      return fail(ErrorCode.BadRequest);
+    } finally {
+      zero(shard, req.body);
+    }
+  };
+
+  const shard = (req: MtlsRequest): MtlsResponse => {
+    if (!hasRole(req.peerId, "nexus")) return fail(ErrorCode.Unauthorized);
+    try {
+      parseJsonBytes(req.body);
+    } catch {
+      return fail(ErrorCode.BadRequest);
+    }
+    const held = slot.get();
+    if (!held) return fail(ErrorCode.NotFound);
+    const body = new JsonBytesWriter().raw('{"shard":').byteArray(held.value)
+      .raw(`,"index":${held.index}}`).finish();
+    zero(held.value);
+    return {
+      status: 200,
+      headers: { "content-type": "application/json" },
+      body,
+      zeroAfterSend: true,
+    };
+  };
+
+  return (req) => {
+    if (req.method !== "POST") {
+      return Promise.resolve(fail(ErrorCode.MethodNotAllowed));
+    }
+    if (req.action === "" && req.path === "/v1/store/contribute") {
+      return Promise.resolve(contribute(req));
+    }
+    if (req.action === "" && req.path === "/v1/store/shard") {
+      return Promise.resolve(shard(req));
+    }
+    return Promise.resolve(fail(ErrorCode.BadRequest));
+  };
+}

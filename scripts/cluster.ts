@@ -1,0 +1,417 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * A local SPIKE cluster on loopback: a dev CA, SVID directories for every
+ * role, n keepers and a nexus as real processes with scoped permissions.
+ * The end-to-end tests, the demo and the benchmarks all use it.
+ *
+ * @module
+ */
+import { createDevCa, type DevCa, issueSvidDir, saveDevCa } from "./dev_ca.ts";
+import { type Mode, permissionFlags } from "./permission_flags.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const MAIN = `${ROOT}/main.ts`;
+
+/** The SVID directories the cluster issues, by name. */
+export type IdentityName =
+  | "nexus"
+  | "superuser"
+  | "recover"
+  | "restore"
+  | `keeper-${number}`
+  | string;
+
+/** Options for a cluster. */
+export interface ClusterOptions {
+  /** Number of keepers (default 3). */
+  keepers?: number;
+  /** Shamir threshold (default 2). */
+  threshold?: number;
+  /** Store backend (default sqlite). */
+  backend?: "sqlite" | "memory";
+  /** Keeper update interval, Go duration (default "5m"). */
+  keeperUpdateInterval?: string;
+  /** Extra environment for nexus. */
+  nexusEnv?: Record<string, string>;
+  /** Log level of the processes (default INFO). */
+  logLevel?: string;
+  /** Working directory; a fresh temp directory by default. */
+  dir?: string;
+  /** Trust domain (default spike.ist). */
+  trustDomain?: string;
+}
+
+/** The outcome of a finished process. */
+export interface RunResult {
+  /** Exit code. */
+  readonly code: number;
+  /** Standard output as text. */
+  readonly stdout: string;
+  /** Standard error as text. */
+  readonly stderr: string;
+}
+
+async function freePort(): Promise<number> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/**
+ * Waits until a TCP port accepts connections.
+ *
+ * @param port the port on 127.0.0.1
+ * @param timeoutMs how long to wait
+ * @param alive returns false when the process died, to stop early
+ */
+export async function waitForPort(
+  port: number,
+  timeoutMs: number,
+  alive: () => boolean = () => true,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!alive()) throw new Error(`The process for port ${port} exited`);
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conn.close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`Nothing listened on port ${port} within ${timeoutMs} ms`);
+}
+
+/** A running SPIKE process. */
+export class SpikeProcess {
+  readonly #child: Deno.ChildProcess;
+  readonly #done: Promise<Deno.CommandStatus>;
+  #exited = false;
+  /** The file its stderr goes to. */
+  readonly logFile: string;
+
+  constructor(child: Deno.ChildProcess, logFile: string) {
+    this.#child = child;
+    this.logFile = logFile;
+    this.#done = child.status.then((s) => {
+      this.#exited = true;
+      return s;
+    });
+  }
+
+  /** Whether the process is still running. */
+  get running(): boolean {
+    return !this.#exited;
+  }
+
+  /** The process id. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /**
+   * Sends a signal and waits for the exit.
+   *
+   * @param signal SIGKILL by default (a crash)
+   * @returns the exit status
+   */
+  async stop(signal: Deno.Signal = "SIGKILL"): Promise<Deno.CommandStatus> {
+    if (!this.#exited) {
+      try {
+        this.#child.kill(signal);
+      } catch {
+        // Already gone.
+      }
+    }
+    return await this.#done;
+  }
+
+  /** The exit status, when it exits. */
+  get status(): Promise<Deno.CommandStatus> {
+    return this.#done;
+  }
+}
+
+/** A local cluster. */
+export class Cluster {
+  /** The working directory (SVIDs, data, logs). */
+  readonly dir: string;
+  /** The dev CA. */
+  readonly ca: DevCa;
+  /** Keeper ports, keeper i at index i-1. */
+  readonly keeperPorts: number[];
+  /** The nexus port. */
+  readonly nexusPort: number;
+  /** The options the cluster was made with. */
+  readonly options: Required<Omit<ClusterOptions, "dir" | "nexusEnv">> & {
+    nexusEnv: Record<string, string>;
+  };
+  /** Running keepers by index. */
+  readonly keepers = new Map<number, SpikeProcess>();
+  /** The running nexus, if any. */
+  nexus: SpikeProcess | undefined;
+  #ownsDir: boolean;
+  #logCounter = 0;
+
+  private constructor(
+    dir: string,
+    ownsDir: boolean,
+    ca: DevCa,
+    keeperPorts: number[],
+    nexusPort: number,
+    options: Cluster["options"],
+  ) {
+    this.dir = dir;
+    this.#ownsDir = ownsDir;
+    this.ca = ca;
+    this.keeperPorts = keeperPorts;
+    this.nexusPort = nexusPort;
+    this.options = options;
+  }
+
+  /**
+   * Creates the CA and SVID directories; starts nothing.
+   *
+   * @param options cluster options
+   * @returns the cluster
+   */
+  static async create(options: ClusterOptions = {}): Promise<Cluster> {
+    const dir = options.dir ?? await Deno.makeTempDir({ prefix: "spike-" });
+    const full = {
+      keepers: options.keepers ?? 3,
+      threshold: options.threshold ?? 2,
+      backend: options.backend ?? "sqlite",
+      keeperUpdateInterval: options.keeperUpdateInterval ?? "5m",
+      logLevel: options.logLevel ?? "INFO",
+      trustDomain: options.trustDomain ?? "spike.ist",
+      nexusEnv: options.nexusEnv ?? {},
+    };
+    await Deno.mkdir(`${dir}/logs`, { recursive: true });
+    const ca = await createDevCa(full.trustDomain);
+    await saveDevCa(`${dir}/ca`, ca);
+    const keeperPorts: number[] = [];
+    for (let i = 1; i <= full.keepers; i++) keeperPorts.push(await freePort());
+    const cluster = new Cluster(
+      dir,
+      options.dir === undefined,
+      ca,
+      keeperPorts,
+      await freePort(),
+      full,
+    );
+    const td = full.trustDomain;
+    await cluster.issue("nexus", `spiffe://${td}/spike/nexus`);
+    for (let i = 1; i <= full.keepers; i++) {
+      await cluster.issue(`keeper-${i}`, `spiffe://${td}/spike/keeper/${i}`);
+    }
+    for (const role of ["superuser", "recover", "restore"]) {
+      await cluster.issue(role, `spiffe://${td}/spike/pilot/role/${role}`);
+    }
+    return cluster;
+  }
+
+  /**
+   * Issues an SVID directory for `spiffeId` under `<dir>/svid/<name>`.
+   *
+   * @param name the directory name
+   * @param spiffeId the SPIFFE ID
+   * @returns the directory
+   */
+  async issue(name: IdentityName, spiffeId: string): Promise<string> {
+    const svidDir = this.svidDir(name);
+    await issueSvidDir(this.ca, spiffeId, svidDir);
+    return svidDir;
+  }
+
+  /**
+   * The SVID directory of an identity.
+   *
+   * @param name the identity name
+   * @returns its directory
+   */
+  svidDir(name: IdentityName): string {
+    return `${this.dir}/svid/${name}`;
+  }
+
+  /** The nexus API URL. */
+  get nexusUrl(): string {
+    return `https://127.0.0.1:${this.nexusPort}`;
+  }
+
+  /** The nexus data directory. */
+  get dataDir(): string {
+    return `${this.dir}/data`;
+  }
+
+  /** The environment nexus runs with. */
+  nexusEnv(): Record<string, string> {
+    return {
+      SPIKE_SVID_DIR: this.svidDir("nexus"),
+      SPIKE_NEXUS_TLS_PORT: `127.0.0.1:${this.nexusPort}`,
+      SPIKE_NEXUS_BACKEND_STORE: this.options.backend,
+      SPIKE_NEXUS_DATA_DIR: this.dataDir,
+      SPIKE_NEXUS_KEEPER_PEERS: this.keeperPorts
+        .map((p) => `https://127.0.0.1:${p}`).join(","),
+      SPIKE_NEXUS_SHAMIR_SHARES: String(this.options.keepers),
+      SPIKE_NEXUS_SHAMIR_THRESHOLD: String(this.options.threshold),
+      SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL: this.options.keeperUpdateInterval,
+      SPIKE_NEXUS_RECOVERY_MAX_INTERVAL: "2s",
+      SPIKE_NEXUS_KEEPER_TIMEOUT: "3s",
+      SPIKE_SYSTEM_LOG_LEVEL: this.options.logLevel,
+      ...this.options.nexusEnv,
+    };
+  }
+
+  /** The environment keeper `i` runs with. */
+  keeperEnv(i: number): Record<string, string> {
+    return {
+      SPIKE_SVID_DIR: this.svidDir(`keeper-${i}`),
+      SPIKE_KEEPER_TLS_PORT: `127.0.0.1:${this.keeperPorts[i - 1]}`,
+      SPIKE_SYSTEM_LOG_LEVEL: this.options.logLevel,
+    };
+  }
+
+  /** The environment pilot runs with for an identity. */
+  pilotEnv(identity: IdentityName): Record<string, string> {
+    return {
+      SPIKE_SVID_DIR: this.svidDir(identity),
+      SPIKE_NEXUS_API_URL: this.nexusUrl,
+      SPIKE_PILOT_RECOVERY_DIR: `${this.dir}/recover`,
+      HOME: this.dir,
+    };
+  }
+
+  #spawn(mode: Mode, env: Record<string, string>, args: string[] = []) {
+    const logFile = `${this.dir}/logs/${mode}-${++this.#logCounter}.log`;
+    const log = Deno.openSync(logFile, { write: true, create: true });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...permissionFlags(mode, env, args), MAIN, mode, ...args],
+      env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    child.stderr.pipeTo(log.writable).catch(() => {});
+    return new SpikeProcess(child, logFile);
+  }
+
+  /**
+   * Starts keeper `i` and waits until it listens.
+   *
+   * @param i 1-based keeper index
+   * @returns the process
+   */
+  async startKeeper(i: number): Promise<SpikeProcess> {
+    const proc = this.#spawn("keeper", this.keeperEnv(i));
+    this.keepers.set(i, proc);
+    await waitForPort(this.keeperPorts[i - 1]!, 20_000, () => proc.running);
+    return proc;
+  }
+
+  /**
+   * Stops keeper `i` (SIGKILL by default).
+   *
+   * @param i 1-based keeper index
+   * @param signal the signal
+   */
+  async stopKeeper(i: number, signal: Deno.Signal = "SIGKILL"): Promise<void> {
+    await this.keepers.get(i)?.stop(signal);
+    this.keepers.delete(i);
+  }
+
+  /**
+   * Starts nexus and waits until it listens (it may still be locked).
+   *
+   * @returns the process
+   */
+  async startNexus(): Promise<SpikeProcess> {
+    const proc = this.#spawn("nexus", this.nexusEnv());
+    this.nexus = proc;
+    await waitForPort(this.nexusPort, 20_000, () => proc.running);
+    return proc;
+  }
+
+  /**
+   * Stops nexus (SIGKILL by default: a crash).
+   *
+   * @param signal the signal
+   */
+  async stopNexus(signal: Deno.Signal = "SIGKILL"): Promise<void> {
+    await this.nexus?.stop(signal);
+    this.nexus = undefined;
+  }
+
+  /** Starts every keeper, then nexus. */
+  async start(): Promise<void> {
+    for (let i = 1; i <= this.options.keepers; i++) await this.startKeeper(i);
+    await this.startNexus();
+  }
+
+  /**
+   * Runs `spike pilot …` as a process with an identity.
+   *
+   * @param identity the SVID directory name (superuser, recover, …)
+   * @param args pilot arguments
+   * @param options stdin text and extra environment
+   * @returns exit code and output
+   */
+  async pilot(
+    identity: IdentityName,
+    args: string[],
+    options: { stdin?: string; env?: Record<string, string> } = {},
+  ): Promise<RunResult> {
+    const env = { ...this.pilotEnv(identity), ...options.env };
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...permissionFlags("pilot", { ...env, PWD: this.dir }, args),
+        MAIN,
+        "pilot",
+        ...args,
+      ],
+      env,
+      clearEnv: true,
+      cwd: this.dir,
+      stdin: options.stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (options.stdin !== undefined) {
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(options.stdin));
+      await writer.close();
+    }
+    const out = await child.output();
+    const decoder = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  }
+
+  /**
+   * Polls `spike pilot status` until nexus reports unlocked.
+   *
+   * @param timeoutMs how long to wait
+   */
+  async waitUnlocked(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const res = await this.pilot("superuser", ["status", "-f", "json"]);
+      if (res.code === 0 && JSON.parse(res.stdout).state === "unlocked") return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`Nexus did not unlock within ${timeoutMs} ms`);
+  }
+
+  /** Stops every process and removes the directory it created. */
+  async close(): Promise<void> {
+    await this.stopNexus();
+    for (const i of [...this.keepers.keys()]) await this.stopKeeper(i);
+    if (this.#ownsDir) await Deno.remove(this.dir, { recursive: true });
+  }
+}
