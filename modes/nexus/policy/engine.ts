@@ -1,0 +1,219 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * The policy engine: compiled policies held in memory, consulted on every
+ * policy-checked request. Upstream loaded, decrypted and recompiled every
+ * policy per request; here policies are compiled once, when they are loaded
+ * from the store or written, and dropped when deleted.
+ *
+ * @module
+ */
+import { MAX_SPIFFE_ID_BYTES } from "../../../lib/spiffe/id.ts";
+import {
+  MAX_NAME_LENGTH,
+  MAX_PATH_LENGTH,
+  type Permission,
+  validatePathPattern,
+  validatePermissions,
+  validatePolicyName,
+  validateSpiffeIdPattern,
+} from "../../../lib/wire/validate.ts";
+import { compileAnchored } from "./pattern.ts";
+
+export type { Permission } from "../../../lib/wire/validate.ts";
+
+/** A policy as the store keeps it. The name is its identity. */
+export interface PolicyRecord {
+  /** Unique name, 1–250 characters of letters, digits, `-`, `_`, space. */
+  readonly name: string;
+  /** Pattern over the caller's whole SPIFFE ID, e.g. `spiffe://spike\.ist/workload/.*`. */
+  readonly spiffeIdPattern: string;
+  /** Pattern over the whole secret or system path, e.g. `tenants/acme/.*`. */
+  readonly pathPattern: string;
+  /** What the policy grants; `super` grants everything. */
+  readonly permissions: Permission[];
+  /** When the policy was first written, RFC 3339 UTC (`Date.toISOString()`). */
+  readonly createdAt: string;
+  /** When the policy was last written, RFC 3339 UTC. */
+  readonly updatedAt: string;
+}
+
+/** Gives the current policy records, e.g. from the encrypted store. */
+export type PolicyRecordSource = () =>
+  | Iterable<PolicyRecord>
+  | Promise<Iterable<PolicyRecord>>;
+
+/** A stored policy that {@linkcode PolicyEngine.load} skipped. */
+export interface PolicyLoadProblem {
+  /** The policy's name (cut to 250 characters). */
+  readonly name: string;
+  /** Why it was skipped; names the broken rule, never a secret. */
+  readonly reason: string;
+}
+
+interface CompiledPolicy {
+  readonly id: RegExp;
+  readonly path: RegExp;
+  readonly permissions: ReadonlySet<Permission>;
+}
+
+function compile(record: PolicyRecord): CompiledPolicy {
+  // Stored records are checked again: a record written by an older version
+  // or edited on disk must not bring back a pattern the API would refuse.
+  validatePolicyName(record.name);
+  return {
+    id: compileAnchored(validateSpiffeIdPattern(record.spiffeIdPattern)),
+    path: compileAnchored(validatePathPattern(record.pathPattern)),
+    permissions: new Set(validatePermissions(record.permissions)),
+  };
+}
+
+function grants(
+  policy: CompiledPolicy,
+  wanted: readonly Permission[],
+): boolean {
+  return policy.permissions.has("super") ||
+    wanted.every((p) => policy.permissions.has(p));
+}
+
+/**
+ * Holds the compiled policies and answers "may this SPIFFE ID do this on
+ * this path". Patterns match whole strings only (see `compileAnchored`), so
+ * `acme` does not match `tenants/acme/db` while `tenants/acme/.*` does.
+ *
+ * Reserved system paths (`spike/system/acl`, `spike/system/secret`,
+ * `spike/system/cipher/exec`) need no rule of their own. Upstream (ADR-0033)
+ * let a policy reach them only when its path pattern described the whole
+ * path and its SPIFFE-ID pattern was a "precise identity" (anchored, or a
+ * catch-all). With implicit anchoring every pattern is both: `system`
+ * cannot reach `spike/system/acl`, and an ID pattern always covers the
+ * whole ID. So a policy reaches a reserved path exactly when its patterns
+ * fully match it, the same rule as for every other path.
+ *
+ * Callers keep the engine in step with the store: {@linkcode load} or
+ * {@linkcode reload} at start, {@linkcode upsert} / {@linkcode remove} after
+ * each successful store write.
+ */
+export class PolicyEngine {
+  #policies = new Map<string, CompiledPolicy>();
+
+  /** The number of policies held. */
+  get size(): number {
+    return this.#policies.size;
+  }
+
+  /**
+   * Replaces every held policy with `records`. A record that fails
+   * validation is skipped (it grants nothing) and reported, so one bad
+   * stored policy does not take the others down.
+   *
+   * @param records the complete set of policies
+   * @returns the skipped records, empty when all loaded
+   */
+  load(records: Iterable<PolicyRecord>): PolicyLoadProblem[] {
+    const next = new Map<string, CompiledPolicy>();
+    const problems: PolicyLoadProblem[] = [];
+    for (const record of records) {
+      try {
+        next.set(record.name, compile(record));
+      } catch (error) {
+        problems.push({
+          name: String(record.name).slice(0, MAX_NAME_LENGTH),
+          reason: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+    this.#policies = next;
+    return problems;
+  }
+
+  /**
+   * Replaces every held policy with what `source` gives now. When the source
+   * fails, the held policies stay as they were and the error propagates.
+   *
+   * @param source where the records come from
+   * @returns the skipped records, as {@linkcode load}
+   */
+  async reload(source: PolicyRecordSource): Promise<PolicyLoadProblem[]> {
+    return this.load(await source());
+  }
+
+  /**
+   * Adds a policy or replaces the one with the same name.
+   *
+   * @param record the policy as stored
+   * @throws {ValidationError} when the record breaks a policy rule; the
+   *   held policies are then unchanged
+   */
+  upsert(record: PolicyRecord): void {
+    this.#policies.set(record.name, compile(record));
+  }
+
+  /**
+   * Drops a policy; its grants end at once.
+   *
+   * @param name the policy's name
+   * @returns whether a policy of that name was held
+   */
+  remove(name: string): boolean {
+    return this.#policies.delete(name);
+  }
+
+  /**
+   * Tells whether some policy matches the whole `peerId`, matches the whole
+   * `path`, and grants every wanted permission (or `super`).
+   *
+   * @param peerId the caller's SPIFFE ID
+   * @param path a secret path or a reserved system path
+   * @param wanted the permissions the operation needs; an empty list is
+   *   never allowed, so a caller bug cannot turn into a grant
+   * @returns true when allowed
+   */
+  allows(
+    peerId: string,
+    path: string,
+    wanted: readonly Permission[],
+  ): boolean {
+    if (wanted.length === 0 || !withinBounds(peerId, path)) return false;
+    for (const policy of this.#policies.values()) {
+      if (
+        grants(policy, wanted) && policy.id.test(peerId) &&
+        policy.path.test(path)
+      ) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Keeps the paths on which some policy grants `peerId` the `list`
+   * permission (or `super`), for the secret list operation.
+   *
+   * @param peerId the caller's SPIFFE ID
+   * @param paths the stored secret paths
+   * @returns the listable paths, in the given order
+   */
+  listablePaths(peerId: string, paths: Iterable<string>): string[] {
+    const mine = [...this.#policies.values()].filter((policy) =>
+      grants(policy, ["list"]) && withinBounds(peerId, "") &&
+      policy.id.test(peerId)
+    );
+    const listable: string[] = [];
+    if (mine.length === 0) return listable;
+    for (const path of paths) {
+      if (
+        withinBounds(peerId, path) && mine.some((p) => p.path.test(path))
+      ) {
+        listable.push(path);
+      }
+    }
+    return listable;
+  }
+}
+
+// Validated input never exceeds these; the check keeps an oversized string
+// that slipped past validation from feeding a long match.
+function withinBounds(peerId: string, path: string): boolean {
+  return peerId.length <= MAX_SPIFFE_ID_BYTES &&
+    path.length <= MAX_PATH_LENGTH;
+}
