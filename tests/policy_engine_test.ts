@@ -291,3 +291,19 @@ Deno.test("compileAnchored wraps the pattern and refuses one that escapes the gr
   assert.ok(compileAnchored("^a$").test("a"));
   assert.throws(() => compileAnchored("a)|(.*"), SyntaxError);
 });
+
+Deno.test("engine takes store-shaped records with plain string permissions", () => {
+  const stored = {
+    name: "p",
+    spiffeIdPattern: "spiffe://.*",
+    pathPattern: "a",
+    permissions: ["read", "read"] as readonly string[],
+  };
+  const engine = new PolicyEngine();
+  assert.deepEqual(engine.load([stored]), []);
+  assert.equal(engine.allows(APP, "a", ["read"]), true);
+  const problems = engine.load([{ ...stored, permissions: ["read", "root"] }]);
+  assert.deepEqual(problems.map((p) => p.name), ["p"]);
+  assert.match(problems[0]!.reason, /Permissions must each be one of/);
+  assert.equal(engine.allows(APP, "a", ["read"]), false);
+});

@@ -37,10 +37,26 @@ export interface PolicyRecord {
   readonly updatedAt: string;
 }
 
+/**
+ * The fields the engine reads from a stored policy. Looser than
+ * {@linkcode PolicyRecord} (permissions as plain strings, no times) so the
+ * store's records can be passed as they are; the engine validates them.
+ */
+export interface PolicyFields {
+  /** The policy name. */
+  readonly name: string;
+  /** Pattern over the caller's whole SPIFFE ID. */
+  readonly spiffeIdPattern: string;
+  /** Pattern over the whole path. */
+  readonly pathPattern: string;
+  /** Granted permissions; unknown names make the record invalid. */
+  readonly permissions: readonly string[];
+}
+
 /** Gives the current policy records, e.g. from the encrypted store. */
 export type PolicyRecordSource = () =>
-  | Iterable<PolicyRecord>
-  | Promise<Iterable<PolicyRecord>>;
+  | Iterable<PolicyFields>
+  | Promise<Iterable<PolicyFields>>;
 
 /** A stored policy that {@linkcode PolicyEngine.load} skipped. */
 export interface PolicyLoadProblem {
@@ -56,7 +72,7 @@ interface CompiledPolicy {
   readonly permissions: ReadonlySet<Permission>;
 }
 
-function compile(record: PolicyRecord): CompiledPolicy {
+function compile(record: PolicyFields): CompiledPolicy {
   // Stored records are checked again: a record written by an older version
   // or edited on disk must not bring back a pattern the API would refuse.
   validatePolicyName(record.name);
@@ -109,7 +125,7 @@ export class PolicyEngine {
    * @param records the complete set of policies
    * @returns the skipped records, empty when all loaded
    */
-  load(records: Iterable<PolicyRecord>): PolicyLoadProblem[] {
+  load(records: Iterable<PolicyFields>): PolicyLoadProblem[] {
     const next = new Map<string, CompiledPolicy>();
     const problems: PolicyLoadProblem[] = [];
     for (const record of records) {
@@ -144,7 +160,7 @@ export class PolicyEngine {
    * @throws {ValidationError} when the record breaks a policy rule; the
    *   held policies are then unchanged
    */
-  upsert(record: PolicyRecord): void {
+  upsert(record: PolicyFields): void {
     this.#policies.set(record.name, compile(record));
   }
 
