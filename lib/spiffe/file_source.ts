@@ -54,6 +54,8 @@ export interface FileSourceOptions {
   pollMs?: number;
   /** Watch the directory for file events; default true. Polling always runs. */
   watch?: boolean;
+  /** Called when a changed directory fails validation and is ignored. */
+  onInvalidUpdate?: (error: SvidFileError) => void;
 }
 
 async function readFile(dir: string, name: string): Promise<Uint8Array> {
@@ -211,7 +213,7 @@ async function statSignature(dir: string): Promise<string> {
  * {@linkcode SvidSource.current} when you need it, do not keep it.
  *
  * @param dir the directory holding `svid.pem`, `svid_key.pem`, `svid_bundle.pem`
- * @param options poll interval and whether to watch
+ * @param options poll interval, whether to watch, a hook for rejected updates
  * @returns the open source; `close()` (or `using`) stops it
  * @throws {SvidFileError} naming the missing, unreadable or invalid file
  */
@@ -238,6 +240,7 @@ export async function openFileSvidSource(
           dir,
           reason: e.message,
         });
+        options.onInvalidUpdate?.(e);
         return;
       }
       throw e;
