@@ -1,0 +1,104 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * Where nexus keeps its database: `SPIKE_NEXUS_DATA_DIR`, else
+ * `~/.spike/data`. Unlike upstream (which appends `/data` to the variable
+ * and silently falls back on a bad value), the variable names the data
+ * directory itself and a bad value is an error.
+ *
+ * @module
+ */
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
+import { ConfigError } from "../../../lib/config/env.ts";
+
+/** System directories that never hold SPIKE data (nor their subpaths). */
+export const RESTRICTED_DIRS: readonly string[] = [
+  "/",
+  "/etc",
+  "/sys",
+  "/proc",
+  "/dev",
+  "/bin",
+  "/sbin",
+  "/usr",
+  "/lib",
+  "/lib64",
+  "/boot",
+  "/root",
+];
+
+function isRestricted(dir: string): boolean {
+  return RESTRICTED_DIRS.some((r) =>
+    r === "/" ? dir === "/" : dir === r || dir.startsWith(r + "/")
+  );
+}
+
+/**
+ * Resolves the nexus data directory and checks that it may be used. A
+ * custom directory must not be (or resolve, through symbolic links of its
+ * parent, into) a restricted system directory, and its parent must exist.
+ * Does not create anything.
+ *
+ * @param env where to read `SPIKE_NEXUS_DATA_DIR` and `HOME` (default: the
+ * process environment)
+ * @returns the absolute directory path
+ * @throws {ConfigError} for a restricted directory, a missing parent, or
+ * no `HOME` when the variable is unset
+ */
+export function resolveDataDir(
+  env: (name: string) => string | undefined = (n) => Deno.env.get(n),
+): string {
+  const custom = env("SPIKE_NEXUS_DATA_DIR")?.trim();
+  if (!custom) {
+    const home = env("HOME")?.trim();
+    if (!home || !isAbsolute(home)) {
+      throw new ConfigError(
+        "HOME is not set to an absolute path: set SPIKE_NEXUS_DATA_DIR to the nexus data directory",
+      );
+    }
+    return join(home, ".spike", "data");
+  }
+  const dir = resolve(custom);
+  let real = dir;
+  if (dir !== "/") {
+    const parent = dirname(dir);
+    try {
+      real = join(Deno.realPathSync(parent), basename(dir));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new ConfigError(
+          `SPIKE_NEXUS_DATA_DIR ${dir}: the parent directory ${parent} does not exist`,
+        );
+      }
+      throw e;
+    }
+  }
+  if (isRestricted(dir) || isRestricted(real)) {
+    throw new ConfigError(
+      `SPIKE_NEXUS_DATA_DIR cannot be ${dir}: system directories (${
+        RESTRICTED_DIRS.join(", ")
+      } and below) are refused, choose a directory of your own`,
+    );
+  }
+  return dir;
+}
+
+/**
+ * Creates the data directory (and missing parents) with mode 0700 if needed
+ * and tightens an existing one to 0700.
+ *
+ * @param dir the directory from {@linkcode resolveDataDir}
+ * @throws {ConfigError} when the path exists but is not a directory
+ */
+export function prepareDataDir(dir: string): void {
+  try {
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+  }
+  if (!Deno.statSync(dir).isDirectory) {
+    throw new ConfigError(`The nexus data directory ${dir} is not a directory`);
+  }
+  // mkdir's mode is filtered by the umask, and an existing directory may be
+  // looser; either way the directory ends up private.
+  Deno.chmodSync(dir, 0o700);
+}
