@@ -767,6 +767,17 @@ export function decodePem(input: string | Uint8Array): PemBlock[] {
     ? new TextEncoder().encode(input)
     : input;
   const blocks: PemBlock[] = [];
+  try {
+    decodeBlocks(bytes, blocks);
+  } catch (e) {
+    // Blocks decoded before the bad one may be keys: clear them.
+    for (const b of blocks) b.der.fill(0);
+    throw e;
+  }
+  return blocks;
+}
+
+function decodeBlocks(bytes: Uint8Array, blocks: PemBlock[]): void {
   let pos = 0;
   while (true) {
     const begin = indexOfAscii(bytes, `${DASHES}BEGIN `, pos);
@@ -785,7 +796,6 @@ export function decodePem(input: string | Uint8Array): PemBlock[] {
     });
     pos = end + footer.length;
   }
-  return blocks;
 }
 
 /**
