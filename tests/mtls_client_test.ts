@@ -1,0 +1,238 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import https from "node:https";
+import net from "node:net";
+import tls, { type TLSSocket } from "node:tls";
+import {
+  caAsSvid,
+  caPem,
+  eventually,
+  issueMaterial,
+  materialOf,
+  sameBytes,
+  TestSource,
+} from "./mtls_support.ts";
+import { createDevCa, type DevCa, issueSvid } from "../scripts/dev_ca.ts";
+import { type MtlsRequest, serveMtls } from "../lib/mtls/server.ts";
+import {
+  createMtlsClient,
+  MtlsClientError,
+  type MtlsClientOptions,
+} from "../lib/mtls/client.ts";
+import type { X509Material } from "../lib/spiffe/source.ts";
+
+const TD = "spike.ist";
+const NEXUS = `spiffe://${TD}/spike/nexus`;
+const KEEPER = `spiffe://${TD}/spike/keeper`;
+const PILOT = `spiffe://${TD}/spike/pilot/role/superuser`;
+
+/** An mTLS server with `material`, recording the requests its handler sees. */
+async function serverWith(
+  material: X509Material,
+  handler: (req: MtlsRequest) => Promise<void> = () => Promise.resolve(),
+) {
+  const requests: MtlsRequest[] = [];
+  const server = await serveMtls({
+    source: new TestSource(material),
+    authorizePeer: () => true,
+    handler: async (req) => {
+      requests.push(req);
+      await handler(req);
+      return { status: 200, body: `{"peer":"${req.peerId.uri}"}` };
+    },
+    hostname: "127.0.0.1",
+    port: 0,
+    maxBodyBytes: 1024,
+  });
+  return { server, requests, url: `https://127.0.0.1:${server.port}/v1/x` };
+}
+
+async function clientFor(
+  ca: DevCa,
+  overrides: Partial<MtlsClientOptions> = {},
+) {
+  return createMtlsClient({
+    source: new TestSource(await issueMaterial(ca, PILOT)),
+    authorizeServer: (id) => id.uri === NEXUS,
+    ...overrides,
+  });
+}
+
+async function rejection(promise: Promise<unknown>): Promise<MtlsClientError> {
+  try {
+    await promise;
+  } catch (e) {
+    assert.ok(e instanceof MtlsClientError, `unexpected ${e}`);
+    assert.equal(e.name, "MtlsClientError");
+    return e;
+  }
+  assert.fail("the request succeeded");
+}
+
+Deno.test("client talks to an authorized server over repeated requests", async () => {
+  const ca = await createDevCa(TD);
+  const s = await serverWith(await issueMaterial(ca, NEXUS));
+  await using _server = s.server;
+  using client = await clientFor(ca);
+  for (let i = 0; i < 3; i++) {
+    const res = await client.post(s.url, "{}");
+    assert.equal(res.status, 200);
+    assert.equal(new TextDecoder().decode(res.body), `{"peer":"${PILOT}"}`);
+  }
+  assert.equal(s.requests.length, 3);
+});
+
+Deno.test("client refuses a server with the wrong SPIFFE ID and sends it nothing", async () => {
+  const ca = await createDevCa(TD);
+  const keeper = await issueSvid(ca, KEEPER);
+  // A raw TLS server, so the test sees every byte the client sends.
+  let received = 0;
+  let handshakes = 0;
+  const server = tls.createServer({
+    requestCert: true,
+    rejectUnauthorized: true,
+    ca: [caPem(ca)],
+    cert: keeper.certPem,
+    key: Buffer.from(keeper.keyPem),
+  }, (socket) => {
+    handshakes++;
+    socket.on("data", (chunk: Uint8Array) => received += chunk.byteLength);
+    socket.on("error", () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  try {
+    using client = await clientFor(ca);
+    const error = await rejection(
+      client.post(`https://127.0.0.1:${port}/v1/x`, '{"secret":"x"}'),
+    );
+    assert.equal(error.kind, "unauthorized-server");
+    assert.match(error.message, /spike\/keeper is not authorized/);
+    await eventually(() => handshakes > 0);
+    assert.equal(handshakes, 1);
+    assert.equal(received, 0);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+});
+
+Deno.test("client refuses a server whose certificate comes from a foreign CA", async () => {
+  const ca = await createDevCa(TD);
+  const foreign = await createDevCa(TD);
+  const s = await serverWith(await issueMaterial(foreign, NEXUS));
+  await using _server = s.server;
+  using client = await clientFor(ca);
+  const error = await rejection(client.post(s.url, "{}"));
+  assert.equal(error.kind, "tls");
+  assert.equal(s.requests.length, 0);
+});
+
+Deno.test("client refuses a server presenting the bundle CA itself as its SVID", async () => {
+  const ca = await createDevCa(TD);
+  const s = await serverWith(materialOf(NEXUS, await caAsSvid(ca), [ca]));
+  await using _server = s.server;
+  using client = await clientFor(ca, { authorizeServer: () => true });
+  const error = await rejection(client.post(s.url, "{}"));
+  assert.equal(error.kind, "unauthorized-server");
+  assert.match(error.message, /must not be a CA/);
+  assert.equal(s.requests.length, 0);
+});
+
+Deno.test("client reports a closed port as unreachable", async () => {
+  const ca = await createDevCa(TD);
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  using client = await clientFor(ca);
+  const error = await rejection(
+    client.post(`https://127.0.0.1:${port}/v1/x`, "{}"),
+  );
+  assert.equal(error.kind, "unreachable");
+});
+
+Deno.test("client gives up on a server that does not answer in time", async () => {
+  const ca = await createDevCa(TD);
+  const { promise: released, resolve: release } = Promise.withResolvers<
+    void
+  >();
+  const s = await serverWith(await issueMaterial(ca, NEXUS), () => released);
+  await using _server = s.server;
+  using client = await clientFor(ca, { timeoutMs: 60_000 });
+  const error = await rejection(
+    client.post(s.url, "{}", { timeoutMs: 200 }),
+  );
+  assert.equal(error.kind, "timeout");
+  release();
+});
+
+Deno.test("client rejects a URL that is not https", async () => {
+  const ca = await createDevCa(TD);
+  using client = await clientFor(ca);
+  await assert.rejects(client.post("http://127.0.0.1:1/v1/x", "{}"), TypeError);
+});
+
+Deno.test("client presents its rotated certificate", async () => {
+  const ca = await createDevCa(TD);
+  const ca2 = await createDevCa(TD);
+  const serverSvid = await issueSvid(ca, NEXUS);
+  // A plain node:https server, so the test sees the exact client certificate.
+  const seen: Uint8Array[] = [];
+  const server = https.createServer({
+    requestCert: true,
+    rejectUnauthorized: true,
+    ca: [caPem(ca), caPem(ca2)],
+    cert: serverSvid.certPem,
+    key: Buffer.from(serverSvid.keyPem),
+  }, (req, res) => {
+    const raw = (req.socket as TLSSocket).getPeerCertificate().raw;
+    seen.push(new Uint8Array(raw));
+    req.resume();
+    req.on("end", () => res.end("ok"));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = `https://127.0.0.1:${
+    (server.address() as net.AddressInfo).port
+  }/`;
+  try {
+    const first = await issueMaterial(ca, PILOT);
+    const source = new TestSource(first);
+    using client = createMtlsClient({
+      source,
+      authorizeServer: (id) => id.uri === NEXUS,
+    });
+    assert.equal((await client.post(url, "{}")).status, 200);
+    assert.ok(sameBytes(seen[0], first.chain[0]!));
+
+    // The rotated SVID comes from a second CA of the same trust domain.
+    const rotated = materialOf(PILOT, await issueSvid(ca2, PILOT), [ca, ca2]);
+    source.rotate(rotated);
+    assert.equal((await client.post(url, "{}")).status, 200);
+    assert.ok(sameBytes(seen[1], rotated.chain[0]!));
+    client.close();
+    assert.equal(source.listenerCount, 0);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});
+
+Deno.test("client reads the timeout from SPIKE_HTTP_CLIENT_TIMEOUT", async () => {
+  const ca = await createDevCa(TD);
+  const { promise: released, resolve: release } = Promise.withResolvers<
+    void
+  >();
+  const s = await serverWith(await issueMaterial(ca, NEXUS), () => released);
+  await using _server = s.server;
+  Deno.env.set("SPIKE_HTTP_CLIENT_TIMEOUT", "150ms");
+  try {
+    using client = await clientFor(ca);
+    const error = await rejection(client.post(s.url, "{}"));
+    assert.equal(error.kind, "timeout");
+    assert.match(error.message, /150 ms/);
+  } finally {
+    Deno.env.delete("SPIKE_HTTP_CLIENT_TIMEOUT");
+    release();
+  }
+});
