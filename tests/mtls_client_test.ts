@@ -13,7 +13,12 @@ import {
   sameBytes,
   TestSource,
 } from "./mtls_support.ts";
-import { createDevCa, type DevCa, issueSvid } from "../scripts/dev_ca.ts";
+import {
+  createDevCa,
+  type DevCa,
+  issueIntermediateCa,
+  issueSvid,
+} from "../scripts/dev_ca.ts";
 import { type MtlsRequest, serveMtls } from "../lib/mtls/server.ts";
 import {
   createMtlsClient,
@@ -81,6 +86,27 @@ Deno.test("client talks to an authorized server over repeated requests", async (
     assert.equal(new TextDecoder().decode(res.body), `{"peer":"${PILOT}"}`);
   }
   assert.equal(s.requests.length, 3);
+});
+
+Deno.test("client and server accept SVIDs issued by an intermediate CA", async () => {
+  const root = await createDevCa(TD);
+  const withIntermediate = async (id: string) => {
+    const intermediate = await issueIntermediateCa(root);
+    const material = materialOf(id, await issueSvid(intermediate, id), [root]);
+    return {
+      ...material,
+      chain: [...material.chain, new Uint8Array(intermediate.cert.rawData)],
+    };
+  };
+  const s = await serverWith(await withIntermediate(NEXUS));
+  await using _server = s.server;
+  using client = createMtlsClient({
+    source: new TestSource(await withIntermediate(PILOT)),
+    authorizeServer: (id) => id.uri === NEXUS,
+  });
+  const res = await client.post(s.url, "{}");
+  assert.equal(res.status, 200);
+  assert.equal(s.requests[0]?.peerId.uri, PILOT);
 });
 
 Deno.test("client refuses a server with the wrong SPIFFE ID and sends it nothing", async () => {
