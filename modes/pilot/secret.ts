@@ -1,0 +1,422 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * `spike pilot secret …`: put, get, delete, undelete, list and metadata of
+ * secrets, over nexus's `/v1/store/secrets` routes.
+ *
+ * @module
+ */
+import {
+  MAX_NAME_LENGTH,
+  validateSecretPath,
+  ValidationError,
+} from "../../lib/wire/validate.ts";
+import {
+  dispatchSubcommand,
+  FORMAT_OPTION,
+  parseCommand,
+  parseFormat,
+  parseVersion,
+  parseVersionList,
+  stringFlag,
+  stringFlags,
+} from "./args.ts";
+import { CliError, lowerFirst, usageError } from "./cli_error.ts";
+import { ExitCode } from "./exit_codes.ts";
+import { type CallContext, withNexus } from "./nexus.ts";
+import { formatTime, render, writeStdout } from "./output.ts";
+
+const SECRETS = "/v1/store/secrets";
+
+/** Help of `spike pilot secret`. */
+export const SECRET_HELP = `Manage secrets stored in SPIKE Nexus.
+
+Usage:
+  spike pilot secret put <path> <key=value>... [--cas N]
+  spike pilot secret get <path> [key] [-v N] [-f human|json|yaml]
+  spike pilot secret delete <path> [-v 1,2,...]
+  spike pilot secret undelete <path> [-v 1,2,...]
+  spike pilot secret list [-f human|json|yaml]
+  spike pilot secret metadata get <path> [-v N] [-f human|json|yaml]
+
+Run "spike pilot secret <command> --help" for details.`;
+
+const PUT_HELP = `Store a new version of a secret.
+
+Usage:
+  spike pilot secret put <path> <key=value>... [--cas N]
+
+Arguments:
+  <path>        secret path, e.g. apps/web/db (letters, digits, . _ - / and
+                ( ) ? + * | [ ] { } \\; not under spike/system)
+  <key=value>   one or more values; split at the first "="; keys are letters,
+                digits, -, _ and space
+
+Options:
+  --cas N       compare-and-set: store only if the current version is N
+                (0: only if the secret does not exist yet); else exit 7
+  -h, --help    show this help
+
+Values given as arguments may end up in shell history.`;
+
+const GET_HELP = `Print a secret's values, or one value.
+
+Usage:
+  spike pilot secret get <path> [key] [-v N] [-f human|json|yaml]
+
+Options:
+  -v, --version N   the version to read (default: current)
+  -f, --format F    human (key: value lines; the bare value with [key]),
+                    json or yaml
+  -h, --help        show this help`;
+
+const DELETE_HELP =
+  `Soft-delete versions of a secret (undelete can bring them back).
+
+Usage:
+  spike pilot secret delete <path> [-v 1,2,...]
+
+Options:
+  -v, --versions L  comma list of versions, e.g. "1,2" or "1, 2"; may be
+                    repeated; 0 means the current version (default)
+  -h, --help        show this help`;
+
+const UNDELETE_HELP = `Restore soft-deleted versions of a secret.
+
+Usage:
+  spike pilot secret undelete <path> [-v 1,2,...]
+
+Options:
+  -v, --versions L  comma list of versions, e.g. "1,2"; may be repeated;
+                    0 means the current version (default)
+  -h, --help        show this help`;
+
+const LIST_HELP = `List the paths of all secrets.
+
+Usage:
+  spike pilot secret list [-f human|json|yaml]
+
+Options:
+  -f, --format F    human ("- path" lines), json or yaml
+  -h, --help        show this help`;
+
+const METADATA_HELP = `Show a secret's versions and metadata.
+
+Usage:
+  spike pilot secret metadata get <path> [-v N] [-f human|json|yaml]
+
+Options:
+  -v, --version N   the version that must exist (default: current)
+  -f, --format F    human, json or yaml
+  -h, --help        show this help`;
+
+/**
+ * Checks a secret path before any call.
+ *
+ * @param path the path argument
+ * @returns the path
+ * @throws {CliError} (exit code 2) naming the broken rule
+ */
+export function checkSecretPath(path: string): string {
+  try {
+    return validateSecretPath(path);
+  } catch (e) {
+    if (e instanceof ValidationError) {
+      throw usageError(
+        `Invalid secret path "${path}": ${lowerFirst(e.message)}`,
+      );
+    }
+    throw e;
+  }
+}
+
+const KEY_CHARS = /^[a-zA-Z0-9_ -]+$/;
+
+/**
+ * Reads `key=value` arguments (split at the first `=`).
+ *
+ * @param pairs the arguments
+ * @returns key -> value, in argument order
+ * @throws {CliError} (exit code 2) for an argument without `=`, an invalid
+ *   or repeated key; messages name keys and positions, never values
+ */
+export function parseKeyValuePairs(
+  pairs: readonly string[],
+): Record<string, string> {
+  if (pairs.length === 0) {
+    throw usageError("A secret needs at least one key=value pair");
+  }
+  const values: Record<string, string> = {};
+  pairs.forEach((pair, i) => {
+    const eq = pair.indexOf("=");
+    if (eq < 0) {
+      throw usageError(
+        `Value argument ${i + 1} is not a key=value pair (no "=")`,
+      );
+    }
+    const key = pair.slice(0, eq);
+    if (key === "") {
+      throw usageError(`Value argument ${i + 1} has an empty key`);
+    }
+    if (key.length > MAX_NAME_LENGTH || !KEY_CHARS.test(key)) {
+      throw usageError(
+        `Invalid key "${key}": keys are 1 to ${MAX_NAME_LENGTH} letters, digits, dashes, underscores and spaces`,
+      );
+    }
+    if (Object.hasOwn(values, key)) {
+      throw usageError(`Key "${key}" is given twice`);
+    }
+    Object.defineProperty(values, key, {
+      value: pair.slice(eq + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  });
+  return values;
+}
+
+async function put(args: string[]): Promise<number> {
+  const parsed = parseCommand({
+    name: "secret put",
+    help: PUT_HELP,
+    args: "<path> <key=value>...",
+    options: { cas: { type: "string" } },
+    minPositionals: 2,
+    maxPositionals: Infinity,
+  }, args);
+  if (!parsed) return 0;
+  const [rawPath, ...pairs] = parsed.positionals;
+  const path = checkSecretPath(rawPath!);
+  const values = parseKeyValuePairs(pairs);
+  const cas = parseVersion(stringFlag(parsed.values, "cas"), "--cas");
+  const request: Record<string, unknown> = { path, values };
+  if (cas !== undefined) request.cas = cas;
+  const context: CallContext = { subject: `Secret "${path}"` };
+  if (cas !== undefined) {
+    context.conflict = cas === 0
+      ? `Secret "${path}" already exists (--cas 0 stores only a new secret)`
+      : `Secret "${path}" is not at version ${cas} (compare-and-set failed; nothing stored)`;
+  }
+  await withNexus((nexus) => nexus.json(SECRETS, request, context));
+  await writeStdout("OK\n");
+  return ExitCode.Ok;
+}
+
+function secretSubject(path: string, version: number | undefined): string {
+  return version
+    ? `Version ${version} of secret "${path}"`
+    : `Secret "${path}"`;
+}
+
+async function get(args: string[]): Promise<number> {
+  const parsed = parseCommand({
+    name: "secret get",
+    help: GET_HELP,
+    args: "<path> [key]",
+    options: { version: { type: "string", short: "v" }, ...FORMAT_OPTION },
+    minPositionals: 1,
+    maxPositionals: 2,
+  }, args);
+  if (!parsed) return 0;
+  const [rawPath, key] = parsed.positionals;
+  const path = checkSecretPath(rawPath!);
+  const version = parseVersion(stringFlag(parsed.values, "version"));
+  const format = parseFormat(stringFlag(parsed.values, "format"));
+  const request: Record<string, unknown> = { path };
+  if (version !== undefined) request.version = version;
+  const answer = await withNexus((nexus) =>
+    nexus.json(`${SECRETS}?action=get`, request, {
+      subject: secretSubject(path, version),
+    })
+  );
+  const data = toStringMap(answer.data);
+  if (key !== undefined) {
+    if (!Object.hasOwn(data, key)) {
+      throw new CliError(
+        `${secretSubject(path, version)} has no key "${key}"`,
+        ExitCode.NotFound,
+      );
+    }
+    const value = data[key]!;
+    await writeStdout(render(value, format, () => value));
+    return ExitCode.Ok;
+  }
+  await writeStdout(render(data, format, () => formatSecretHuman(data)));
+  return ExitCode.Ok;
+}
+
+function toStringMap(value: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return out;
+  }
+  for (const [k, v] of Object.entries(value)) {
+    Object.defineProperty(out, k, {
+      value: typeof v === "string" ? v : JSON.stringify(v),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return out;
+}
+
+/**
+ * The human layout of a secret: `key: value` lines.
+ *
+ * @param data the secret's values
+ * @returns the text (empty for a secret without values)
+ */
+export function formatSecretHuman(
+  data: Readonly<Record<string, string>>,
+): string {
+  return Object.entries(data).map(([k, v]) => `${k}: ${v}\n`).join("");
+}
+
+function versionsCommand(
+  action: "delete" | "undelete",
+  help: string,
+): (args: string[]) => Promise<number> {
+  return async (args) => {
+    const parsed = parseCommand({
+      name: `secret ${action}`,
+      help,
+      args: "<path>",
+      options: { versions: { type: "string", short: "v", multiple: true } },
+      minPositionals: 1,
+      maxPositionals: 1,
+    }, args);
+    if (!parsed) return 0;
+    const path = checkSecretPath(parsed.positionals[0]!);
+    const versions = parseVersionList(stringFlags(parsed.values, "versions"));
+    await withNexus((nexus) =>
+      nexus.json(`${SECRETS}?action=${action}`, { path, versions }, {
+        subject: `Secret "${path}"`,
+        notFound: action === "undelete"
+          ? `Secret "${path}" not found, or none of the given versions is deleted`
+          : `Secret "${path}" not found`,
+      })
+    );
+    await writeStdout("OK\n");
+    return ExitCode.Ok;
+  };
+}
+
+async function list(args: string[]): Promise<number> {
+  const parsed = parseCommand({
+    name: "secret list",
+    help: LIST_HELP,
+    options: FORMAT_OPTION,
+  }, args);
+  if (!parsed) return 0;
+  const format = parseFormat(stringFlag(parsed.values, "format"));
+  const answer = await withNexus((nexus) =>
+    nexus.json(`${SECRETS}?action=list`, {})
+  );
+  const keys = Array.isArray(answer.keys)
+    ? answer.keys.filter((k): k is string => typeof k === "string")
+    : [];
+  await writeStdout(
+    render(
+      keys,
+      format,
+      () =>
+        keys.length === 0
+          ? "No secrets found."
+          : keys.map((k) => `- ${k}\n`).join(""),
+    ),
+  );
+  return ExitCode.Ok;
+}
+
+const RULE = "-".repeat(50);
+
+/**
+ * The human layout of secret metadata (upstream's layout).
+ *
+ * @param answer the nexus answer: `{versions, metadata}`
+ * @returns the text
+ */
+export function formatMetadataHuman(answer: Record<string, unknown>): string {
+  const meta = (answer.metadata ?? {}) as Record<string, unknown>;
+  const versions = (answer.versions ?? {}) as Record<
+    string,
+    Record<string, unknown>
+  >;
+  const lines = [
+    "Metadata:",
+    RULE,
+    `Current Version : ${meta.currentVersion ?? "-"}`,
+    `Oldest Version  : ${meta.oldestVersion ?? "-"}`,
+    `Created Time    : ${formatTime(meta.createdTime)}`,
+    `Last Updated    : ${formatTime(meta.updatedTime)}`,
+    `Max Versions    : ${meta.maxVersions ?? "-"}`,
+    RULE,
+    "",
+    "Secret Versions:",
+    RULE,
+  ];
+  const numbers = Object.keys(versions).sort((a, b) => Number(a) - Number(b));
+  for (const n of numbers) {
+    const v = versions[n] ?? {};
+    lines.push(`Version ${v.version ?? n}:`);
+    lines.push(`  Created: ${formatTime(v.createdTime)}`);
+    if (v.deletedTime !== null && v.deletedTime !== undefined) {
+      lines.push(`  Deleted: ${formatTime(v.deletedTime)}`);
+    }
+    lines.push(RULE);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+async function metadataGet(args: string[]): Promise<number> {
+  const parsed = parseCommand({
+    name: "secret metadata get",
+    help: METADATA_HELP,
+    args: "<path>",
+    options: { version: { type: "string", short: "v" }, ...FORMAT_OPTION },
+    minPositionals: 1,
+    maxPositionals: 1,
+  }, args);
+  if (!parsed) return 0;
+  const path = checkSecretPath(parsed.positionals[0]!);
+  const version = parseVersion(stringFlag(parsed.values, "version"));
+  const format = parseFormat(stringFlag(parsed.values, "format"));
+  const request: Record<string, unknown> = { path };
+  if (version !== undefined) request.version = version;
+  const answer = await withNexus((nexus) =>
+    nexus.json(`${SECRETS}/metadata?action=get`, request, {
+      subject: secretSubject(path, version),
+    })
+  );
+  const data = { metadata: answer.metadata, versions: answer.versions ?? {} };
+  await writeStdout(
+    render(data, format, () => formatMetadataHuman(answer)),
+  );
+  return ExitCode.Ok;
+}
+
+const METADATA_GROUP_HELP = `Read secret metadata.
+
+Usage:
+  spike pilot secret metadata get <path> [-v N] [-f human|json|yaml]`;
+
+/**
+ * Runs `spike pilot secret …`.
+ *
+ * @param args the arguments after `secret`
+ * @returns the exit code
+ */
+export function runSecret(args: string[]): Promise<number> {
+  return dispatchSubcommand("secret", SECRET_HELP, {
+    put,
+    get,
+    delete: versionsCommand("delete", DELETE_HELP),
+    undelete: versionsCommand("undelete", UNDELETE_HELP),
+    list,
+    metadata: (rest) =>
+      dispatchSubcommand("secret metadata", METADATA_GROUP_HELP, {
+        get: metadataGet,
+      }, rest),
+  }, args);
+}
