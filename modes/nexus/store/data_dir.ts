@@ -32,10 +32,31 @@ function isRestricted(dir: string): boolean {
   );
 }
 
+// The path with symbolic links resolved: of the directory itself when it
+// exists (it may be a link), else of its parent, which must exist.
+function realPath(dir: string): string {
+  try {
+    return Deno.realPathSync(dir);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const parent = dirname(dir);
+  try {
+    return join(Deno.realPathSync(parent), basename(dir));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ConfigError(
+        `SPIKE_NEXUS_DATA_DIR ${dir}: the parent directory ${parent} does not exist`,
+      );
+    }
+    throw e;
+  }
+}
+
 /**
  * Resolves the nexus data directory and checks that it may be used. A
- * custom directory must not be (or resolve, through symbolic links of its
- * parent, into) a restricted system directory, and its parent must exist.
+ * custom directory must not be (or resolve, through symbolic links, into) a
+ * restricted system directory, and its parent must exist.
  * Does not create anything.
  *
  * @param env where to read `SPIKE_NEXUS_DATA_DIR` and `HOME` (default: the
@@ -58,27 +79,15 @@ export function resolveDataDir(
     return join(home, ".spike", "data");
   }
   const dir = resolve(custom);
-  let real = dir;
-  if (dir !== "/") {
-    const parent = dirname(dir);
-    try {
-      real = join(Deno.realPathSync(parent), basename(dir));
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new ConfigError(
-          `SPIKE_NEXUS_DATA_DIR ${dir}: the parent directory ${parent} does not exist`,
-        );
-      }
-      throw e;
-    }
-  }
-  if (isRestricted(dir) || isRestricted(real)) {
-    throw new ConfigError(
+  const refused = () =>
+    new ConfigError(
       `SPIKE_NEXUS_DATA_DIR cannot be ${dir}: system directories (${
         RESTRICTED_DIRS.join(", ")
       } and below) are refused, choose a directory of your own`,
     );
-  }
+  // The lexical check comes first: some system paths cannot even be probed.
+  if (isRestricted(dir)) throw refused();
+  if (isRestricted(realPath(dir))) throw refused();
   return dir;
 }
 
