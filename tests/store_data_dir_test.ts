@@ -5,7 +5,7 @@ import {
   prepareDataDir,
   resolveDataDir,
 } from "../modes/nexus/store/data_dir.ts";
-import { openStore } from "../modes/nexus/store/store.ts";
+import { openStore } from "../modes/nexus/store/open.ts";
 
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
 

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { derivePurposeKeys, keyCheckValue } from "../lib/crypto/kdf.ts";
-import { openStore } from "../modes/nexus/store/store.ts";
+import { openStore } from "../modes/nexus/store/open.ts";
 
 const PATHS = 100_000;
 const VERSIONS = 3;

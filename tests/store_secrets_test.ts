@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { derivePurposeKeys, keyCheckValue } from "../lib/crypto/kdf.ts";
 import { ApiError } from "../lib/wire/errors.ts";
-import { type NexusStore, openStore } from "../modes/nexus/store/store.ts";
+import { type NexusStore, openStore } from "../modes/nexus/store/open.ts";
 
 type Kind = "memory" | "sqlite";
 

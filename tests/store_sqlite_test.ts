@@ -12,9 +12,9 @@ import {
 import { ApiError } from "../lib/wire/errors.ts";
 import { SecretService } from "../modes/nexus/secrets/secret_service.ts";
 import type { StoreMeta } from "../modes/nexus/store/backend.ts";
-import { type NexusStore, openStore } from "../modes/nexus/store/store.ts";
+import { type NexusStore, openStore } from "../modes/nexus/store/open.ts";
 
-const STORE_URL = new URL("../modes/nexus/store/store.ts", import.meta.url);
+const STORE_URL = new URL("../modes/nexus/store/open.ts", import.meta.url);
 const KDF_URL = new URL("../lib/crypto/kdf.ts", import.meta.url);
 
 interface Setup extends AsyncDisposable {

@@ -12,6 +12,8 @@ import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import { SecretService } from "../secrets/secret_service.ts";
 import { type StoreBackend, StoreError, type StoreMeta } from "./backend.ts";
 import { prepareDataDir, resolveDataDir } from "./data_dir.ts";
+
+export { resolveDataDir };
 import { MemoryBackend } from "./memory_backend.ts";
 import { PolicyStore } from "./policy_store.ts";
 import { SqliteBackend } from "./sqlite_backend.ts";
@@ -24,7 +26,7 @@ export interface StoreConfig {
    * SQLite data directory; default from {@linkcode resolveDataDir}. It is
    * created with mode 0700 if missing.
    */
-  readonly dataDir?: string;
+  readonly dataDir?: string | undefined;
   /** Versions kept per secret (`SPIKE_NEXUS_MAX_SECRET_VERSIONS`). */
   readonly maxVersions: number;
   /** SQLite busy timeout in ms (default 5000). */
