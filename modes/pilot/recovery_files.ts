@@ -50,11 +50,20 @@ export function recoveryDir(): string {
  * @throws {CliError} when the path exists and is not a folder
  */
 export async function prepareRecoveryDir(dir: string): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const info = await Deno.stat(dir);
-  if (!info.isDirectory) {
-    throw new CliError(`Recovery folder "${dir}" is not a folder`);
+  const notAFolder = () =>
+    new CliError(`Recovery folder "${dir}" exists and is not a folder`);
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    if (
+      e instanceof Deno.errors.AlreadyExists ||
+      e instanceof Deno.errors.NotADirectory
+    ) {
+      throw notAFolder();
+    }
+    throw e;
   }
+  if (!(await Deno.stat(dir)).isDirectory) throw notAFolder();
   await Deno.chmod(dir, 0o700);
 }
 
