@@ -5,7 +5,12 @@
  *
  * @module
  */
-import { narrowPermissions } from "./lib/permissions.ts";
+import {
+  type Mode,
+  narrowPermissions,
+  permissionStates,
+} from "./lib/permissions.ts";
+import { createLogger } from "./lib/log.ts";
 
 /** The program version, printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -20,21 +25,26 @@ Usage:
   spike --help           print this help
 `;
 
+function narrow(mode: Mode): void {
+  narrowPermissions(mode);
+  createLogger(mode).debug("Permissions after narrowing", permissionStates());
+}
+
 async function run(args: string[]): Promise<number> {
   const [mode, ...rest] = args;
   switch (mode) {
     case "nexus": {
-      narrowPermissions("nexus");
+      narrow("nexus");
       const { main } = await import("./modes/nexus/main.ts");
       return await main(rest);
     }
     case "keeper": {
-      narrowPermissions("keeper");
+      narrow("keeper");
       const { main } = await import("./modes/keeper/main.ts");
       return await main(rest);
     }
     case "pilot": {
-      narrowPermissions("pilot");
+      narrow("pilot");
       const { main } = await import("./modes/pilot/main.ts");
       return await main(rest);
     }
@@ -57,5 +67,12 @@ async function run(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exitCode = await run(Deno.args);
+  try {
+    Deno.exitCode = await run(Deno.args);
+  } catch (e) {
+    // One sentence, no stack trace: every error message in SPIKE is
+    // written for operators and never carries secret material.
+    console.error(e instanceof Error ? e.message : String(e));
+    Deno.exitCode = 1;
+  }
 }

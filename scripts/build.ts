@@ -10,6 +10,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { ENV_ALLOW } from "./permission_flags.ts";
 
 /** Targets `deno compile` can produce. */
 export const TARGETS = [
@@ -28,7 +29,7 @@ export const COMPILE_PERMISSIONS = [
   "--allow-net",
   "--allow-read",
   "--allow-write",
-  "--allow-env",
+  `--allow-env=${ENV_ALLOW.join(",")}`,
   "--ignore-env",
 ];
 

@@ -13,7 +13,7 @@
 export type Mode = "nexus" | "keeper" | "pilot";
 
 /** The environment variables a mode may read; everything else reads as unset. */
-const ENV_ALLOW = ["SPIKE_*", "SPIFFE_ENDPOINT_SOCKET", "HOME", "USER"];
+export const ENV_ALLOW = ["SPIKE_*", "SPIFFE_ENDPOINT_SOCKET", "HOME", "USER"];
 
 function listenHosts(address: string): string[] {
   const colon = address.lastIndexOf(":");
