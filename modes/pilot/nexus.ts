@@ -294,10 +294,9 @@ async function openSource(): Promise<SvidSource> {
   } catch (e) {
     if (e instanceof ConfigError) throw usageError(e.message);
     if (e instanceof Deno.errors.NotCapable) throw e;
+    const reason = e instanceof Error ? e.message : String(e);
     throw new CliError(
-      `Cannot get this workload's SVID: ${
-        lowerFirst(e instanceof Error ? e.message : String(e))
-      }`,
+      `Cannot get this workload's SVID: ${lowerFirst(reason.split("\n")[0]!)}`,
     );
   }
 }
