@@ -8,6 +8,9 @@
  */
 import { createDevCa, type DevCa, issueSvidDir, saveDevCa } from "./dev_ca.ts";
 import { type Mode, permissionFlags } from "./permission_flags.ts";
+import { openFileSvidSource } from "../lib/spiffe/file_source.ts";
+import { createMtlsClient } from "../lib/mtls/client.ts";
+import { hasRole, type Role } from "../lib/spiffe/roles.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const MAIN = `${ROOT}/main.ts`;
@@ -51,7 +54,7 @@ export interface RunResult {
   readonly stderr: string;
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -128,6 +131,16 @@ export class SpikeProcess {
     return await this.#done;
   }
 
+  /**
+   * Sends a signal without waiting (SIGSTOP freezes: the port stays open
+   * but nothing answers; SIGCONT resumes with memory intact).
+   *
+   * @param signal the signal
+   */
+  signal(signal: Deno.Signal): void {
+    this.#child.kill(signal);
+  }
+
   /** The exit status, when it exits. */
   get status(): Promise<Deno.CommandStatus> {
     return this.#done;
@@ -192,13 +205,13 @@ export class Cluster {
     const ca = await createDevCa(full.trustDomain);
     await saveDevCa(`${dir}/ca`, ca);
     const keeperPorts: number[] = [];
-    for (let i = 1; i <= full.keepers; i++) keeperPorts.push(await freePort());
+    for (let i = 1; i <= full.keepers; i++) keeperPorts.push(freePort());
     const cluster = new Cluster(
       dir,
       options.dir === undefined,
       ca,
       keeperPorts,
-      await freePort(),
+      freePort(),
       full,
     );
     const td = full.trustDomain;
@@ -238,6 +251,16 @@ export class Cluster {
   /** The nexus API URL. */
   get nexusUrl(): string {
     return `https://127.0.0.1:${this.nexusPort}`;
+  }
+
+  /**
+   * The URL of keeper `i`.
+   *
+   * @param i 1-based keeper index
+   * @returns its base URL
+   */
+  keeperUrl(i: number): string {
+    return `https://127.0.0.1:${this.keeperPorts[i - 1]}`;
   }
 
   /** The nexus data directory. */
@@ -294,7 +317,15 @@ export class Cluster {
       stdout: "null",
       stderr: "piped",
     }).spawn();
-    child.stderr.pipeTo(log.writable).catch(() => {});
+    // A read loop, not pipeTo: pipeTo into a file holds bytes back until the
+    // stream ends, and tests read the logs of running processes.
+    (async () => {
+      try {
+        for await (const chunk of child.stderr) log.writeSync(chunk);
+      } finally {
+        log.close();
+      }
+    })();
     return new SpikeProcess(child, logFile);
   }
 
@@ -394,16 +425,77 @@ export class Cluster {
   }
 
   /**
-   * Polls `spike pilot status` until nexus reports unlocked.
+   * Posts a JSON body to nexus over mTLS as an identity, from this process.
+   *
+   * @param identity the SVID directory name
+   * @param route path and query, e.g. `/v1/store/secrets?action=get`
+   * @param body the JSON value to send
+   * @returns status and parsed JSON body (undefined when not JSON)
+   */
+  call(
+    identity: IdentityName,
+    route: string,
+    body: unknown = {},
+  ): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
+    return this.request(identity, `${this.nexusUrl}${route}`, body, "nexus");
+  }
+
+  /**
+   * Posts a JSON body over mTLS as an identity to any cluster server.
+   *
+   * @param identity the SVID directory name
+   * @param url the full URL
+   * @param body the JSON value to send
+   * @param serverRole the role the server must have
+   * @returns status and parsed JSON body (undefined when not JSON)
+   */
+  async request(
+    identity: IdentityName,
+    url: string,
+    body: unknown,
+    serverRole: Role,
+  ): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
+    const source = await openFileSvidSource(this.svidDir(identity), {
+      watch: false,
+    });
+    const client = createMtlsClient({
+      source,
+      authorizeServer: (id) => hasRole(id, serverRole),
+      keepAlive: false,
+      timeoutMs: 10_000,
+    });
+    try {
+      const res = await client.post(url, JSON.stringify(body));
+      const text = new TextDecoder().decode(res.body);
+      let parsed: Record<string, unknown> | undefined;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      return { status: res.status, body: parsed };
+    } finally {
+      client.close();
+      source.close();
+      await source.settled();
+    }
+  }
+
+  /**
+   * Polls the operator status route until nexus reports unlocked.
    *
    * @param timeoutMs how long to wait
    */
   async waitUnlocked(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const res = await this.pilot("superuser", ["status", "-f", "json"]);
-      if (res.code === 0 && JSON.parse(res.stdout).state === "unlocked") return;
-      await new Promise((r) => setTimeout(r, 200));
+      try {
+        const res = await this.call("superuser", "/v1/operator/status");
+        if (res.status === 200 && res.body?.state === "unlocked") return;
+      } catch {
+        // Not listening yet.
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`Nexus did not unlock within ${timeoutMs} ms`);
   }

@@ -1,0 +1,159 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * Nexus configuration from the environment. Every invalid value stops the
+ * start with a sentence naming the variable; nothing silently falls back.
+ *
+ * @module
+ */
+import {
+  ConfigError,
+  envBool,
+  envDuration,
+  envInt,
+  envString,
+  parseListenAddress,
+} from "../../lib/config/env.ts";
+
+/** Where nexus keeps its data. */
+export type Backend = "sqlite" | "memory";
+
+/** Everything nexus reads from its environment. */
+export interface NexusConfig {
+  /** Listen host ("" = all interfaces) and port. */
+  readonly listen: { host: string; port: number };
+  /** The store backend. */
+  readonly backend: Backend;
+  /** Keeper base URLs; keeper i (1-based) holds share i. */
+  readonly keeperPeers: readonly string[];
+  /** Number of shares (equals the number of keepers). */
+  readonly shares: number;
+  /** Shares needed to rebuild the root key. */
+  readonly threshold: number;
+  /** Development only: allow threshold 1 (every keeper holds the whole key). */
+  readonly allowThresholdOne: boolean;
+  /** Period of the shard push to keepers, ms. */
+  readonly keeperUpdateIntervalMs: number;
+  /** Cap of the recovery polling backoff, ms. */
+  readonly recoveryMaxIntervalMs: number;
+  /** Time limit of one call to a keeper, ms. */
+  readonly keeperTimeoutMs: number;
+  /** Partial restore shards are forgotten after this much inactivity, ms. */
+  readonly restoreTimeoutMs: number;
+  /** Versions kept per secret. */
+  readonly maxSecretVersions: number;
+  /** Largest cipher plaintext / ciphertext in bytes. */
+  readonly maxCipherBytes: number;
+  /** Largest request body in bytes. */
+  readonly maxBodyBytes: number;
+  /** The audit log file; undefined means stderr. */
+  readonly auditLog: string | undefined;
+}
+
+function parsePeers(raw: string): string[] {
+  const peers = raw.split(",").map((p) => p.trim());
+  const seen = new Set<string>();
+  for (const peer of peers) {
+    if (peer === "") {
+      throw new ConfigError(
+        "SPIKE_NEXUS_KEEPER_PEERS has an empty entry: give comma-separated https URLs",
+      );
+    }
+    let url: URL;
+    try {
+      url = new URL(peer);
+    } catch {
+      throw new ConfigError(
+        `SPIKE_NEXUS_KEEPER_PEERS entry "${peer}" is not a URL`,
+      );
+    }
+    if (url.protocol !== "https:" || url.hostname === "") {
+      throw new ConfigError(
+        `SPIKE_NEXUS_KEEPER_PEERS entry "${peer}" must be an https URL with a host`,
+      );
+    }
+    const key = url.origin;
+    if (seen.has(key)) {
+      throw new ConfigError(
+        `SPIKE_NEXUS_KEEPER_PEERS lists "${peer}" twice: each keeper holds its own share`,
+      );
+    }
+    seen.add(key);
+  }
+  return peers.map((p) => p.replace(/\/+$/, ""));
+}
+
+/**
+ * Reads and checks the nexus configuration.
+ *
+ * @returns the configuration
+ * @throws {ConfigError} naming the first invalid variable
+ */
+export function readNexusConfig(): NexusConfig {
+  const backendRaw = envString("SPIKE_NEXUS_BACKEND_STORE", "sqlite")
+    .toLowerCase();
+  if (backendRaw !== "sqlite" && backendRaw !== "memory") {
+    throw new ConfigError(
+      `SPIKE_NEXUS_BACKEND_STORE must be sqlite or memory, got "${backendRaw}"`,
+    );
+  }
+  const backend: Backend = backendRaw;
+  const peersRaw = envString("SPIKE_NEXUS_KEEPER_PEERS", "");
+  if (backend === "sqlite" && peersRaw === "") {
+    throw new ConfigError(
+      "SPIKE_NEXUS_KEEPER_PEERS is required with the sqlite backend: comma-separated keeper URLs, e.g. https://keeper-1:8443,https://keeper-2:8443,https://keeper-3:8443",
+    );
+  }
+  const keeperPeers = peersRaw === "" ? [] : parsePeers(peersRaw);
+  const shares = envInt("SPIKE_NEXUS_SHAMIR_SHARES", 3, { min: 1, max: 255 });
+  const threshold = envInt("SPIKE_NEXUS_SHAMIR_THRESHOLD", 2, {
+    min: 1,
+    max: 255,
+  });
+  const allowThresholdOne = envBool("SPIKE_NEXUS_ALLOW_THRESHOLD_ONE", false);
+  if (backend === "sqlite") {
+    if (shares !== keeperPeers.length) {
+      throw new ConfigError(
+        `SPIKE_NEXUS_SHAMIR_SHARES is ${shares} but SPIKE_NEXUS_KEEPER_PEERS lists ${keeperPeers.length} keepers: these must match`,
+      );
+    }
+    if (threshold > shares) {
+      throw new ConfigError(
+        `SPIKE_NEXUS_SHAMIR_THRESHOLD (${threshold}) cannot exceed SPIKE_NEXUS_SHAMIR_SHARES (${shares})`,
+      );
+    }
+    if (threshold === 1 && !allowThresholdOne) {
+      throw new ConfigError(
+        "SPIKE_NEXUS_SHAMIR_THRESHOLD is 1, which gives every keeper the whole root key: use 2 or more, or set SPIKE_NEXUS_ALLOW_THRESHOLD_ONE=true for development",
+      );
+    }
+  }
+  const auditLog = envString("SPIKE_NEXUS_AUDIT_LOG", "");
+  return {
+    listen: parseListenAddress(
+      "SPIKE_NEXUS_TLS_PORT",
+      envString("SPIKE_NEXUS_TLS_PORT", ":8553"),
+    ),
+    backend,
+    keeperPeers,
+    shares,
+    threshold,
+    allowThresholdOne,
+    keeperUpdateIntervalMs: envDuration(
+      "SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL",
+      300_000,
+    ),
+    recoveryMaxIntervalMs: envDuration(
+      "SPIKE_NEXUS_RECOVERY_MAX_INTERVAL",
+      60_000,
+    ),
+    keeperTimeoutMs: envDuration("SPIKE_NEXUS_KEEPER_TIMEOUT", 5_000),
+    restoreTimeoutMs: envDuration("SPIKE_NEXUS_RESTORE_TIMEOUT", 900_000),
+    maxSecretVersions: envInt("SPIKE_NEXUS_MAX_SECRET_VERSIONS", 10, {
+      min: 1,
+      max: 1000,
+    }),
+    maxCipherBytes: envInt("SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE", 65_536),
+    maxBodyBytes: envInt("SPIKE_NEXUS_MAX_REQUEST_BYTES", 1_048_576),
+    auditLog: auditLog === "" ? undefined : auditLog,
+  };
+}

@@ -1,0 +1,138 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * Nexus's side of the keeper protocol: fetch a keeper's shard, push a
+ * keeper its shard, and remember what each keeper did last, for status.
+ *
+ * @module
+ */
+import type { MtlsClient } from "../../lib/mtls/client.ts";
+import type { Shard } from "../../lib/shard/mod.ts";
+import { zero } from "../../lib/crypto/zero.ts";
+import {
+  JsonBytesWriter,
+  parseJsonBytes,
+  takeShardArray,
+} from "../../lib/wire/json_bytes.ts";
+
+/** What nexus knows about one keeper. */
+export interface KeeperStatus {
+  /** The keeper's 1-based position in SPIKE_NEXUS_KEEPER_PEERS = its share index. */
+  readonly index: number;
+  /** The keeper's base URL. */
+  readonly url: string;
+  /** Whether the last call reached the keeper. */
+  reachable: boolean | null;
+  /** Whether the keeper is known to hold its verified share. */
+  holdsShard: boolean | null;
+  /** When nexus last pushed the share successfully (ISO time). */
+  lastPush: string | null;
+  /** The last failure, without data. */
+  lastError: string | null;
+}
+
+/** Talks to the configured keepers. */
+export class Keepers {
+  readonly #client: MtlsClient;
+  readonly #timeoutMs: number;
+  /** Status per keeper, in configuration order. */
+  readonly statuses: KeeperStatus[];
+
+  /**
+   * @param urls keeper base URLs; keeper i holds share i
+   * @param client an mTLS client that only accepts keeper identities
+   * @param timeoutMs time limit per call
+   */
+  constructor(urls: readonly string[], client: MtlsClient, timeoutMs: number) {
+    this.#client = client;
+    this.#timeoutMs = timeoutMs;
+    this.statuses = urls.map((url, i) => ({
+      index: i + 1,
+      url,
+      reachable: null,
+      holdsShard: null,
+      lastPush: null,
+      lastError: null,
+    }));
+  }
+
+  #failed(status: KeeperStatus, reason: string, reachable: boolean) {
+    status.reachable = reachable;
+    status.lastError = reason;
+    return undefined;
+  }
+
+  /**
+   * Asks keeper `index` for its shard.
+   *
+   * @param index 1-based keeper index
+   * @returns the shard (caller zeroes `value`), or undefined when the keeper
+   * is unreachable, holds none, or answers garbage
+   */
+  async fetchShard(index: number): Promise<Shard | undefined> {
+    const status = this.statuses[index - 1]!;
+    let body: Uint8Array | undefined;
+    try {
+      const res = await this.#client.post(
+        `${status.url}/v1/store/shard`,
+        "{}",
+        { timeoutMs: this.#timeoutMs },
+      );
+      body = res.body;
+      if (res.status === 404) {
+        status.holdsShard = false;
+        return this.#failed(status, "Keeper holds no shard", true);
+      }
+      if (res.status !== 200) {
+        return this.#failed(status, `Keeper answered ${res.status}`, true);
+      }
+      const parsed = parseJsonBytes(body);
+      const value = parsed !== null && typeof parsed === "object" &&
+          !Array.isArray(parsed)
+        ? takeShardArray(parsed.shard)
+        : undefined;
+      if (!value) {
+        return this.#failed(status, "Keeper answered a malformed shard", true);
+      }
+      status.reachable = true;
+      status.lastError = null;
+      return { index, value };
+    } catch (e) {
+      return this.#failed(status, (e as Error).message, false);
+    } finally {
+      zero(body);
+    }
+  }
+
+  /**
+   * Pushes keeper `shard.index` its shard.
+   *
+   * @param shard the shard for that keeper (not zeroed here)
+   * @returns whether the keeper stored it
+   */
+  async pushShard(shard: Shard): Promise<boolean> {
+    const status = this.statuses[shard.index - 1]!;
+    const body = new JsonBytesWriter().raw('{"shard":').byteArray(shard.value)
+      .raw(`,"index":${shard.index}}`).finish();
+    try {
+      const res = await this.#client.post(
+        `${status.url}/v1/store/contribute`,
+        body,
+        { timeoutMs: this.#timeoutMs },
+      );
+      if (res.status !== 200) {
+        this.#failed(status, `Keeper answered ${res.status}`, true);
+        return false;
+      }
+      status.reachable = true;
+      status.holdsShard = true;
+      status.lastPush = new Date().toISOString();
+      status.lastError = null;
+      return true;
+    } catch (e) {
+      this.#failed(status, (e as Error).message, false);
+      return false;
+    } finally {
+      zero(body);
+    }
+  }
+}

@@ -1,0 +1,268 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * The root-key lifecycle: create a key for an empty store, rebuild it from
+ * keepers after a restart, check every candidate key against the store's
+ * key-check value, and keep every keeper supplied with its share.
+ *
+ * @module
+ */
+import {
+  derivePurposeKeys,
+  keyCheckValue,
+  type PurposeKeys,
+  verifyKeyCheck,
+} from "../../lib/crypto/kdf.ts";
+import { zero } from "../../lib/crypto/zero.ts";
+import type { Logger } from "../../lib/log.ts";
+import {
+  combineShards,
+  computeCommitments,
+  type Shard,
+  splitRootKey,
+  verifyShard,
+} from "../../lib/shard/mod.ts";
+import type { NexusConfig } from "./config.ts";
+import type { Keepers } from "./keepers.ts";
+import type { RootKeyState } from "./root_key.ts";
+import type { StoreMeta } from "./store/backend.ts";
+
+/** What the lifecycle needs from the store. */
+export interface MetaStore {
+  /** The meta record, or undefined for an empty store. */
+  readMeta(): Promise<StoreMeta | undefined>;
+  /** Writes the meta record of a new store. */
+  initMeta(meta: StoreMeta): Promise<void>;
+}
+
+const STORE_ID_BYTES = 16;
+
+/**
+ * Derives the purpose keys of `candidate` and checks them against the
+ * store's key-check value.
+ *
+ * @param candidate a reconstructed root key
+ * @param meta the store meta
+ * @returns the purpose keys, or undefined when the key is wrong
+ */
+export async function checkRootKey(
+  candidate: Uint8Array<ArrayBuffer>,
+  meta: StoreMeta,
+): Promise<PurposeKeys | undefined> {
+  const keys = await derivePurposeKeys(
+    candidate,
+    new Uint8Array(meta.storeId),
+  );
+  return await verifyKeyCheck(keys, new Uint8Array(meta.keyCheck))
+    ? keys
+    : undefined;
+}
+
+/**
+ * Creates the root key of an empty store: key, store id, key check, share
+ * commitments. The shares reach at least `threshold` keepers before the
+ * meta record is written, so a crash in between leaves an empty store
+ * (started afresh next time), never a store whose key nobody holds.
+ *
+ * @param options the store, split parameters, the state to unlock, and
+ * `distribute`, which pushes shards and resolves with how many keepers
+ * stored theirs
+ * @returns the new meta record
+ */
+export async function initializeNewStore(options: {
+  store: MetaStore;
+  config: Pick<NexusConfig, "shares" | "threshold" | "allowThresholdOne">;
+  state: RootKeyState;
+  distribute: (shards: readonly Shard[]) => Promise<number>;
+  log: Logger;
+  signal: AbortSignal;
+}): Promise<StoreMeta | undefined> {
+  const { store, config, state, distribute, log, signal } = options;
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const storeId = crypto.getRandomValues(new Uint8Array(STORE_ID_BYTES));
+  const keys = await derivePurposeKeys(key, storeId);
+  const shards = await splitRootKey(key, config.shares, config.threshold, {
+    allowThresholdOne: config.allowThresholdOne,
+  });
+  try {
+    let delay = 500;
+    for (;;) {
+      const stored = await distribute(shards);
+      if (stored >= config.threshold) break;
+      if (signal.aborted) {
+        zero(key);
+        return undefined;
+      }
+      log.warn("Waiting for keepers to take the new root key's shards", {
+        stored,
+        threshold: config.threshold,
+      });
+      await sleep(delay, signal);
+      delay = Math.min(delay * 2, 10_000);
+    }
+    const meta: StoreMeta = {
+      storeId,
+      keyCheck: await keyCheckValue(keys),
+      threshold: config.threshold,
+      shareCount: config.shares,
+      commitments: await computeCommitments(storeId, shards),
+    };
+    await store.initMeta(meta);
+    await state.unlock(key, keys);
+    return meta;
+  } finally {
+    for (const s of shards) zero(s.value);
+  }
+}
+
+/**
+ * Verifies shards against the commitments, and once `threshold` verified
+ * shards are in, rebuilds and checks the root key.
+ *
+ * @param shards candidate shards (distinct indexes); not zeroed here
+ * @param meta the store meta
+ * @param allowThresholdOne accept a single shard for threshold 1
+ * @returns the key and its purpose keys, or undefined when the shards do
+ * not rebuild this store's key
+ */
+export async function rebuildRootKey(
+  shards: readonly Shard[],
+  meta: StoreMeta,
+  allowThresholdOne: boolean,
+): Promise<{ key: Uint8Array<ArrayBuffer>; keys: PurposeKeys } | undefined> {
+  if (shards.length < meta.threshold) return undefined;
+  const key = await combineShards(shards.slice(0, meta.threshold), {
+    allowThresholdOne,
+  });
+  const keys = await checkRootKey(key, meta);
+  if (!keys) {
+    zero(key);
+    return undefined;
+  }
+  return { key, keys };
+}
+
+/**
+ * Polls the keepers with backoff until `threshold` shards that match their
+ * commitments rebuild a key that passes the key check, then unlocks. A
+ * keeper that returns a wrong shard is skipped and logged, never trusted.
+ *
+ * @param options what recovery needs
+ * @returns when unlocked (by this loop or by an operator restore) or stopped
+ */
+export async function recoverFromKeepers(options: {
+  keepers: Keepers;
+  meta: StoreMeta;
+  state: RootKeyState;
+  config: Pick<NexusConfig, "recoveryMaxIntervalMs" | "allowThresholdOne">;
+  log: Logger;
+  signal: AbortSignal;
+}): Promise<void> {
+  const { keepers, meta, state, config, log, signal } = options;
+  const verified = new Map<number, Shard>();
+  let delay = 500;
+  // Each answer is checked as it arrives, so one slow keeper does not hold
+  // up an unlock that the others already make possible.
+  const take = async (shard: Shard | undefined) => {
+    if (!shard || state.unlocked) return zero(shard?.value);
+    const status = keepers.statuses[shard.index - 1]!;
+    if (!(await verifyShard(meta.storeId, shard, meta.commitments))) {
+      status.holdsShard = false;
+      log.warn("Keeper returned a shard that does not match its commitment", {
+        keeper: shard.index,
+      });
+      return zero(shard.value);
+    }
+    status.holdsShard = true;
+    zero(verified.get(shard.index)?.value);
+    verified.set(shard.index, shard);
+    const rebuilt = await rebuildRootKey(
+      [...verified.values()],
+      meta,
+      config.allowThresholdOne,
+    );
+    if (rebuilt && !state.unlocked) {
+      await state.unlock(rebuilt.key, rebuilt.keys);
+      log.info("Root key recovered from keepers", { shards: verified.size });
+    } else {
+      zero(rebuilt?.key);
+    }
+  };
+  try {
+    while (!state.unlocked && !signal.aborted) {
+      await Promise.all(
+        keepers.statuses.map((s) => keepers.fetchShard(s.index).then(take)),
+      );
+      if (state.unlocked) return;
+      log.info("Waiting for keepers", {
+        verifiedShards: verified.size,
+        threshold: meta.threshold,
+        retryInMs: delay,
+      });
+      await sleep(delay * (0.75 + Math.random() * 0.5), signal);
+      delay = Math.min(delay * 2, config.recoveryMaxIntervalMs);
+    }
+  } finally {
+    for (const s of verified.values()) zero(s.value);
+  }
+}
+
+/**
+ * Pushes every keeper its share, recomputed from the root key.
+ *
+ * @param keepers the keepers
+ * @param state the unlocked root-key state
+ * @param meta shares and threshold
+ * @param allowThresholdOne threshold-1 development mode
+ * @returns how many keepers stored their share
+ */
+export function pushShards(
+  keepers: Keepers,
+  state: RootKeyState,
+  meta: StoreMeta,
+  allowThresholdOne: boolean,
+): Promise<number> {
+  return state.withKey(async (key) => {
+    const shards = await splitRootKey(key, meta.shareCount, meta.threshold, {
+      allowThresholdOne,
+    });
+    try {
+      return await distributeShards(keepers, shards);
+    } finally {
+      for (const s of shards) zero(s.value);
+    }
+  });
+}
+
+/**
+ * Pushes each shard to its keeper.
+ *
+ * @param keepers the keepers
+ * @param shards shard i for keeper i
+ * @returns how many keepers stored their shard
+ */
+export async function distributeShards(
+  keepers: Keepers,
+  shards: readonly Shard[],
+): Promise<number> {
+  const results = await Promise.all(shards.map((s) => keepers.pushShard(s)));
+  return results.filter(Boolean).length;
+}
+
+/**
+ * Waits `ms`, or less when `signal` aborts.
+ *
+ * @param ms the delay
+ * @param signal cancels the wait
+ */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done);
+  });
+}

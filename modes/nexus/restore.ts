@@ -1,0 +1,147 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * Break-the-glass restore: operators feed recovery shards one at a time.
+ * Each shard is checked against its commitment before it counts; a
+ * duplicate, a wrong shard or a restore on an unlocked nexus is refused;
+ * partial shards are forgotten after a period of inactivity.
+ *
+ * @module
+ */
+import { zero } from "../../lib/crypto/zero.ts";
+import { ApiError, ErrorCode } from "../../lib/wire/errors.ts";
+import { type Shard, verifyShard } from "../../lib/shard/mod.ts";
+import type { StoreMeta } from "./store/backend.ts";
+import type { RootKeyState } from "./root_key.ts";
+import { rebuildRootKey } from "./lifecycle.ts";
+
+/** The answer to one restore call, as on the wire. */
+export interface RestoreStatus {
+  /** Shards held so far. */
+  readonly collected: number;
+  /** Shards still needed. */
+  readonly remaining: number;
+  /** Whether the root key is restored. */
+  readonly restored: boolean;
+}
+
+/** Collects restore shards until the threshold is reached. */
+export class RestoreSession {
+  readonly #state: RootKeyState;
+  readonly #meta: () => StoreMeta | undefined;
+  readonly #timeoutMs: number;
+  readonly #allowThresholdOne: boolean;
+  readonly #shards = new Map<number, Shard>();
+  #lastActivity = 0;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /**
+   * @param state the root-key state this session unlocks
+   * @param meta reads the store meta (undefined while the store is empty)
+   * @param timeoutMs inactivity after which partial shards are forgotten
+   * @param allowThresholdOne threshold-1 development mode
+   */
+  constructor(
+    state: RootKeyState,
+    meta: () => StoreMeta | undefined,
+    timeoutMs: number,
+    allowThresholdOne: boolean,
+  ) {
+    this.#state = state;
+    this.#meta = meta;
+    this.#timeoutMs = timeoutMs;
+    this.#allowThresholdOne = allowThresholdOne;
+  }
+
+  #forget(): void {
+    for (const s of this.#shards.values()) zero(s.value);
+    this.#shards.clear();
+  }
+
+  #expireIfIdle(now: number): void {
+    if (this.#shards.size > 0 && now - this.#lastActivity > this.#timeoutMs) {
+      this.#forget();
+    }
+  }
+
+  /** How many shards are held now (after expiry). */
+  get collected(): number {
+    this.#expireIfIdle(Date.now());
+    return this.#shards.size;
+  }
+
+  /**
+   * Takes one shard. The session owns `shard.value` from here on.
+   *
+   * @param shard the operator's shard
+   * @returns the progress
+   * @throws {ApiError} 409 when unlocked, 400 for a wrong or duplicate shard
+   */
+  submit(shard: Shard): Promise<RestoreStatus> {
+    // One shard at a time, so two calls cannot both reach the threshold.
+    const result = this.#queue.then(() => this.#submit(shard));
+    this.#queue = result.catch(() => {});
+    return result;
+  }
+
+  async #submit(shard: Shard): Promise<RestoreStatus> {
+    const meta = this.#meta();
+    try {
+      if (this.#state.unlocked) {
+        throw new ApiError(
+          ErrorCode.Conflict,
+          "Restore refused: nexus already has its root key",
+        );
+      }
+      if (!meta) {
+        throw new ApiError(
+          ErrorCode.BadRequest,
+          "Restore refused: the store is empty, there is nothing to restore",
+        );
+      }
+      const now = Date.now();
+      this.#expireIfIdle(now);
+      if (this.#shards.has(shard.index)) {
+        throw new ApiError(
+          ErrorCode.BadRequest,
+          `Restore refused: shard ${shard.index} was already given`,
+        );
+      }
+      if (!(await verifyShard(meta.storeId, shard, meta.commitments))) {
+        throw new ApiError(
+          ErrorCode.BadRequest,
+          `Restore refused: shard ${shard.index} does not belong to this installation`,
+        );
+      }
+      if (this.#state.unlocked) {
+        throw new ApiError(ErrorCode.Conflict, "Restore refused: unlocked");
+      }
+      this.#shards.set(shard.index, { index: shard.index, value: shard.value });
+      this.#lastActivity = now;
+    } catch (e) {
+      zero(shard.value);
+      throw e;
+    }
+    const collected = this.#shards.size;
+    if (collected < meta.threshold) {
+      return {
+        collected,
+        remaining: meta.threshold - collected,
+        restored: false,
+      };
+    }
+    const rebuilt = await rebuildRootKey(
+      [...this.#shards.values()],
+      meta,
+      this.#allowThresholdOne,
+    );
+    this.#forget();
+    if (!rebuilt) {
+      throw new ApiError(
+        ErrorCode.BadRequest,
+        "Restore failed: the shards do not rebuild this installation's root key",
+      );
+    }
+    await this.#state.unlock(rebuilt.key, rebuilt.keys);
+    return { collected, remaining: 0, restored: true };
+  }
+}

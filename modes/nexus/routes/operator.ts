@@ -1,0 +1,213 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * Operator routes: export recovery shards (recover role), feed them back
+ * one at a time (restore role), rehearse a restore without changing
+ * anything (drill, restore role), and status (pilot roles).
+ *
+ * @module
+ */
+import { hasRole, type Role } from "../../../lib/spiffe/roles.ts";
+import { zero } from "../../../lib/crypto/zero.ts";
+import {
+  type Shard,
+  splitRootKey,
+  verifyShard,
+} from "../../../lib/shard/mod.ts";
+import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
+import {
+  JsonBytesWriter,
+  type JsonValue,
+  takeShardArray,
+} from "../../../lib/wire/json_bytes.ts";
+import type { SpiffeId } from "../../../lib/spiffe/id.ts";
+import type { StoreMeta } from "../store/backend.ts";
+import type { Keepers } from "../keepers.ts";
+import type { RestoreSession } from "../restore.ts";
+import type { RootKeyState } from "../root_key.ts";
+import { rebuildRootKey } from "../lifecycle.ts";
+import { jsonResponse, readJsonObject } from "../http.ts";
+import type { Route, RouteContext } from "../router.ts";
+
+/** What the operator routes need from nexus. */
+export interface OperatorDeps {
+  readonly state: RootKeyState;
+  readonly meta: () => StoreMeta | undefined;
+  readonly restore: RestoreSession;
+  readonly keepers: Keepers | undefined;
+  readonly backend: string;
+  readonly allowThresholdOne: boolean;
+  /** Called after a restore unlocks nexus: push shards to keepers now. */
+  readonly afterRestore: () => void;
+}
+
+function requireRole(peer: SpiffeId, ...roles: Role[]): void {
+  if (!roles.some((role) => hasRole(peer, role))) {
+    throw new ApiError(
+      ErrorCode.Unauthorized,
+      `Operator route refused for ${peer.uri}`,
+    );
+  }
+}
+
+function requireMeta(deps: OperatorDeps): StoreMeta {
+  const meta = deps.meta();
+  if (deps.backend === "memory" || !meta) {
+    throw new ApiError(
+      ErrorCode.BadRequest,
+      "Recovery shards need the sqlite backend with keepers",
+    );
+  }
+  return meta;
+}
+
+function shardIndex(value: JsonValue | undefined, meta: StoreMeta): number {
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < 1 ||
+    value > meta.shareCount
+  ) {
+    throw new ApiError(
+      ErrorCode.BadRequest,
+      `Shard id must be a whole number from 1 to ${meta.shareCount}`,
+    );
+  }
+  return value;
+}
+
+function readShard(value: JsonValue | undefined): Uint8Array {
+  const shard = takeShardArray(value);
+  if (!shard) {
+    throw new ApiError(
+      ErrorCode.BadRequest,
+      "Shard must be an array of 32 integers from 0 to 255",
+    );
+  }
+  return shard;
+}
+
+async function recover(deps: OperatorDeps, ctx: RouteContext) {
+  requireRole(ctx.peerId, "recover");
+  const meta = requireMeta(deps);
+  readJsonObject(ctx.body);
+  const body = await deps.state.withKey(async (key) => {
+    const shards = await splitRootKey(key, meta.shareCount, meta.threshold, {
+      allowThresholdOne: deps.allowThresholdOne,
+    });
+    const writer = new JsonBytesWriter().raw('{"shards":{');
+    shards.forEach((s, i) => {
+      writer.raw(`${i > 0 ? "," : ""}"${s.index}":`).byteArray(s.value);
+      zero(s.value);
+    });
+    return writer.raw("}}").finish();
+  });
+  return jsonResponse(200, body);
+}
+
+async function restore(deps: OperatorDeps, ctx: RouteContext) {
+  requireRole(ctx.peerId, "restore");
+  const meta = requireMeta(deps);
+  if (deps.state.unlocked) {
+    zero(ctx.body);
+    throw new ApiError(
+      ErrorCode.Conflict,
+      "Restore refused: nexus already has its root key",
+    );
+  }
+  const request = readJsonObject(ctx.body);
+  zero(ctx.body);
+  const index = shardIndex(request.id, meta);
+  const value = readShard(request.shard);
+  const status = await deps.restore.submit({ index, value });
+  if (status.restored) deps.afterRestore();
+  return jsonResponse(200, status);
+}
+
+async function drill(deps: OperatorDeps, ctx: RouteContext) {
+  requireRole(ctx.peerId, "restore");
+  const meta = requireMeta(deps);
+  const request = readJsonObject(ctx.body);
+  zero(ctx.body);
+  if (!Array.isArray(request.shards) || request.shards.length > 255) {
+    throw new ApiError(ErrorCode.BadRequest, "Shards must be a list");
+  }
+  const valid: number[] = [];
+  const invalid: number[] = [];
+  const verified = new Map<number, Shard>();
+  try {
+    for (const item of request.shards) {
+      if (item === null || typeof item !== "object" || Array.isArray(item)) {
+        throw new ApiError(ErrorCode.BadRequest, "Each shard is {id, shard}");
+      }
+      const index = shardIndex(item.id, meta);
+      const shard = { index, value: readShard(item.shard) };
+      if (
+        !verified.has(index) &&
+        await verifyShard(meta.storeId, shard, meta.commitments)
+      ) {
+        verified.set(index, shard);
+        valid.push(index);
+      } else {
+        invalid.push(index);
+        zero(shard.value);
+      }
+    }
+    const rebuilt = await rebuildRootKey(
+      [...verified.values()],
+      meta,
+      deps.allowThresholdOne,
+    );
+    zero(rebuilt?.key);
+    return jsonResponse(200, {
+      valid,
+      invalid,
+      wouldRestore: rebuilt !== undefined,
+      threshold: meta.threshold,
+    });
+  } finally {
+    for (const s of verified.values()) zero(s.value);
+  }
+}
+
+function status(deps: OperatorDeps, ctx: RouteContext) {
+  requireRole(ctx.peerId, "superuser", "recover", "restore");
+  readJsonObject(ctx.body);
+  const meta = deps.meta();
+  const collected = deps.restore.collected;
+  return Promise.resolve(jsonResponse(200, {
+    state: deps.state.unlocked ? "unlocked" : "locked",
+    backend: deps.backend,
+    threshold: meta?.threshold ?? null,
+    shares: meta?.shareCount ?? null,
+    restore: {
+      collected,
+      remaining: meta ? Math.max(meta.threshold - collected, 0) : null,
+    },
+    keepers: deps.keepers?.statuses ?? [],
+  }));
+}
+
+/**
+ * The operator routes, keyed as in a route table.
+ *
+ * @param deps what the routes need
+ * @returns path -> route (default action)
+ */
+export function operatorRoutes(deps: OperatorDeps): [string, Route][] {
+  return [
+    ["/v1/operator/recover", {
+      needsUnlock: true,
+      handler: (ctx) => recover(deps, ctx),
+    }],
+    ["/v1/operator/restore", {
+      needsUnlock: false,
+      handler: (ctx) => restore(deps, ctx),
+    }],
+    ["/v1/operator/drill", {
+      needsUnlock: false,
+      handler: (ctx) => drill(deps, ctx),
+    }],
+    ["/v1/operator/status", {
+      needsUnlock: false,
+      handler: (ctx) => status(deps, ctx),
+    }],
+  ];
+}
