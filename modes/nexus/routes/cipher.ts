@@ -1,0 +1,197 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * Encryption as a service (`/v1/cipher/encrypt`, `/v1/cipher/decrypt`):
+ * AES-256-GCM under the cipher purpose key, which is not the storage key,
+ * so the API cannot open database blobs (upstream's decryption oracle).
+ *
+ * Two wire forms, chosen by the request content type as upstream does:
+ * - JSON: encrypt `{plaintext}` -> `{version: 1, nonce, ciphertext}`,
+ *   decrypt the reverse; byte fields are standard base64.
+ * - `application/octet-stream`: encrypt raw bytes ->
+ *   `0x01 ‖ nonce(12) ‖ ciphertext ‖ tag(16)`, decrypt the reverse.
+ *
+ * A failed authentication tag is a 400 in both forms (upstream answered
+ * 500 in JSON mode).
+ *
+ * @module
+ */
+import type { MtlsResponse } from "../../../lib/mtls/server.ts";
+import {
+  DecryptionError,
+  NONCE_BYTES,
+  openParts,
+  seal,
+} from "../../../lib/crypto/aead.ts";
+import { zero } from "../../../lib/crypto/zero.ts";
+import type { JsonValue } from "../../../lib/wire/json_bytes.ts";
+import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
+import type { PolicyEngine } from "../policy/engine.ts";
+import type { RootKeyState } from "../root_key.ts";
+import { jsonResponse, readJsonObject, requireAllowed } from "../http.ts";
+import { type Route, type RouteContext, routeKey } from "../router.ts";
+
+/** What the cipher routes need from nexus. */
+export interface CipherRouteDeps {
+  /** The largest plaintext (encrypt) or ciphertext (decrypt), in bytes. */
+  readonly maxCipherBytes: number;
+  /** Holds the cipher purpose key once unlocked. */
+  readonly state: RootKeyState;
+  /** The policies. */
+  readonly engine: PolicyEngine;
+}
+
+/** The encrypt route path. */
+export const ENCRYPT_PATH = "/v1/cipher/encrypt";
+/** The decrypt route path. */
+export const DECRYPT_PATH = "/v1/cipher/decrypt";
+/** The version byte of the cipher wire format. */
+export const CIPHER_VERSION = 1;
+
+const STREAM_TYPE = "application/octet-stream";
+const STRICT_BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const encoder = new TextEncoder();
+
+function badRequest(message: string): ApiError {
+  return new ApiError(ErrorCode.BadRequest, message);
+}
+
+function isStream(ctx: RouteContext): boolean {
+  return ctx.contentType.split(";")[0]!.trim().toLowerCase() === STREAM_TYPE;
+}
+
+// Standard base64 with padding, as Go's encoding/base64 StdEncoding writes
+// it; whitespace and loose trailing bits are refused.
+function decodeBase64(
+  value: JsonValue | undefined,
+  field: string,
+): Uint8Array<ArrayBuffer> {
+  if (typeof value !== "string" || !STRICT_BASE64.test(value)) {
+    throw badRequest(`${field} must be a standard base64 string`);
+  }
+  try {
+    return Uint8Array.fromBase64(value, { lastChunkHandling: "strict" });
+  } catch {
+    throw badRequest(`${field} must be a standard base64 string`);
+  }
+}
+
+function checkSize(deps: CipherRouteDeps, length: number, what: string): void {
+  if (length > deps.maxCipherBytes) {
+    throw badRequest(
+      `The ${what} is ${length} bytes, over the ${deps.maxCipherBytes} byte limit`,
+    );
+  }
+}
+
+function streamResponse(body: Uint8Array): MtlsResponse {
+  return {
+    status: 200,
+    headers: { "content-type": STREAM_TYPE, "cache-control": "no-store" },
+    body,
+  };
+}
+
+async function decryptOrRefuse(
+  deps: CipherRouteDeps,
+  nonce: Uint8Array<ArrayBuffer>,
+  ciphertext: Uint8Array<ArrayBuffer>,
+): Promise<Uint8Array<ArrayBuffer>> {
+  try {
+    return await openParts(deps.state.keys.cipher, nonce, ciphertext);
+  } catch (e) {
+    if (e instanceof DecryptionError) {
+      throw badRequest("The ciphertext does not authenticate");
+    }
+    throw e;
+  }
+}
+
+async function encrypt(deps: CipherRouteDeps, ctx: RouteContext) {
+  if (isStream(ctx)) {
+    checkSize(deps, ctx.body.length, "plaintext");
+    requireAllowed(ctx.peerId, "cipher.encrypt", undefined, deps.engine);
+    // A copy: the request body is zeroed by the server, not by WebCrypto.
+    const plaintext = ctx.body.slice();
+    try {
+      const sealed = await seal(deps.state.keys.cipher, plaintext);
+      const out = new Uint8Array(1 + sealed.length);
+      out[0] = CIPHER_VERSION;
+      out.set(sealed, 1);
+      return streamResponse(out);
+    } finally {
+      zero(plaintext);
+    }
+  }
+  const request = readJsonObject(ctx.body);
+  const plaintext = decodeBase64(request.plaintext, "plaintext");
+  try {
+    checkSize(deps, plaintext.length, "plaintext");
+    requireAllowed(ctx.peerId, "cipher.encrypt", undefined, deps.engine);
+    const sealed = await seal(deps.state.keys.cipher, plaintext);
+    return jsonResponse(200, {
+      version: CIPHER_VERSION,
+      nonce: sealed.subarray(0, NONCE_BYTES).toBase64(),
+      ciphertext: sealed.subarray(NONCE_BYTES).toBase64(),
+    });
+  } finally {
+    zero(plaintext);
+  }
+}
+
+async function decrypt(deps: CipherRouteDeps, ctx: RouteContext) {
+  if (isStream(ctx)) {
+    const body = ctx.body;
+    if (body.length < 1) throw badRequest("The version byte is missing");
+    if (body[0] !== CIPHER_VERSION) {
+      throw badRequest(`Unsupported cipher version ${body[0]}`);
+    }
+    if (body.length < 1 + NONCE_BYTES) throw badRequest("The nonce is short");
+    checkSize(deps, body.length - 1 - NONCE_BYTES, "ciphertext");
+    requireAllowed(ctx.peerId, "cipher.decrypt", undefined, deps.engine);
+    const plaintext = await decryptOrRefuse(
+      deps,
+      body.slice(1, 1 + NONCE_BYTES),
+      body.slice(1 + NONCE_BYTES),
+    );
+    return streamResponse(plaintext);
+  }
+  const request = readJsonObject(ctx.body);
+  if (request.version !== CIPHER_VERSION) {
+    throw badRequest(`version must be ${CIPHER_VERSION}`);
+  }
+  const nonce = decodeBase64(request.nonce, "nonce");
+  if (nonce.length !== NONCE_BYTES) {
+    throw badRequest(`nonce must be ${NONCE_BYTES} bytes`);
+  }
+  const ciphertext = decodeBase64(request.ciphertext, "ciphertext");
+  checkSize(deps, ciphertext.length, "ciphertext");
+  requireAllowed(ctx.peerId, "cipher.decrypt", undefined, deps.engine);
+  const plaintext = await decryptOrRefuse(deps, nonce, ciphertext);
+  try {
+    return jsonResponse(
+      200,
+      encoder.encode(JSON.stringify({ plaintext: plaintext.toBase64() })),
+    );
+  } finally {
+    zero(plaintext);
+  }
+}
+
+/**
+ * The cipher routes, keyed as in a route table.
+ *
+ * @param deps the size limit, the key holder and the policies
+ * @returns route key -> route; both need the root key
+ */
+export function cipherRoutes(deps: CipherRouteDeps): [string, Route][] {
+  return [
+    [routeKey(ENCRYPT_PATH), {
+      needsUnlock: true,
+      handler: (ctx) => encrypt(deps, ctx),
+    }],
+    [routeKey(DECRYPT_PATH), {
+      needsUnlock: true,
+      handler: (ctx) => decrypt(deps, ctx),
+    }],
+  ];
+}
