@@ -287,7 +287,7 @@ Deno.test("spike pilot as a process", async (t) => {
       assertFails(
         await h.pilot("superuser", ["secret", "get", "apps/x"]),
         3,
-        /^Secret "apps\/x" not found$/,
+        /^Secret "apps\/x" not found \(or its current version is deleted\)$/,
       );
       h.reply(() => json(401, { err: "access_unauthorized" }));
       assertFails(

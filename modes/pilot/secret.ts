@@ -208,6 +208,15 @@ function secretSubject(path: string, version: number | undefined): string {
     : `Secret "${path}"`;
 }
 
+function readContext(path: string, version: number | undefined): CallContext {
+  return {
+    subject: secretSubject(path, version),
+    notFound: version
+      ? `Version ${version} of secret "${path}" not found (or deleted)`
+      : `Secret "${path}" not found (or its current version is deleted)`,
+  };
+}
+
 async function get(args: string[]): Promise<number> {
   const parsed = parseCommand({
     name: "secret get",
@@ -225,9 +234,7 @@ async function get(args: string[]): Promise<number> {
   const request: Record<string, unknown> = { path };
   if (version !== undefined) request.version = version;
   const answer = await withNexus((nexus) =>
-    nexus.json(`${SECRETS}?action=get`, request, {
-      subject: secretSubject(path, version),
-    })
+    nexus.json(`${SECRETS}?action=get`, request, readContext(path, version))
   );
   const data = toStringMap(answer.data);
   if (key !== undefined) {
@@ -385,9 +392,11 @@ async function metadataGet(args: string[]): Promise<number> {
   const request: Record<string, unknown> = { path };
   if (version !== undefined) request.version = version;
   const answer = await withNexus((nexus) =>
-    nexus.json(`${SECRETS}/metadata?action=get`, request, {
-      subject: secretSubject(path, version),
-    })
+    nexus.json(
+      `${SECRETS}/metadata?action=get`,
+      request,
+      readContext(path, version),
+    )
   );
   const data = { metadata: answer.metadata, versions: answer.versions ?? {} };
   await writeStdout(
