@@ -42,6 +42,8 @@ export interface ClusterOptions {
   dir?: string;
   /** Trust domain (default spike.ist). */
   trustDomain?: string;
+  /** Extra `deno run` flags for nexus, e.g. `--cpu-prof` (default none). */
+  extraFlags?: string[];
 }
 
 /** The outcome of a finished process. */
@@ -52,6 +54,25 @@ export interface RunResult {
   readonly stdout: string;
   /** Standard error as text. */
   readonly stderr: string;
+}
+
+/**
+ * The Deno runtime's own variables, passed to every process so children use
+ * the same module cache (no downloads) and the same CA settings as we do.
+ */
+function runtimeEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  const home = Deno.env.get("HOME");
+  const cache = Deno.env.get("XDG_CACHE_HOME") ??
+    (home ? `${home}/.cache` : undefined);
+  const denoDir = Deno.env.get("DENO_DIR") ??
+    (cache ? `${cache}/deno` : undefined);
+  if (denoDir) env.DENO_DIR = denoDir;
+  for (const name of ["DENO_CERT", "DENO_TLS_CA_STORE", "SSL_CERT_FILE"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
 }
 
 function freePort(): number {
@@ -200,6 +221,7 @@ export class Cluster {
       logLevel: options.logLevel ?? "INFO",
       trustDomain: options.trustDomain ?? "spike.ist",
       nexusEnv: options.nexusEnv ?? {},
+      extraFlags: options.extraFlags ?? [],
     };
     await Deno.mkdir(`${dir}/logs`, { recursive: true });
     const ca = await createDevCa(full.trustDomain);
@@ -306,12 +328,24 @@ export class Cluster {
     };
   }
 
-  #spawn(mode: Mode, env: Record<string, string>, args: string[] = []) {
+  #spawn(
+    mode: Mode,
+    env: Record<string, string>,
+    args: string[] = [],
+    flags: string[] = [],
+  ) {
     const logFile = `${this.dir}/logs/${mode}-${++this.#logCounter}.log`;
     const log = Deno.openSync(logFile, { write: true, create: true });
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...permissionFlags(mode, env, args), MAIN, mode, ...args],
-      env,
+      args: [
+        "run",
+        ...permissionFlags(mode, env, args),
+        ...flags,
+        MAIN,
+        mode,
+        ...args,
+      ],
+      env: { ...runtimeEnv(), ...env },
       clearEnv: true,
       stdin: "null",
       stdout: "null",
@@ -359,7 +393,12 @@ export class Cluster {
    * @returns the process
    */
   async startNexus(): Promise<SpikeProcess> {
-    const proc = this.#spawn("nexus", this.nexusEnv());
+    const proc = this.#spawn(
+      "nexus",
+      this.nexusEnv(),
+      [],
+      this.options.extraFlags,
+    );
     this.nexus = proc;
     await waitForPort(this.nexusPort, 20_000, () => proc.running);
     return proc;
@@ -403,7 +442,7 @@ export class Cluster {
         "pilot",
         ...args,
       ],
-      env,
+      env: { ...runtimeEnv(), ...env },
       clearEnv: true,
       cwd: this.dir,
       stdin: options.stdin === undefined ? "null" : "piped",

@@ -53,6 +53,13 @@ const PILOT_FILE_OPTIONS = new Set(["-f", "--file", "-o", "--out"]);
 
 function pilotFiles(args: readonly string[], cwd: string): string[] {
   const files: string[] = [];
+  // `operator drill` takes recovery files as positional arguments.
+  const drillFiles = args[0] === "operator" && args[1] === "drill"
+    ? args.slice(2).filter((a) => !a.startsWith("-"))
+    : [];
+  for (const file of drillFiles) {
+    files.push(file.startsWith("/") ? file : `${cwd}/${file}`);
+  }
   args.forEach((arg, i) => {
     const eq = arg.indexOf("=");
     const name = eq === -1 ? arg : arg.slice(0, eq);

@@ -141,10 +141,9 @@ function groupBundle(
 
 /** Reads and validates the three files; the caller owns the returned key bytes. */
 async function load(dir: string): Promise<X509Material> {
-  const [svidBytes, bundleBytes] = await Promise.all([
-    readFile(dir, SVID_FILE),
-    readFile(dir, BUNDLE_FILE),
-  ]);
+  // One after the other, so a missing file is always named in the same order.
+  const svidBytes = await readFile(dir, SVID_FILE);
+  const bundleBytes = await readFile(dir, BUNDLE_FILE);
   const keyPem = await readFile(dir, KEY_FILE);
   try {
     const chain = certificates(dir, SVID_FILE, svidBytes);
