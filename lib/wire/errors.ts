@@ -28,15 +28,15 @@ export type ErrorCodeValue = typeof ErrorCode[keyof typeof ErrorCode];
 
 /** The HTTP status for each code. */
 export const STATUS_OF: Readonly<Record<ErrorCodeValue, number>> = {
-  api_bad_request: 400,
-  access_unauthorized: 401,
-  api_not_found: 404,
-  api_internal_error: 500,
-  state_not_ready: 503,
-  api_conflict: 409,
-  api_entity_too_large: 413,
-  api_method_not_allowed: 405,
-  store_write_failed: 507,
+  [ErrorCode.BadRequest]: 400,
+  [ErrorCode.Unauthorized]: 401,
+  [ErrorCode.NotFound]: 404,
+  [ErrorCode.Internal]: 500,
+  [ErrorCode.NotReady]: 503,
+  [ErrorCode.Conflict]: 409,
+  [ErrorCode.TooLarge]: 413,
+  [ErrorCode.MethodNotAllowed]: 405,
+  [ErrorCode.StoreUnavailable]: 507,
 };
 
 /**
