@@ -38,14 +38,17 @@ function home(env: Record<string, string | undefined>): string {
 }
 
 function socketFlags(env: Record<string, string | undefined>) {
-  if (env.SPIKE_SVID_DIR) return { net: [], read: [env.SPIKE_SVID_DIR] };
+  if (env.SPIKE_SVID_DIR) {
+    return { net: [], read: [env.SPIKE_SVID_DIR], write: [] };
+  }
   const socket = env.SPIFFE_ENDPOINT_SOCKET ??
     "unix:///tmp/spire-agent/public/api.sock";
-  if (socket.startsWith("unix://")) {
-    const path = socket.slice("unix://".length);
-    return { net: [`unix:${path}`], read: [path] };
+  if (socket.startsWith("unix:")) {
+    // Deno asks for read and write access to a unix socket it connects to.
+    const path = socket.replace(/^unix:(\/\/)?/, "");
+    return { net: [`unix:${path}`], read: [path], write: [path] };
   }
-  return { net: [socket.replace(/^tcp:\/\//, "")], read: [] };
+  return { net: [socket.replace(/^tcp:\/\//, "")], read: [], write: [] };
 }
 
 /** Command-line options whose value is a file pilot reads or writes. */
@@ -88,7 +91,7 @@ export function permissionFlags(
   const identity = socketFlags(env);
   const net = [...identity.net];
   const read = [...identity.read];
-  const write: string[] = [];
+  const write = [...identity.write];
   if (mode === "keeper") {
     net.push(...listenHosts(env.SPIKE_KEEPER_TLS_PORT ?? ":8443"));
   } else if (mode === "nexus") {

@@ -9,6 +9,7 @@ const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 async function statesAfterNarrowing(
   mode: string,
+  extraEnv: Record<string, string> = {},
 ): Promise<Record<string, string>> {
   const out = await new Deno.Command(Deno.execPath(), {
     // The compiled binary's permissions, plus run and ffi so that their
@@ -25,6 +26,7 @@ async function statesAfterNarrowing(
       SPIKE_SYSTEM_LOG_LEVEL: "DEBUG",
       SPIKE_SVID_DIR: "/nonexistent/spike-test",
       SPIKE_NEXUS_BACKEND_STORE: "memory",
+      ...extraEnv,
     },
     clearEnv: true,
     stdin: "null",
@@ -53,3 +55,13 @@ for (const mode of ["nexus", "keeper", "pilot"] as const) {
     );
   });
 }
+
+Deno.test("a keeper on a Workload API unix socket keeps write, which Deno needs to connect", async () => {
+  const states = await statesAfterNarrowing("keeper", {
+    SPIKE_SVID_DIR: "",
+    SPIFFE_ENDPOINT_SOCKET: "unix:///nonexistent/spike-test.sock",
+    SPIKE_SPIFFE_SOURCE_TIMEOUT: "100ms",
+  });
+  assert.equal(states.write, "granted");
+  assert.notEqual(states.run, "granted");
+});

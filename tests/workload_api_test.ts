@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
+import { DevWorkloadAgent } from "../scripts/dev_agent.ts";
 import {
   createDevCa,
   type DevCa,
@@ -15,82 +16,9 @@ import type { X509Material } from "../lib/spiffe/source.ts";
 import {
   FETCH_X509_SVID_PATH,
   openWorkloadApiSource,
-  WORKLOAD_API_HEADER,
   WorkloadApiError,
 } from "../lib/spiffe/workload_api.ts";
-import {
-  decodeX509SvidResponse,
-  encodeX509SvidResponse,
-  type X509SvidResponseMessage,
-} from "../lib/spiffe/workload_proto.ts";
-
-type Call = grpc.ServerWritableStream<Uint8Array, X509SvidResponseMessage>;
-
-/**
- * A real gRPC server speaking the SpiffeWorkloadAPI FetchX509SVID method,
- * checking the security header as the SPIFFE Workload Endpoint spec
- * requires. `onCall` decides what each accepted call gets.
- */
-class TestAgent {
-  readonly server = new grpc.Server();
-  readonly calls = new Set<Call>();
-  callCount = 0;
-
-  constructor(onCall: (call: Call, agent: TestAgent) => void) {
-    const bytes = (b: Uint8Array) => b;
-    this.server.addService({
-      FetchX509SVID: {
-        path: FETCH_X509_SVID_PATH,
-        requestStream: false,
-        responseStream: true,
-        requestSerialize: (b: Uint8Array) => Buffer.from(b),
-        requestDeserialize: bytes,
-        responseSerialize: (m: X509SvidResponseMessage) =>
-          Buffer.from(encodeX509SvidResponse(m)),
-        responseDeserialize: decodeX509SvidResponse,
-      },
-    }, {
-      FetchX509SVID: (call: Call) => {
-        this.callCount++;
-        const header = call.metadata.get(WORKLOAD_API_HEADER);
-        if (header.length !== 1 || header[0] !== "true") {
-          call.emit("error", {
-            code: grpc.status.INVALID_ARGUMENT,
-            details: "security header missing from request",
-          });
-          return;
-        }
-        this.calls.add(call);
-        call.on("cancelled", () => this.calls.delete(call));
-        onCall(call, this);
-      },
-    });
-  }
-
-  static async start(
-    socket: string,
-    onCall: (call: Call, agent: TestAgent) => void,
-  ): Promise<TestAgent> {
-    const agent = new TestAgent(onCall);
-    await new Promise<void>((resolve, reject) =>
-      agent.server.bindAsync(
-        `unix://${socket}`,
-        grpc.ServerCredentials.createInsecure(),
-        (e) => e ? reject(e) : resolve(),
-      )
-    );
-    return agent;
-  }
-
-  /** Sends a new state on every open stream. */
-  push(message: X509SvidResponseMessage): void {
-    for (const call of this.calls) call.write(message);
-  }
-
-  stop(): void {
-    this.server.forceShutdown();
-  }
-}
+import { type X509SvidResponseMessage } from "../lib/spiffe/workload_proto.ts";
 
 interface Fixture {
   ca: DevCa;
@@ -181,7 +109,7 @@ const FAST = { backoffBaseMs: 20, backoffMaxMs: 100 };
 Deno.test("workload API source delivers the first SVID with its key and bundles", async () => {
   await withFixture(async (f) => {
     const issued = await issue(f, "spiffe://spike.ist/spike/nexus");
-    const agent = await TestAgent.start(
+    const agent = await DevWorkloadAgent.start(
       f.socket,
       (call) => call.write(issued.message),
     );
@@ -225,7 +153,7 @@ Deno.test("workload API source follows a rotation pushed on the stream", async (
   await withFixture(async (f) => {
     const first = await issue(f, "spiffe://spike.ist/spike/keeper/1");
     const second = await issue(f, "spiffe://spike.ist/spike/keeper/2");
-    const agent = await TestAgent.start(
+    const agent = await DevWorkloadAgent.start(
       f.socket,
       (call) => call.write(first.message),
     );
@@ -255,7 +183,7 @@ Deno.test("workload API source keeps its SVID when an update is invalid", async 
   await withFixture(async (f) => {
     const first = await issue(f, "spiffe://spike.ist/a");
     const second = await issue(f, "spiffe://spike.ist/b");
-    const agent = await TestAgent.start(
+    const agent = await DevWorkloadAgent.start(
       f.socket,
       (call) => call.write(first.message),
     );
@@ -306,7 +234,7 @@ Deno.test("workload API source reconnects when the agent restarts on the same so
   await withFixture(async (f) => {
     const first = await issue(f, "spiffe://spike.ist/before");
     const second = await issue(f, "spiffe://spike.ist/after");
-    let agent = await TestAgent.start(
+    let agent = await DevWorkloadAgent.start(
       f.socket,
       (call) => call.write(first.message),
     );
@@ -320,7 +248,7 @@ Deno.test("workload API source reconnects when the agent restarts on the same so
       const updated = nextUpdate(source);
       agent.stop();
       await Deno.remove(f.socket).catch(() => {});
-      agent = await TestAgent.start(
+      agent = await DevWorkloadAgent.start(
         f.socket,
         (call) => call.write(second.message),
       );
@@ -336,7 +264,7 @@ Deno.test("workload API source reconnects when the agent restarts on the same so
 Deno.test("workload API source retries PermissionDenied until the agent knows the workload", async () => {
   await withFixture(async (f) => {
     const issued = await issue(f, "spiffe://spike.ist/late");
-    const agent = await TestAgent.start(f.socket, (call, a) => {
+    const agent = await DevWorkloadAgent.start(f.socket, (call, a) => {
       if (a.callCount === 1) {
         call.emit("error", {
           code: grpc.status.PERMISSION_DENIED,
@@ -362,7 +290,7 @@ Deno.test("workload API source retries PermissionDenied until the agent knows th
 
 Deno.test("test agent answers InvalidArgument to a call without the security header", async () => {
   await withFixture(async (f) => {
-    const agent = await TestAgent.start(
+    const agent = await DevWorkloadAgent.start(
       f.socket,
       () => assert.fail("accepted a call without the header"),
     );
@@ -393,11 +321,14 @@ Deno.test("test agent answers InvalidArgument to a call without the security hea
 
 Deno.test("workload API source fails at once, without retrying, on InvalidArgument", async () => {
   await withFixture(async (f) => {
-    const agent = await TestAgent.start(f.socket, (call) =>
-      call.emit("error", {
-        code: grpc.status.INVALID_ARGUMENT,
-        details: "malformed request",
-      }));
+    const agent = await DevWorkloadAgent.start(
+      f.socket,
+      (call) =>
+        call.emit("error", {
+          code: grpc.status.INVALID_ARGUMENT,
+          details: "malformed request",
+        }),
+    );
     try {
       const error = await openWorkloadApiSource({
         endpoint: `unix://${f.socket}`,
@@ -441,7 +372,7 @@ Deno.test("workload API source fails at once on a server without the method (Uni
 
 Deno.test("workload API source times out naming the endpoint when no SVID comes", async () => {
   await withFixture(async (f) => {
-    const agent = await TestAgent.start(f.socket, () => {});
+    const agent = await DevWorkloadAgent.start(f.socket, () => {});
     const saved = Deno.env.get("SPIKE_SPIFFE_SOURCE_TIMEOUT");
     Deno.env.set("SPIKE_SPIFFE_SOURCE_TIMEOUT", "150ms");
     try {
@@ -523,7 +454,7 @@ Deno.test("openSvidSource uses the Workload API when SPIKE_SVID_DIR is unset", a
       f,
       "spiffe://spike.ist/spike/pilot/role/superuser",
     );
-    const agent = await TestAgent.start(
+    const agent = await DevWorkloadAgent.start(
       f.socket,
       (call) => call.write(issued.message),
     );
