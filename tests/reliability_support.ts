@@ -1,0 +1,402 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * What the reliability suite shares: its size (`SPIKE_TEST_SIZE=quick`, the
+ * default and what CI runs, or `full`), a seeded PRNG whose seed is printed
+ * so a failing run can be replayed (`SPIKE_TEST_SEED`), a long-lived mTLS
+ * client of nexus, bounded polling, process memory, the audit log, and
+ * probes for what the machine permits (mounts, network namespaces).
+ *
+ * @module
+ */
+import {
+  type FileSvidSource,
+  openFileSvidSource,
+} from "../lib/spiffe/file_source.ts";
+import { createMtlsClient, type MtlsClient } from "../lib/mtls/client.ts";
+import { hasRole, type Role } from "../lib/spiffe/roles.ts";
+
+/** How much work the suite does. */
+export type TestSize = "quick" | "full";
+
+function readSize(): TestSize {
+  const raw = Deno.env.get("SPIKE_TEST_SIZE")?.trim().toLowerCase() ?? "";
+  if (raw === "" || raw === "quick") return "quick";
+  if (raw === "full") return "full";
+  throw new Error(`SPIKE_TEST_SIZE must be quick or full, got "${raw}"`);
+}
+
+/** The size of this run, from `SPIKE_TEST_SIZE` (default quick). */
+export const TEST_SIZE: TestSize = readSize();
+
+/**
+ * Picks the value for this run's size.
+ *
+ * @param quick the value for quick runs (CI)
+ * @param full the value for full runs
+ * @returns one of them
+ */
+export function sized<T>(quick: T, full: T): T {
+  return TEST_SIZE === "full" ? full : quick;
+}
+
+/**
+ * The seed of a randomized test: `SPIKE_TEST_SEED` when set, else random.
+ * Printed, so that a failure can be replayed with the same seed.
+ *
+ * @param label the test's name, printed with the seed
+ * @returns the seed
+ */
+export function testSeed(label: string): number {
+  const raw = Deno.env.get("SPIKE_TEST_SEED");
+  const seed = raw !== undefined && raw.trim() !== ""
+    ? Number(raw) >>> 0
+    : crypto.getRandomValues(new Uint32Array(1))[0]!;
+  console.log(`${label}: seed ${seed} (size ${TEST_SIZE})`);
+  return seed;
+}
+
+/** A small seeded PRNG (mulberry32): reproducible test randomness. */
+export class Prng {
+  #state: number;
+
+  /** @param seed any 32-bit number */
+  constructor(seed: number) {
+    this.#state = seed >>> 0;
+  }
+
+  /** A number in [0, 1). */
+  next(): number {
+    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
+    let t = this.#state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /**
+   * A whole number in [min, max].
+   *
+   * @param min the lowest value
+   * @param max the highest value
+   */
+  int(min: number, max: number): number {
+    return min + Math.floor(this.next() * (max - min + 1));
+  }
+
+  /**
+   * True with probability `p`.
+   *
+   * @param p the probability
+   */
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  /**
+   * One of `items`.
+   *
+   * @param items a non-empty list
+   */
+  pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.next() * items.length)]!;
+  }
+
+  /**
+   * Random bytes.
+   *
+   * @param n how many
+   */
+  bytes(n: number): Uint8Array<ArrayBuffer> {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = Math.floor(this.next() * 256);
+    return out;
+  }
+
+  /**
+   * A random string.
+   *
+   * @param n its length
+   * @param alphabet the characters to draw from
+   */
+  string(
+    n: number,
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789",
+  ): string {
+    let s = "";
+    for (let i = 0; i < n; i++) s += this.pick([...alphabet]);
+    return s;
+  }
+}
+
+/** One answer from a server. */
+export interface Reply {
+  /** HTTP status. */
+  readonly status: number;
+  /** The raw body. */
+  readonly bytes: Uint8Array;
+  /** The body parsed as JSON, or undefined when it is not JSON. */
+  readonly json: Record<string, unknown> | undefined;
+}
+
+/** A long-lived mTLS client with one identity, for one server role. */
+export class SpikeClient {
+  readonly #source: FileSvidSource;
+  readonly #client: MtlsClient;
+  readonly #baseUrl: string;
+
+  private constructor(
+    source: FileSvidSource,
+    client: MtlsClient,
+    baseUrl: string,
+  ) {
+    this.#source = source;
+    this.#client = client;
+    this.#baseUrl = baseUrl;
+  }
+
+  /**
+   * Opens a client with the SVID directory `dir`.
+   *
+   * @param dir the SVID directory
+   * @param baseUrl the server URL
+   * @param options the server's role (default nexus), keep-alive (default
+   * true), the time limit of a request (default 15 s)
+   * @returns the client
+   */
+  static async open(
+    dir: string,
+    baseUrl: string,
+    options: { role?: Role; keepAlive?: boolean; timeoutMs?: number } = {},
+  ): Promise<SpikeClient> {
+    const source = await openFileSvidSource(dir, { watch: false });
+    const role = options.role ?? "nexus";
+    const client = createMtlsClient({
+      source,
+      authorizeServer: (id) => hasRole(id, role),
+      keepAlive: options.keepAlive ?? true,
+      timeoutMs: options.timeoutMs ?? 15_000,
+    });
+    return new SpikeClient(source, client, baseUrl);
+  }
+
+  /**
+   * Posts a body: a value is sent as JSON, bytes and strings as they are.
+   *
+   * @param route path and query
+   * @param body the body
+   * @param contentType the content type (default JSON)
+   * @returns the answer
+   * @throws {MtlsClientError} when no answer came
+   */
+  async post(
+    route: string,
+    body: unknown = {},
+    contentType = "application/json",
+  ): Promise<Reply> {
+    const payload = body instanceof Uint8Array || typeof body === "string"
+      ? body
+      : JSON.stringify(body);
+    const res = await this.#client.post(`${this.#baseUrl}${route}`, payload, {
+      contentType,
+    });
+    let json: Record<string, unknown> | undefined;
+    try {
+      json = JSON.parse(new TextDecoder().decode(res.body));
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, bytes: res.body, json };
+  }
+
+  /** Closes the client and its SVID source. */
+  async close(): Promise<void> {
+    this.#client.close();
+    this.#source.close();
+    await this.#source.settled();
+  }
+}
+
+/**
+ * Polls `check` until it holds.
+ *
+ * @param what what is awaited, for the error
+ * @param check the condition; a throw counts as not yet
+ * @param timeoutMs how long to wait
+ * @param intervalMs the pause between checks
+ * @throws {Error} when the time is up
+ */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 20_000,
+  intervalMs = 100,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {
+      // Not yet.
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * Waits.
+ *
+ * @param ms milliseconds
+ */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * The resident memory of a process, from /proc.
+ *
+ * @param pid the process id
+ * @returns VmRSS in KiB
+ */
+export function residentKib(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  if (!match) throw new Error(`No VmRSS for process ${pid}`);
+  return Number(match[1]);
+}
+
+/** One line of the nexus audit log. */
+export interface AuditEntry {
+  /** The trail id. */
+  readonly trail: string;
+  /** The caller's SPIFFE ID or remote address. */
+  readonly caller: string | null;
+  /** The route path ("" for TLS refusals). */
+  readonly route: string;
+  /** The action ("handshake" for TLS refusals). */
+  readonly action: string;
+  /** The secret path or policy name. */
+  readonly resource: string | null;
+  /** success, denied, refused or error. */
+  readonly outcome: string;
+  /** The HTTP status (0 for TLS refusals). */
+  readonly status: number;
+  /** The error code or refusal reason. */
+  readonly err: string | null;
+}
+
+/**
+ * Reads every record of an audit log file.
+ *
+ * @param file the SPIKE_NEXUS_AUDIT_LOG file
+ * @returns the records, oldest first
+ */
+export async function readAudit(file: string): Promise<AuditEntry[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  return text.split("\n").filter((l) => l.trim() !== "").map((l) =>
+    JSON.parse(l).audit as AuditEntry
+  );
+}
+
+/** The outcome of a command. */
+export interface CommandResult {
+  /** Exit code. */
+  readonly code: number;
+  /** Standard output. */
+  readonly stdout: string;
+  /** Standard error. */
+  readonly stderr: string;
+}
+
+/**
+ * Runs a command to its end.
+ *
+ * @param cmd the program
+ * @param args its arguments
+ * @returns exit code and output
+ */
+export async function runCommand(
+  cmd: string,
+  args: string[],
+): Promise<CommandResult> {
+  try {
+    const out = await new Deno.Command(cmd, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  } catch (e) {
+    return { code: 127, stdout: "", stderr: (e as Error).message };
+  }
+}
+
+/**
+ * Runs a command and fails loudly when it fails.
+ *
+ * @param cmd the program
+ * @param args its arguments
+ * @returns standard output
+ * @throws {Error} with the command's stderr
+ */
+export async function mustRun(cmd: string, args: string[]): Promise<string> {
+  const res = await runCommand(cmd, args);
+  if (res.code !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${res.stderr.trim()}`);
+  }
+  return res.stdout;
+}
+
+/**
+ * Whether this machine lets the tests mount a tmpfs (root in a namespace
+ * that permits mounts). Probed once with a real mount.
+ *
+ * @returns true when `mount -t tmpfs` works here
+ */
+export async function canMountTmpfs(): Promise<boolean> {
+  if (Deno.build.os !== "linux") return false;
+  const dir = await Deno.makeTempDir({ prefix: "spike-mount-probe-" });
+  try {
+    const mounted = await runCommand("mount", [
+      "-t",
+      "tmpfs",
+      "-o",
+      "size=64k",
+      "tmpfs",
+      dir,
+    ]);
+    if (mounted.code !== 0) return false;
+    await runCommand("umount", [dir]);
+    return true;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * Whether this machine lets the tests create network namespaces.
+ *
+ * @returns true when `ip netns add` works here
+ */
+export async function canUseNetns(): Promise<boolean> {
+  if (Deno.build.os !== "linux") return false;
+  const name = `spike-probe-${Deno.pid}`;
+  const added = await runCommand("ip", ["netns", "add", name]);
+  if (added.code !== 0) return false;
+  await runCommand("ip", ["netns", "del", name]);
+  return true;
+}
