@@ -462,7 +462,7 @@ Deno.test("spike pilot as a process", async (t) => {
       assertFails(
         await h.pilot("superuser", ["operator", "recover"]),
         4,
-        /^recover needs a SPIFFE ID of spiffe:\/\/spike\.ist\/spike\/pilot\/role\/recover; this SVID is spiffe:\/\/spike\.ist\/spike\/pilot\/role\/superuser$/,
+        /^The recover command needs a SPIFFE ID of spiffe:\/\/spike\.ist\/spike\/pilot\/role\/recover; this SVID is spiffe:\/\/spike\.ist\/spike\/pilot\/role\/superuser$/,
       );
       assert.equal(h.seen.length, 0);
     });
@@ -544,7 +544,7 @@ Deno.test("spike pilot as a process", async (t) => {
             stdin: `spike:1:${HEX1}`,
           }),
           4,
-          /^restore needs a SPIFFE ID of .*role\/restore/,
+          /^The restore command needs a SPIFFE ID of .*role\/restore/,
         );
       },
     );

@@ -173,7 +173,7 @@ export class NexusSession implements Disposable {
   requireRole(role: Role, command: string): void {
     if (!hasRole(this.id, role)) {
       throw new CliError(
-        `${command} needs a SPIFFE ID of ${
+        `The ${command} command needs a SPIFFE ID of ${
           roleId(role)
         }; this SVID is ${this.id.uri}`,
         ExitCode.Unauthorized,
