@@ -95,12 +95,9 @@ Deno.test("a keeper process takes its identity from the Workload API and serves 
     socket,
     (call) => call.write(current),
   );
-  const port = await (async () => {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const p = (l.addr as Deno.NetAddr).port;
-    l.close();
-    return p;
-  })();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
   const env = {
     SPIFFE_ENDPOINT_SOCKET: `unix://${socket}`,
     SPIKE_KEEPER_TLS_PORT: `127.0.0.1:${port}`,
