@@ -10,7 +10,6 @@ import { createLogger } from "../../lib/log.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
 import { hasRole } from "../../lib/spiffe/roles.ts";
-import { permissionStates } from "../../lib/permissions.ts";
 import { waitForShutdown } from "../../lib/shutdown.ts";
 import { keeperHandler } from "./routes.ts";
 import { ShardSlot } from "./shard_slot.ts";
@@ -40,7 +39,6 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const log = createLogger("keeper");
-  log.debug("Permissions", permissionStates());
   const { host, port } = parseListenAddress(
     "SPIKE_KEEPER_TLS_PORT",
     envString("SPIKE_KEEPER_TLS_PORT", ":8443"),

@@ -85,7 +85,6 @@ export function keeperHandler(
       status: 200,
       headers: { "content-type": "application/json" },
       body,
-      zeroAfterSend: true,
     };
   };
 
