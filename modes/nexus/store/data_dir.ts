@@ -108,6 +108,9 @@ export function prepareDataDir(dir: string): void {
     throw new ConfigError(`The nexus data directory ${dir} is not a directory`);
   }
   // mkdir's mode is filtered by the umask, and an existing directory may be
-  // looser; either way the directory ends up private.
-  Deno.chmodSync(dir, 0o700);
+  // looser; either way the directory ends up private. A directory that is
+  // private already is left alone, so a read-only volume still opens.
+  if (((Deno.statSync(dir).mode ?? 0) & 0o777) !== 0o700) {
+    Deno.chmodSync(dir, 0o700);
+  }
 }

@@ -107,9 +107,22 @@ function sqliteReason(error: unknown): string {
   return error instanceof Error ? error.message : "unknown error";
 }
 
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+// A file that has the mode already is left alone: on a read-only volume
+// chmod fails even when it would change nothing.
 function chmodIfPresent(path: string, mode: number): void {
   try {
-    Deno.chmodSync(path, mode);
+    if (((Deno.statSync(path).mode ?? 0) & 0o777) !== mode) {
+      Deno.chmodSync(path, mode);
+    }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
@@ -210,8 +223,12 @@ export class SqliteBackend implements StoreBackend {
     const file = join(dataDir, DB_FILE_NAME);
     // Create the file ourselves so it never exists with a looser mode.
     try {
-      Deno.openSync(file, { create: true, write: true, mode: 0o600 }).close();
-      Deno.chmodSync(file, 0o600);
+      // An existing file is not opened for writing here: on a read-only
+      // volume SQLite opens it read-only, reads go on and writes fail.
+      if (!isFile(file)) {
+        Deno.openSync(file, { create: true, write: true, mode: 0o600 }).close();
+      }
+      chmodIfPresent(file, 0o600);
     } catch (e) {
       throw new StoreError(`Cannot create the database file ${file}`, {
         cause: e,
