@@ -1,0 +1,169 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * `deno task bench`: starts a local SPIKE cluster, runs every scenario,
+ * prints one table and writes `results.json`, `results.md` and `chart.svg`
+ * to the output folder (default `bench/`). See `--help`.
+ *
+ * @module
+ */
+import { Cluster } from "../cluster.ts";
+import {
+  type BenchOptions,
+  HELP,
+  OptionsError,
+  parseOptions,
+} from "./options.ts";
+import { chart, markdown, type Row, type RunInfo, table } from "./report.ts";
+import { Scenarios } from "./scenarios.ts";
+import { profileReadWrite } from "./profile.ts";
+import { readProcFile } from "./proc_stats.ts";
+
+async function cpuModel(): Promise<string> {
+  try {
+    const info = await readProcFile("/proc/cpuinfo");
+    return info.match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim() ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+function denoDir(): string | undefined {
+  const explicit = Deno.env.get("DENO_DIR");
+  if (explicit) return explicit;
+  const cache = Deno.env.get("XDG_CACHE_HOME") ??
+    `${Deno.env.get("HOME") ?? ""}/.cache`;
+  return cache.startsWith("/") ? `${cache}/deno` : undefined;
+}
+
+async function runInfo(opts: BenchOptions): Promise<RunInfo> {
+  return {
+    date: new Date().toISOString(),
+    cpu: await cpuModel(),
+    cpus: navigator.hardwareConcurrency,
+    memoryGb: Deno.systemMemoryInfo().total / 1024 ** 3,
+    deno: Deno.version.deno,
+    os: `${Deno.build.os} ${Deno.osRelease()}`,
+    command: opts.command,
+    scale: `${opts.scale.toLocaleString("en-US")} secrets × 3 versions, ${
+      opts.policies.toLocaleString("en-US")
+    } policies${opts.quick ? " (quick preset)" : ""}`,
+    durationMs: opts.durationMs,
+    size: opts.size,
+  };
+}
+
+function progress(message: string): void {
+  console.error(`bench: ${message}`);
+}
+
+async function runScenarios(opts: BenchOptions): Promise<{
+  rows: Row[];
+  notes: string[];
+}> {
+  const dir = await Deno.makeTempDir({ prefix: "spike-bench-" });
+  const cluster = await Cluster.create({
+    dir,
+    keepers: 5,
+    threshold: 3,
+    logLevel: "WARN",
+    nexusEnv: { SPIKE_NEXUS_AUDIT_LOG: `${dir}/audit.log` },
+  });
+  const scenarios = new Scenarios(cluster, opts);
+  const rows: Row[] = [];
+  try {
+    progress("starting 5 keepers and nexus");
+    await cluster.start();
+    await cluster.waitUnlocked();
+    await scenarios.setup();
+    const c = opts.concurrency;
+    progress("read latency at 100 secrets");
+    const small = await scenarios.readLatencySmall();
+    progress(`baseline, read, write at ${c} clients`);
+    rows.push(await scenarios.baseline(c));
+    rows.push(...await scenarios.readWrite());
+    for (const mixed of [16, 64]) {
+      progress(`mixed 90/10 at ${mixed} clients`);
+      if (mixed !== c) rows.push(await scenarios.baseline(mixed));
+      rows.push(await scenarios.mixed(mixed));
+    }
+    progress("new connection per request");
+    rows.push(...await scenarios.freshConnections());
+    progress("cipher");
+    rows.push(...await scenarios.cipher());
+    progress("pilot as a process");
+    rows.push(await scenarios.pilot(denoDir()));
+    progress(
+      `scale: ${opts.scale} secrets × 3 versions, ${opts.policies} policies`,
+    );
+    rows.push(...await scenarios.scale(small));
+    progress("recovery after kill -9");
+    rows.push(await scenarios.recovery());
+    return { rows, notes: scenarios.notes };
+  } finally {
+    await scenarios.close();
+    await cluster.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function main(args: string[]): Promise<number> {
+  let opts: BenchOptions | "help";
+  try {
+    opts = parseOptions(args);
+  } catch (e) {
+    if (!(e instanceof OptionsError)) throw e;
+    console.error(e.message);
+    return 2;
+  }
+  if (opts === "help") {
+    console.log(HELP);
+    return 0;
+  }
+  const started = performance.now();
+  const info = await runInfo(opts);
+  const { rows, notes } = await runScenarios(opts);
+  let profile: string | undefined;
+  if (opts.profile) {
+    progress("profile: read and write with nexus under --cpu-prof");
+    profile = await profileReadWrite(opts);
+  }
+  const failed = rows.filter((r) => r.target && !r.target.pass);
+  notes.push(
+    failed.length === 0
+      ? "Every target met in this run."
+      : `Targets missed in this run: ${
+        failed.map((r) => r.scenario).join("; ")
+      }.`,
+  );
+  await Deno.mkdir(opts.out, { recursive: true });
+  const title =
+    `SPIKE nexus throughput next to the baseline (${info.cpus} CPUs, Deno ${info.deno})`;
+  await Deno.writeTextFile(`${opts.out}/chart.svg`, chart(rows, title));
+  await Deno.writeTextFile(
+    `${opts.out}/results.md`,
+    markdown(info, rows, notes, "chart.svg"),
+  );
+  await Deno.writeTextFile(
+    `${opts.out}/results.json`,
+    JSON.stringify({ info, rows, notes, profile }, null, 2) + "\n",
+  );
+  console.log(table(rows));
+  console.log("");
+  for (const note of notes) console.log(`- ${note}`);
+  if (profile) console.log(`\n${profile}`);
+  console.log(
+    `\nMachine: ${info.cpus} × ${info.cpu}, ${
+      info.memoryGb.toFixed(0)
+    } GiB, ${info.os}, Deno ${info.deno}; scale: ${info.scale}.`,
+  );
+  console.log(
+    `Wrote ${opts.out}/results.json, results.md and chart.svg in ${
+      ((performance.now() - started) / 1000).toFixed(1)
+    } s.`,
+  );
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exitCode = await main(Deno.args);
+}

@@ -1,0 +1,100 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+// Runs the benchmark's quick preset as `deno task bench --quick` does, so the
+// benchmark cannot rot. Checks what it produces, never how fast it was.
+import assert from "node:assert/strict";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+interface Results {
+  info: { scale: string; command: string; cpus: number };
+  rows: {
+    id: string;
+    rps?: number;
+    ratio?: number;
+    p50?: number;
+    target?: { text: string; pass: boolean };
+  }[];
+  notes: string[];
+}
+
+Deno.test("bench --quick prints the table and writes results, document and chart", async () => {
+  const out = await Deno.makeTempDir({ prefix: "spike-bench-test-" });
+  try {
+    // The flags of the `bench` task in deno.json.
+    const run = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        "--allow-env",
+        "--allow-read",
+        "--allow-write",
+        "--allow-net=127.0.0.1",
+        "--allow-run",
+        "--allow-sys",
+        `${ROOT}scripts/bench/main.ts`,
+        "--quick",
+        "--out",
+        out,
+      ],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(run.stdout);
+    const stderr = new TextDecoder().decode(run.stderr);
+    assert.equal(run.code, 0, `bench failed:\n${stderr}\n${stdout}`);
+    assert.match(stdout, /^\| Scenario \| Clients \| req\/s \| × baseline \|/m);
+    assert.match(
+      stdout,
+      /\| Secret read \(workload, policy-checked\) \| 16 \|/,
+    );
+
+    const results = JSON.parse(
+      await Deno.readTextFile(`${out}/results.json`),
+    ) as Results;
+    assert.match(results.info.scale, /5,000 secrets × 3 versions/);
+    const byId = new Map(results.rows.map((r) => [r.id, r]));
+    for (
+      const id of [
+        "baseline-16",
+        "read",
+        "write",
+        "sqlite-raw-commit",
+        "mixed-16",
+        "mixed-64",
+        "fresh-read",
+        "cipher-json-64",
+        "cipher-stream-65536",
+        "pilot-get",
+        "scale-restart",
+        "scale-rss-rest",
+        "scale-list",
+        "read-scale-c1",
+        "recovery",
+      ]
+    ) {
+      assert.ok(byId.has(id), `row ${id} is missing`);
+    }
+    for (const id of ["read", "write", "mixed-64", "cipher-json-64"]) {
+      const row = byId.get(id)!;
+      assert.ok(row.rps! > 0, `${id} served no request`);
+      assert.ok(row.ratio! > 0, `${id} has no ratio to the baseline`);
+    }
+    assert.ok(byId.get("scale-restart")!.p50! > 0);
+    assert.equal(byId.get("read")!.target?.text, "≥ 0.7× baseline");
+    assert.equal(byId.get("write")!.target?.text, "≥ 0.4× baseline");
+
+    const markdown = await Deno.readTextFile(`${out}/results.md`);
+    assert.match(markdown, /^## Performance/);
+    assert.match(
+      markdown,
+      /!\[Throughput next to the baseline\]\(chart\.svg\)/,
+    );
+    const svg = await Deno.readTextFile(`${out}/chart.svg`);
+    assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    assert.match(svg, /Secret read \(workload, policy-checked\) \(16\)/);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
