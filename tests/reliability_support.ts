@@ -8,6 +8,8 @@
  *
  * @module
  */
+import net from "node:net";
+import tls from "node:tls";
 import {
   type FileSvidSource,
   openFileSvidSource,
@@ -399,4 +401,151 @@ export async function canUseNetns(): Promise<boolean> {
   if (added.code !== 0) return false;
   await runCommand("ip", ["netns", "del", name]);
   return true;
+}
+
+/** How a {@linkcode FakeServer} treats the connections it accepts. */
+export type FakeBehavior =
+  /** TLS handshake, then reads and never answers. */
+  | "silent"
+  /** TLS handshake, then answers one header byte every 300 ms, forever. */
+  | "slow"
+  /** TLS handshake, then answers random bytes or a malformed shard. */
+  | "garbage"
+  /** Accepts TCP and never speaks TLS. */
+  | "blackhole"
+  /** TLS handshake, records what the client sends, answers 200 `{}`. */
+  | "record";
+
+/** One connection a fake server accepted. */
+export interface FakeConnection {
+  /** When it was accepted (Date.now()). */
+  readonly openedAt: number;
+  /** When it closed, if it did. */
+  closedAt: number | undefined;
+  /** Application bytes received (after the TLS handshake). */
+  received: number;
+}
+
+/**
+ * A misbehaving server on 127.0.0.1 with a real SVID from an SVID
+ * directory: a keeper that hangs, trickles or talks garbage, or an
+ * impostor that records whether a client sent it anything.
+ */
+export class FakeServer {
+  /** Every accepted connection, in order. */
+  readonly connections: FakeConnection[] = [];
+  readonly #server: net.Server;
+  readonly #sockets = new Set<net.Socket>();
+  readonly #timers = new Set<ReturnType<typeof setInterval>>();
+
+  private constructor(server: net.Server) {
+    this.#server = server;
+  }
+
+  /**
+   * Starts a fake server.
+   *
+   * @param svidDir the SVID directory it presents (ignored for blackhole)
+   * @param port the port on 127.0.0.1
+   * @param behavior what it does with connections
+   * @returns the listening server
+   */
+  static async start(
+    svidDir: string,
+    port: number,
+    behavior: FakeBehavior,
+  ): Promise<FakeServer> {
+    let server: net.Server;
+    if (behavior === "blackhole") {
+      server = net.createServer();
+    } else {
+      const [cert, key, ca] = await Promise.all(
+        ["svid.pem", "svid_key.pem", "svid_bundle.pem"].map((f) =>
+          Deno.readTextFile(`${svidDir}/${f}`)
+        ),
+      );
+      server = tls.createServer({
+        cert,
+        key,
+        ca,
+        requestCert: true,
+        rejectUnauthorized: false,
+      });
+      server.on("tlsClientError", () => {});
+    }
+    const fake = new FakeServer(server);
+    server.on(
+      behavior === "blackhole" ? "connection" : "secureConnection",
+      (socket: net.Socket) => fake.#accept(socket, behavior),
+    );
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => resolve());
+    });
+    return fake;
+  }
+
+  #accept(socket: net.Socket, behavior: FakeBehavior): void {
+    const conn: FakeConnection = {
+      openedAt: Date.now(),
+      closedAt: undefined,
+      received: 0,
+    };
+    const index = this.connections.push(conn);
+    this.#sockets.add(socket);
+    let timer: ReturnType<typeof setInterval> | undefined;
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      conn.closedAt = Date.now();
+      this.#sockets.delete(socket);
+      if (timer !== undefined) {
+        clearInterval(timer);
+        this.#timers.delete(timer);
+      }
+    });
+    socket.on("data", (chunk: Uint8Array) => {
+      const first = conn.received === 0;
+      conn.received += chunk.byteLength;
+      if (!first) return;
+      if (behavior === "slow") {
+        const head = new TextEncoder().encode(
+          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " +
+            "z".repeat(100_000),
+        );
+        let at = 0;
+        timer = setInterval(() => {
+          if (at < head.length) socket.write(head.subarray(at, ++at));
+        }, 300);
+        this.#timers.add(timer);
+      } else if (behavior === "garbage") {
+        if (index % 2 === 1) {
+          socket.end(crypto.getRandomValues(new Uint8Array(512)));
+        } else {
+          const body = JSON.stringify({ shard: [1, 2, 3], index: 1 });
+          socket.end(
+            `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n` +
+              `Content-Length: ${body.length}\r\n\r\n${body}`,
+          );
+        }
+      } else if (behavior === "record") {
+        socket.end(
+          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +
+            "Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+        );
+      }
+    });
+  }
+
+  /** Application bytes received over every connection. */
+  get received(): number {
+    return this.connections.reduce((n, c) => n + c.received, 0);
+  }
+
+  /** Drops every connection and stops listening. */
+  async close(): Promise<void> {
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#timers.clear();
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
 }
