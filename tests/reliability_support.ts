@@ -418,12 +418,10 @@ export type FakeBehavior =
 
 /** One connection a fake server accepted. */
 export interface FakeConnection {
-  /** When it was accepted (Date.now()). */
+  /** When the TCP connection was accepted (Date.now()). */
   readonly openedAt: number;
   /** When it closed, if it did. */
   closedAt: number | undefined;
-  /** Application bytes received (after the TLS handshake). */
-  received: number;
 }
 
 /**
@@ -432,11 +430,14 @@ export interface FakeConnection {
  * impostor that records whether a client sent it anything.
  */
 export class FakeServer {
-  /** Every accepted connection, in order. */
+  /** Every accepted TCP connection, in order. */
   readonly connections: FakeConnection[] = [];
+  /** Application bytes received over TLS, over every connection. */
+  received = 0;
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
   readonly #timers = new Set<ReturnType<typeof setInterval>>();
+  #secured = 0;
 
   private constructor(server: net.Server) {
     this.#server = server;
@@ -472,12 +473,12 @@ export class FakeServer {
         rejectUnauthorized: false,
       });
       server.on("tlsClientError", () => {});
+      server.on("secureConnection", (socket: net.Socket) => {
+        fake.#serve(socket, behavior);
+      });
     }
     const fake = new FakeServer(server);
-    server.on(
-      behavior === "blackhole" ? "connection" : "secureConnection",
-      (socket: net.Socket) => fake.#accept(socket, behavior),
-    );
+    server.on("connection", (socket: net.Socket) => fake.#track(socket));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, "127.0.0.1", () => resolve());
@@ -485,18 +486,24 @@ export class FakeServer {
     return fake;
   }
 
-  #accept(socket: net.Socket, behavior: FakeBehavior): void {
-    const conn: FakeConnection = {
-      openedAt: Date.now(),
-      closedAt: undefined,
-      received: 0,
-    };
-    const index = this.connections.push(conn);
+  #track(socket: net.Socket): void {
+    const conn: FakeConnection = { openedAt: Date.now(), closedAt: undefined };
+    this.connections.push(conn);
     this.#sockets.add(socket);
-    let timer: ReturnType<typeof setInterval> | undefined;
     socket.on("error", () => {});
     socket.on("close", () => {
       conn.closedAt = Date.now();
+      this.#sockets.delete(socket);
+    });
+  }
+
+  #serve(socket: net.Socket, behavior: FakeBehavior): void {
+    const index = ++this.#secured;
+    this.#sockets.add(socket);
+    let timer: ReturnType<typeof setInterval> | undefined;
+    let first = true;
+    socket.on("error", () => {});
+    socket.on("close", () => {
       this.#sockets.delete(socket);
       if (timer !== undefined) {
         clearInterval(timer);
@@ -504,9 +511,9 @@ export class FakeServer {
       }
     });
     socket.on("data", (chunk: Uint8Array) => {
-      const first = conn.received === 0;
-      conn.received += chunk.byteLength;
+      this.received += chunk.byteLength;
       if (!first) return;
+      first = false;
       if (behavior === "slow") {
         const head = new TextEncoder().encode(
           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " +
@@ -534,11 +541,6 @@ export class FakeServer {
         );
       }
     });
-  }
-
-  /** Application bytes received over every connection. */
-  get received(): number {
-    return this.connections.reduce((n, c) => n + c.received, 0);
   }
 
   /** Drops every connection and stops listening. */
