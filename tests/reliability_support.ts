@@ -478,7 +478,11 @@ export class FakeServer {
       });
     }
     const fake = new FakeServer(server);
-    server.on("connection", (socket: net.Socket) => fake.#track(socket));
+    server.on("connection", (socket: net.Socket) => {
+      fake.#track(socket);
+      // Read (and drop) what arrives, or the client's FIN goes unseen.
+      if (behavior === "blackhole") socket.on("data", () => {});
+    });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, "127.0.0.1", () => resolve());
