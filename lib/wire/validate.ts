@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { MAX_SPIFFE_ID_BYTES } from "../spiffe/id.ts";
 
 /** Raised for input that breaks a rule; `field` names the offending field. */
 export class ValidationError extends Error {
@@ -225,7 +226,7 @@ export function validateSpiffeIdPattern(
       `${what} must start with spiffe:// (optionally preceded by ^)`,
     );
   }
-  return validateRegExp(pattern, field, what);
+  return validateRegExp(pattern, field, what, MAX_SPIFFE_ID_BYTES);
 }
 
 /**
@@ -251,10 +252,15 @@ export function validatePathPattern(
       `${what} may only contain letters, digits and . _ - / ^ $ ( ) ? + * | [ ] { } \\`,
     );
   }
-  return validateRegExp(pattern, field, what);
+  return validateRegExp(pattern, field, what, MAX_PATH_LENGTH);
 }
 
-function validateRegExp(pattern: string, field: string, what: string): string {
+function validateRegExp(
+  pattern: string,
+  field: string,
+  what: string,
+  subjectLength: number,
+): string {
   try {
     // Unicode mode refuses the odd legacy escapes and lone braces that
     // plain mode silently reads as literals.
@@ -265,7 +271,7 @@ function validateRegExp(pattern: string, field: string, what: string): string {
       `${what} must be a valid regular expression`,
     );
   }
-  checkPatternSafety(pattern, field, what);
+  checkPatternSafety(pattern, field, what, subjectLength);
   return pattern;
 }
 
@@ -273,13 +279,14 @@ function validateRegExp(pattern: string, field: string, what: string): string {
  * Patterns are matched by a backtracking engine, so their worst-case cost is
  * bounded statically. The cost of a pattern is the product of the choices its
  * quantifiers and alternations offer (`?` offers 2, `{2,5}` 4, `a|b|c` 3),
- * an unbounded quantifier counting as many choices as the longest path has
- * characters (500). The limit, 500³, admits three unbounded quantifiers
- * (`tenants/[^/]+/apps/[^/]+/.*`) and keeps the worst match of a 500
- * character path to a fraction of a second; four do not fit.
+ * an unbounded quantifier counting as many choices as the longest subject
+ * has characters (500 for paths, 2048 for SPIFFE IDs). The limit, 500³,
+ * admits three unbounded quantifiers in a path pattern
+ * (`tenants/[^/]+/apps/[^/]+/.*`) and two in a SPIFFE ID pattern, and keeps
+ * the worst match of the longest subject to a fraction of a second; one more
+ * does not fit (`spiffe://x/a*a*a*b` against a 2048-byte ID takes seconds).
  */
 export const MAX_PATTERN_COST = MAX_PATH_LENGTH ** 3;
-const UNBOUNDED_CHOICES = MAX_PATH_LENGTH;
 const MAX_REPEAT_BOUND = 1000;
 
 interface Frame {
@@ -305,13 +312,16 @@ const QUANTIFIER = /[*+?]|\{(\d+)(,(\d*))?\}/y;
  * @param pattern the pattern as written by the user
  * @param field the request field name, for the error
  * @param what the human name of the field, for the message
+ * @param subjectLength the longest string the pattern is matched against
  * @throws {ValidationError} naming the unsafe construct
  */
 export function checkPatternSafety(
   pattern: string,
   field: string,
   what = "Pattern",
+  subjectLength: number = MAX_PATH_LENGTH,
 ): void {
+  const unboundedChoices = subjectLength;
   const refuse = (rule: string): never => {
     throw new ValidationError(field, `${what} cannot use ${rule}`);
   };
@@ -357,8 +367,8 @@ export function checkPatternSafety(
         );
       }
       cost *= max === Infinity
-        ? UNBOUNDED_CHOICES
-        : Math.min(max - min + 1, UNBOUNDED_CHOICES);
+        ? unboundedChoices
+        : Math.min(max - min + 1, unboundedChoices);
       top().quantified = true;
       closedGroup = undefined;
       i += text.length;
@@ -410,8 +420,13 @@ export function checkPatternSafety(
   }
   cost *= top().branches;
   if (cost > MAX_PATTERN_COST) {
+    const most = Math.floor(
+      Math.log(MAX_PATTERN_COST) / Math.log(unboundedChoices) + 1e-9,
+    );
     refuse(
-      "this many quantifiers and alternatives (at most three unbounded quantifiers)",
+      `this many quantifiers and alternatives (at most ${
+        ["no", "one", "two", "three"][most] ?? most
+      } unbounded quantifiers)`,
     );
   }
 }
