@@ -34,7 +34,8 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  *
  * @param bytes UTF-8 JSON
  * @returns the value
- * @throws {JsonBytesError} for invalid JSON, invalid UTF-8 or deep nesting
+ * @throws {JsonBytesError} for invalid JSON, invalid UTF-8, deep nesting or
+ * a duplicate object key
  */
 export function parseJsonBytes(bytes: Uint8Array): JsonValue {
   let pos = 0;
@@ -139,6 +140,9 @@ export function parseJsonBytes(bytes: Uint8Array): JsonValue {
         ws();
         if (bytes[pos] !== 0x22) fail("object key expected");
         const key = string();
+        // Parsers disagree on which duplicate wins; a check in front of
+        // nexus could see one path while nexus acts on another.
+        if (Object.hasOwn(obj, key)) fail("duplicate object key");
         ws();
         if (bytes[pos] !== 0x3a) fail("colon expected");
         pos++;
