@@ -75,6 +75,23 @@ export function envDuration(name: string, fallback: number): number {
 }
 
 /**
+ * Reads a duration that must be above zero, such as a server timeout that
+ * zero would switch off.
+ *
+ * @param name the variable name
+ * @param fallback the default in ms
+ * @returns the duration in ms
+ * @throws {ConfigError} when set to something invalid or not positive
+ */
+export function envPositiveDuration(name: string, fallback: number): number {
+  const ms = envDuration(name, fallback);
+  if (ms <= 0) {
+    throw new ConfigError(`${name} must be a positive duration, e.g. 10s`);
+  }
+  return ms;
+}
+
+/**
  * Reads a boolean variable (`true`/`false`, `1`/`0`).
  *
  * @param name the variable name

@@ -5,7 +5,11 @@
  *
  * @module
  */
-import { envString, parseListenAddress } from "../../lib/config/env.ts";
+import {
+  envPositiveDuration,
+  envString,
+  parseListenAddress,
+} from "../../lib/config/env.ts";
 import { createLogger } from "../../lib/log.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
@@ -22,6 +26,8 @@ Environment:
   SPIFFE_ENDPOINT_SOCKET     SPIFFE Workload API, when SPIKE_SVID_DIR is unset
   SPIKE_TRUST_ROOT_NEXUS     trust domains of nexus (only nexus reads the shard)
   SPIKE_SYSTEM_LOG_LEVEL     DEBUG, INFO, WARN (default), ERROR
+  SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT  time to send request headers (10s)
+  SPIKE_HTTP_SERVER_REQUEST_TIMEOUT      time to send a whole request (60s)
 `;
 
 /** Body limit: a contribute request is well under 1 KiB. */
@@ -57,6 +63,14 @@ export async function main(args: string[]): Promise<number> {
     hostname: host,
     port,
     maxBodyBytes: MAX_BODY_BYTES,
+    headersTimeoutMs: envPositiveDuration(
+      "SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT",
+      10_000,
+    ),
+    requestTimeoutMs: envPositiveDuration(
+      "SPIKE_HTTP_SERVER_REQUEST_TIMEOUT",
+      60_000,
+    ),
     authorizePeer: (id) => hasRole(id, "nexus") || hasRole(id, "bootstrap"),
     handler: keeperHandler(slot, log),
     onRefused: (reason, peer) =>

@@ -50,6 +50,8 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE  cipher size limit in bytes [65536]
   SPIKE_NEXUS_MAX_REQUEST_BYTES        request body limit [1048576]
   SPIKE_NEXUS_AUDIT_LOG                audit log file [stderr]
+  SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT  time to send request headers [10s]
+  SPIKE_HTTP_SERVER_REQUEST_TIMEOUT    time to send a whole request [60s]
   SPIKE_SVID_DIR / SPIFFE_ENDPOINT_SOCKET  where the SVID comes from
   SPIKE_SYSTEM_LOG_LEVEL               DEBUG, INFO, WARN, ERROR [WARN]
 `;
@@ -167,6 +169,8 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     hostname: config.listen.host,
     port: config.listen.port,
     maxBodyBytes: config.maxBodyBytes,
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
     authorizePeer: () => true,
     handler: createDispatcher({
       routes,
