@@ -70,6 +70,7 @@ async function runScenarios(opts: BenchOptions): Promise<{
   });
   const scenarios = new Scenarios(cluster, opts);
   const rows: Row[] = [];
+  let keep = false;
   try {
     progress("starting 5 keepers and nexus");
     await cluster.start();
@@ -79,12 +80,10 @@ async function runScenarios(opts: BenchOptions): Promise<{
     progress("read latency at 100 secrets");
     const small = await scenarios.readLatencySmall();
     progress(`baseline, read, write at ${c} clients`);
-    rows.push(await scenarios.baseline(c));
     rows.push(...await scenarios.readWrite());
     for (const mixed of [16, 64]) {
       progress(`mixed 90/10 at ${mixed} clients`);
-      if (mixed !== c) rows.push(await scenarios.baseline(mixed));
-      rows.push(await scenarios.mixed(mixed));
+      rows.push(...await scenarios.mixed(mixed));
     }
     progress("new connection per request");
     rows.push(...await scenarios.freshConnections());
@@ -99,10 +98,14 @@ async function runScenarios(opts: BenchOptions): Promise<{
     progress("recovery after kill -9");
     rows.push(await scenarios.recovery());
     return { rows, notes: scenarios.notes };
+  } catch (e) {
+    keep = true;
+    progress(`failed; logs kept in ${dir}/logs`);
+    throw e;
   } finally {
     await scenarios.close();
     await cluster.close();
-    await Deno.remove(dir, { recursive: true });
+    if (!keep) await Deno.remove(dir, { recursive: true });
   }
 }
 

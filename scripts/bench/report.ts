@@ -213,10 +213,10 @@ export function chart(rows: readonly Row[], title: string): string {
       `<rect x="${labelWidth}" y="${y + 17}" width="${
         scale(r.rps!).toFixed(1)
       }" height="12" fill="#2a6fb0"/>`,
-      `<text x="${labelWidth + scale(r.baselineRps!) + 4}" y="${
+      `<text x="${(labelWidth + scale(r.baselineRps!) + 4).toFixed(1)}" y="${
         y + 14
       }" fill="#555">${fixed(r.baselineRps, 0)}</text>`,
-      `<text x="${labelWidth + scale(r.rps!) + 4}" y="${y + 27}">${
+      `<text x="${(labelWidth + scale(r.rps!) + 4).toFixed(1)}" y="${y + 27}">${
         fixed(r.rps, 0)
       }${r.ratio === undefined ? "" : ` (${fixed(r.ratio, 2)}×)`}</text>`,
     );
