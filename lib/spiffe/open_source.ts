@@ -2,22 +2,33 @@
 /**
  * Picks the SVID source from configuration: an SVID directory when
  * `SPIKE_SVID_DIR` is set, else the SPIFFE Workload API at
- * `SPIFFE_ENDPOINT_SOCKET`.
+ * `SPIFFE_ENDPOINT_SOCKET`. Each source is imported only when chosen, so a
+ * process on SVID files never loads gRPC (a visible share of start time).
  *
  * @module
  */
 import { envString } from "../config/env.ts";
-import { openFileSvidSource } from "./file_source.ts";
 import type { SvidSource } from "./source.ts";
-import { openWorkloadApiSource } from "./workload_api.ts";
 
 /**
  * Opens the configured SVID source and waits for its first SVID.
  *
+ * @param options `watch: false` for a short-lived process that needs no
+ *   file watcher (SVID directory only; polling still applies)
  * @returns the live source
  * @throws when the source cannot provide an SVID (see the chosen source)
  */
-export function openSvidSource(): Promise<SvidSource> {
+export async function openSvidSource(
+  options: { watch?: boolean } = {},
+): Promise<SvidSource> {
   const dir = envString("SPIKE_SVID_DIR", "");
-  return dir ? openFileSvidSource(dir) : openWorkloadApiSource();
+  if (dir) {
+    const { openFileSvidSource } = await import("./file_source.ts");
+    return await openFileSvidSource(
+      dir,
+      options.watch === undefined ? {} : { watch: options.watch },
+    );
+  }
+  const { openWorkloadApiSource } = await import("./workload_api.ts");
+  return await openWorkloadApiSource();
 }

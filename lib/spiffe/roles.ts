@@ -66,6 +66,21 @@ export const TRUST_ROOT_FALLBACK_VARIABLE = "SPIKE_TRUST_ROOT";
 /** The trust root when no variable is set. */
 export const DEFAULT_TRUST_ROOT = "spike.ist";
 
+// Parsed lists by variable and value: the variables are read on every
+// authorization (so a changed environment takes effect at once), but parsed
+// only when their value is new.
+const parsedRoots = new Map<string, readonly string[]>();
+
+function cachedTrustRoots(name: string, raw: string): readonly string[] {
+  const key = `${name}=${raw}`;
+  let roots = parsedRoots.get(key);
+  if (roots === undefined) {
+    roots = parseTrustRoots(name, raw);
+    parsedRoots.set(key, roots);
+  }
+  return roots;
+}
+
 function parseTrustRoots(name: string, raw: string): string[] {
   const roots = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
   if (roots.length === 0) {
@@ -95,17 +110,23 @@ function parseTrustRoots(name: string, raw: string): string[] {
  *   valid entry or an invalid trust domain
  */
 export function trustRoots(role: Role): string[] {
+  return [...configuredRoots(role)];
+}
+
+function configuredRoots(role: Role): readonly string[] {
   for (
     const name of [TRUST_ROOT_VARIABLES[role], TRUST_ROOT_FALLBACK_VARIABLE]
   ) {
     const raw = Deno.env.get(name);
     // Unset or blank means "not configured"; anything else must be valid.
     if (raw !== undefined && raw.trim() !== "") {
-      return parseTrustRoots(name, raw);
+      return cachedTrustRoots(name, raw);
     }
   }
-  return [DEFAULT_TRUST_ROOT];
+  return DEFAULT_ROOTS;
 }
+
+const DEFAULT_ROOTS: readonly string[] = [DEFAULT_TRUST_ROOT];
 
 /**
  * The canonical SPIFFE ID of a role.
@@ -117,7 +138,7 @@ export function trustRoots(role: Role): string[] {
  * @throws {ConfigError} when the trust root variables are invalid
  */
 export function roleId(role: Role, trustDomain?: string): string {
-  const td = trustDomain ?? trustRoots(role)[0]!;
+  const td = trustDomain ?? configuredRoots(role)[0]!;
   validateTrustDomain(td);
   return `spiffe://${td}${ROLE_PATHS[role]}`;
 }
@@ -142,7 +163,7 @@ function toId(id: SpiffeId | string): SpiffeId | undefined {
  * @throws {ConfigError} when the trust root variables are invalid
  */
 export function hasRole(id: SpiffeId | string, role: Role): boolean {
-  const roots = trustRoots(role);
+  const roots = configuredRoots(role);
   const parsed = toId(id);
   if (parsed === undefined) return false;
   const base = ROLE_PATHS[role];

@@ -11,6 +11,7 @@ import type { MtlsClient, MtlsResult } from "../../lib/mtls/client.ts";
 import type { SpiffeId } from "../../lib/spiffe/id.ts";
 import { hasRole, type Role, roleId } from "../../lib/spiffe/roles.ts";
 import type { SvidSource } from "../../lib/spiffe/source.ts";
+import { openSvidSource } from "../../lib/spiffe/open_source.ts";
 import { ErrorCode } from "../../lib/wire/errors.ts";
 import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
@@ -278,19 +279,9 @@ export class NexusSession implements Disposable {
 }
 
 async function openSource(): Promise<SvidSource> {
-  const dir = envString("SPIKE_SVID_DIR", "");
   try {
-    if (dir !== "") {
-      // Imported directly rather than through open_source.ts, so a pilot
-      // run from an SVID directory does not load gRPC. A short-lived CLI
-      // needs no file watcher either.
-      const { openFileSvidSource } = await import(
-        "../../lib/spiffe/file_source.ts"
-      );
-      return await openFileSvidSource(dir, { watch: false });
-    }
-    const { openSvidSource } = await import("../../lib/spiffe/open_source.ts");
-    return await openSvidSource();
+    // A short-lived CLI needs no file watcher.
+    return await openSvidSource({ watch: false });
   } catch (e) {
     if (e instanceof ConfigError) throw usageError(e.message);
     if (e instanceof Deno.errors.NotCapable) throw e;

@@ -91,6 +91,9 @@ function grants(
     wanted.every((p) => policy.permissions.has(p));
 }
 
+/** Callers whose matching policies are remembered at once. */
+const MAX_CACHED_CALLERS = 10_000;
+
 /**
  * Holds the compiled policies and answers "may this SPIFFE ID do this on
  * this path". Patterns match whole strings only (see `compileAnchored`), so
@@ -111,6 +114,10 @@ function grants(
  */
 export class PolicyEngine {
   #policies = new Map<string, CompiledPolicy>();
+  // The policies whose SPIFFE-ID pattern matches a caller, per caller: with
+  // many policies, matching every ID pattern on every request dominated the
+  // policy check. Any change of policies clears it.
+  #byCaller = new Map<string, CompiledPolicy[]>();
 
   /** The number of policies held. */
   get size(): number {
@@ -139,6 +146,7 @@ export class PolicyEngine {
       }
     }
     this.#policies = next;
+    this.#byCaller.clear();
     return problems;
   }
 
@@ -162,6 +170,7 @@ export class PolicyEngine {
    */
   upsert(record: PolicyFields): void {
     this.#policies.set(record.name, compile(record));
+    this.#byCaller.clear();
   }
 
   /**
@@ -171,7 +180,19 @@ export class PolicyEngine {
    * @returns whether a policy of that name was held
    */
   remove(name: string): boolean {
+    this.#byCaller.clear();
     return this.#policies.delete(name);
+  }
+
+  /** The policies whose SPIFFE-ID pattern matches the whole `peerId`. */
+  #policiesOf(peerId: string): CompiledPolicy[] {
+    let mine = this.#byCaller.get(peerId);
+    if (mine === undefined) {
+      mine = [...this.#policies.values()].filter((p) => p.id.test(peerId));
+      if (this.#byCaller.size >= MAX_CACHED_CALLERS) this.#byCaller.clear();
+      this.#byCaller.set(peerId, mine);
+    }
+    return mine;
   }
 
   /**
@@ -190,15 +211,9 @@ export class PolicyEngine {
     wanted: readonly Permission[],
   ): boolean {
     if (wanted.length === 0 || !withinBounds(peerId, path)) return false;
-    for (const policy of this.#policies.values()) {
-      if (
-        grants(policy, wanted) && policy.id.test(peerId) &&
-        policy.path.test(path)
-      ) {
-        return true;
-      }
-    }
-    return false;
+    return this.#policiesOf(peerId).some((policy) =>
+      grants(policy, wanted) && policy.path.test(path)
+    );
   }
 
   /**
@@ -210,11 +225,11 @@ export class PolicyEngine {
    * @returns the listable paths, in the given order
    */
   listablePaths(peerId: string, paths: Iterable<string>): string[] {
-    const mine = [...this.#policies.values()].filter((policy) =>
-      grants(policy, ["list"]) && withinBounds(peerId, "") &&
-      policy.id.test(peerId)
-    );
     const listable: string[] = [];
+    if (!withinBounds(peerId, "")) return listable;
+    const mine = this.#policiesOf(peerId).filter((policy) =>
+      grants(policy, ["list"])
+    );
     if (mine.length === 0) return listable;
     for (const path of paths) {
       if (
