@@ -5,11 +5,8 @@
  *
  * @module
  */
-import {
-  envPositiveDuration,
-  envString,
-  parseListenAddress,
-} from "../../lib/config/env.ts";
+import { envString, parseListenAddress } from "../../lib/config/env.ts";
+import { readServerTimeouts } from "../../lib/config/server_timeouts.ts";
 import { createLogger } from "../../lib/log.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
@@ -63,14 +60,7 @@ export async function main(args: string[]): Promise<number> {
     hostname: host,
     port,
     maxBodyBytes: MAX_BODY_BYTES,
-    headersTimeoutMs: envPositiveDuration(
-      "SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT",
-      10_000,
-    ),
-    requestTimeoutMs: envPositiveDuration(
-      "SPIKE_HTTP_SERVER_REQUEST_TIMEOUT",
-      60_000,
-    ),
+    ...readServerTimeouts(),
     authorizePeer: (id) => hasRole(id, "nexus") || hasRole(id, "bootstrap"),
     handler: keeperHandler(slot, log),
     onRefused: (reason, peer) =>

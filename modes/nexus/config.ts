@@ -10,16 +10,19 @@ import {
   envBool,
   envDuration,
   envInt,
-  envPositiveDuration,
   envString,
   parseListenAddress,
 } from "../../lib/config/env.ts";
+import {
+  readServerTimeouts,
+  type ServerTimeouts,
+} from "../../lib/config/server_timeouts.ts";
 
 /** Where nexus keeps its data. */
 export type Backend = "sqlite" | "memory";
 
 /** Everything nexus reads from its environment. */
-export interface NexusConfig {
+export interface NexusConfig extends ServerTimeouts {
   /** Listen host ("" = all interfaces) and port. */
   readonly listen: { host: string; port: number };
   /** The store backend. */
@@ -48,10 +51,6 @@ export interface NexusConfig {
   readonly maxBodyBytes: number;
   /** The audit log file; undefined means stderr. */
   readonly auditLog: string | undefined;
-  /** Time a client has to send its request headers, ms. */
-  readonly headersTimeoutMs: number;
-  /** Time a client has to send its whole request, ms. */
-  readonly requestTimeoutMs: number;
 }
 
 function parsePeers(raw: string): string[] {
@@ -160,13 +159,6 @@ export function readNexusConfig(): NexusConfig {
     maxCipherBytes: envInt("SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE", 65_536),
     maxBodyBytes: envInt("SPIKE_NEXUS_MAX_REQUEST_BYTES", 1_048_576),
     auditLog: auditLog === "" ? undefined : auditLog,
-    headersTimeoutMs: envPositiveDuration(
-      "SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT",
-      10_000,
-    ),
-    requestTimeoutMs: envPositiveDuration(
-      "SPIKE_HTTP_SERVER_REQUEST_TIMEOUT",
-      60_000,
-    ),
+    ...readServerTimeouts(),
   };
 }
