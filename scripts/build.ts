@@ -51,6 +51,26 @@ export function compileArgs(target: string | undefined): string[] {
   ];
 }
 
+/**
+ * The one sentence to print when `deno compile` failed: a clear word about
+ * the missing runtime when that is the cause, else deno's own message.
+ *
+ * @param stderr what `deno compile` printed on stderr
+ * @param target the target triple, or undefined for the host
+ * @returns the message
+ */
+export function explainCompileFailure(
+  stderr: string,
+  target: string | undefined,
+): string {
+  if (/denort|download|dl\.deno\.land|network|dns|connect/i.test(stderr)) {
+    return `deno compile could not get the denort runtime${
+      target ? ` for ${target}` : ""
+    } (no network here): download denort once on a connected machine and set DENORT_BIN to its path, then run deno task build again`;
+  }
+  return stderr.trim();
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
@@ -74,15 +94,7 @@ if (import.meta.main) {
     }).output();
     const stderr = new TextDecoder().decode(out.stderr);
     if (out.code !== 0) {
-      if (/denort|download|dl\.deno\.land|network|dns|connect/i.test(stderr)) {
-        console.error(
-          `deno compile could not get the denort runtime${
-            target ? ` for ${target}` : ""
-          } (no network here): download denort once on a connected machine and set DENORT_BIN to its path, then run deno task build again`,
-        );
-      } else {
-        console.error(stderr.trim());
-      }
+      console.error(explainCompileFailure(stderr, target));
       Deno.exit(1);
     }
     console.log(`Built ${compileArgs(target).at(-2)}`);
