@@ -47,7 +47,7 @@ function usesUnixSocket(): boolean {
  * @param mode the mode about to run
  * @returns the permission names to revoke
  */
-export function revokedClasses(mode: Mode): Deno.PermissionName[] {
+function revokedClasses(mode: Mode): Deno.PermissionName[] {
   return REVOKED_BY_MODE[mode].filter((name) =>
     !(name === "write" && usesUnixSocket())
   );
