@@ -8,9 +8,8 @@
  */
 import { createDevCa, type DevCa, issueSvidDir, saveDevCa } from "./dev_ca.ts";
 import { type Mode, permissionFlags } from "./permission_flags.ts";
-import { openFileSvidSource } from "../lib/spiffe/file_source.ts";
-import { createMtlsClient } from "../lib/mtls/client.ts";
-import { hasRole, type Role } from "../lib/spiffe/roles.ts";
+import { SpikeClient } from "./spike_client.ts";
+import type { Role } from "../lib/spiffe/roles.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const MAIN = `${ROOT}/main.ts`;
@@ -494,29 +493,24 @@ export class Cluster {
     body: unknown,
     serverRole: Role,
   ): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
-    const source = await openFileSvidSource(this.svidDir(identity), {
-      watch: false,
-    });
-    const client = createMtlsClient({
-      source,
-      authorizeServer: (id) => hasRole(id, serverRole),
-      keepAlive: false,
-      timeoutMs: 10_000,
-    });
+    const target = new URL(url);
+    const client = await SpikeClient.open(
+      this.svidDir(identity),
+      target.origin,
+      {
+        role: serverRole,
+        keepAlive: false,
+        timeoutMs: 10_000,
+      },
+    );
     try {
-      const res = await client.post(url, JSON.stringify(body));
-      const text = new TextDecoder().decode(res.body);
-      let parsed: Record<string, unknown> | undefined;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-      return { status: res.status, body: parsed };
+      const reply = await client.post(
+        `${target.pathname}${target.search}`,
+        body,
+      );
+      return { status: reply.status, body: reply.json };
     } finally {
-      client.close();
-      source.close();
-      await source.settled();
+      await client.close();
     }
   }
 

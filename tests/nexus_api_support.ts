@@ -10,103 +10,19 @@
 import https from "node:https";
 import assert from "node:assert/strict";
 import { Cluster, type ClusterOptions } from "../scripts/cluster.ts";
-import {
-  type FileSvidSource,
-  openFileSvidSource,
-} from "../lib/spiffe/file_source.ts";
-import { createMtlsClient, type MtlsClient } from "../lib/mtls/client.ts";
-import { hasRole } from "../lib/spiffe/roles.ts";
+import { type Reply, SpikeClient } from "../scripts/spike_client.ts";
 
 /** The trust domain of test clusters. */
 export const TD = "spike.ist";
 
 /** One answer from nexus. */
-export interface Answer {
-  /** HTTP status. */
-  readonly status: number;
-  /** Response headers, lowercase names. */
-  readonly headers: Record<string, string>;
-  /** The raw body. */
-  readonly bytes: Uint8Array;
-  /** The body parsed as JSON, or undefined when it is not JSON. */
-  readonly json: Record<string, unknown> | undefined;
-}
-
-/** An mTLS client of nexus with one identity. */
-export class ApiClient {
-  readonly #source: FileSvidSource;
-  readonly #client: MtlsClient;
-  readonly #baseUrl: string;
-
-  private constructor(
-    source: FileSvidSource,
-    client: MtlsClient,
-    baseUrl: string,
-  ) {
-    this.#source = source;
-    this.#client = client;
-    this.#baseUrl = baseUrl;
-  }
-
-  /**
-   * Opens a client with the SVID directory `dir`.
-   *
-   * @param dir the SVID directory
-   * @param baseUrl the nexus URL
-   * @returns the client
-   */
-  static async open(dir: string, baseUrl: string): Promise<ApiClient> {
-    const source = await openFileSvidSource(dir, { watch: false });
-    const client = createMtlsClient({
-      source,
-      authorizeServer: (id) => hasRole(id, "nexus"),
-      keepAlive: false,
-      timeoutMs: 20_000,
-    });
-    return new ApiClient(source, client, baseUrl);
-  }
-
-  /**
-   * Posts a body: a value is sent as JSON, bytes and strings as they are.
-   *
-   * @param route path and query, e.g. `/v1/store/secrets?action=get`
-   * @param body the body
-   * @param contentType the content type (default JSON)
-   * @returns the answer
-   */
-  async post(
-    route: string,
-    body: unknown = {},
-    contentType = "application/json",
-  ): Promise<Answer> {
-    const payload = body instanceof Uint8Array || typeof body === "string"
-      ? body
-      : JSON.stringify(body);
-    const res = await this.#client.post(`${this.#baseUrl}${route}`, payload, {
-      contentType,
-    });
-    let json: Record<string, unknown> | undefined;
-    try {
-      json = JSON.parse(new TextDecoder().decode(res.body));
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, headers: res.headers, bytes: res.body, json };
-  }
-
-  /** Closes the client and its SVID source. */
-  async close(): Promise<void> {
-    this.#client.close();
-    this.#source.close();
-    await this.#source.settled();
-  }
-}
+export type Answer = Reply;
 
 /** A running cluster plus clients by identity name. */
 export class ApiFixture {
   /** The cluster. */
   readonly cluster: Cluster;
-  readonly #clients = new Map<string, ApiClient>();
+  readonly #clients = new Map<string, SpikeClient>();
 
   private constructor(cluster: Cluster) {
     this.cluster = cluster;
@@ -149,12 +65,13 @@ export class ApiFixture {
    * @param name the SVID directory name
    * @returns the client
    */
-  async as(name: string): Promise<ApiClient> {
+  async as(name: string): Promise<SpikeClient> {
     let client = this.#clients.get(name);
     if (!client) {
-      client = await ApiClient.open(
+      client = await SpikeClient.open(
         this.cluster.svidDir(name),
         this.cluster.nexusUrl,
+        { keepAlive: false, timeoutMs: 20_000 },
       );
       this.#clients.set(name, client);
     }

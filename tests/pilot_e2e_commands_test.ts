@@ -5,22 +5,8 @@
  * the cipher in both modes, status, and `--help` on every command.
  */
 import assert from "node:assert/strict";
-import { Cluster, type RunResult } from "../scripts/cluster.ts";
-
-/** Asserts a successful run and returns its stdout. */
-function ok(res: RunResult, what: string): string {
-  assert.equal(res.code, 0, `${what}: exit ${res.code}, stderr ${res.stderr}`);
-  return res.stdout;
-}
-
-/** Asserts a failure with `code`: one sentence on stderr, nothing on stdout. */
-function fails(res: RunResult, code: number, pattern: RegExp): void {
-  assert.equal(res.code, code, `exit ${res.code}, stderr ${res.stderr}`);
-  assert.equal(res.stdout, "");
-  assert.match(res.stderr, pattern);
-  assert.equal(res.stderr.trimEnd().split("\n").length, 1, res.stderr);
-  assert.doesNotMatch(res.stderr, /^\s+at /m);
-}
+import { Cluster } from "../scripts/cluster.ts";
+import { fails, ok } from "./pilot_e2e_support.ts";
 
 const HELP_COMMANDS: string[][] = [
   [],
