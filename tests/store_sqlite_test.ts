@@ -223,10 +223,13 @@ Deno.test("sqlite blobs moved to another row or field do not decrypt", async () 
       db.exec(`UPDATE policies SET path_pattern = spiffe_id_pattern
         WHERE name = 'pol'`);
     });
-    for (
-      const p of [store.secrets.get("b"), store.secrets.get("a")]
-    ) {
-      const e = await rejectsWith(p, "api_internal_error");
+    // One at a time: a second promise created up front would reject
+    // unhandled while the first is awaited.
+    for (const path of ["b", "a"]) {
+      const e = await rejectsWith(
+        store.secrets.get(path),
+        "api_internal_error",
+      );
       assert.match(e.message, /failed to decrypt/);
       assert.ok(!/alpha|bravo/.test(e.message));
     }
