@@ -183,3 +183,43 @@ Deno.test("only nexus can read a keeper's shard", async () => {
     await cluster.close();
   }
 });
+
+Deno.test("a restore pushes the shards to keepers once, not again when recovery notices", async () => {
+  const cluster = await Cluster.create({
+    keepers: 3,
+    threshold: 2,
+    keeperUpdateInterval: "1h",
+    // The recovery loop wakes often, so a second push would come quickly.
+    nexusEnv: { SPIKE_NEXUS_RECOVERY_MAX_INTERVAL: "200ms" },
+  });
+  try {
+    await cluster.start();
+    await cluster.waitUnlocked();
+    const recover = await cluster.pilot("recover", ["operator", "recover"]);
+    assert.equal(recover.code, 0, recover.stderr);
+    await cluster.stopNexus();
+    for (const i of [1, 2, 3]) await cluster.stopKeeper(i);
+    await cluster.start();
+    for (const i of [1, 2]) {
+      const res = await cluster.pilot("restore", ["operator", "restore"], {
+        stdin: await Deno.readTextFile(
+          `${cluster.dir}/recover/spike.recovery.${i}.txt`,
+        ),
+      });
+      assert.equal(res.code, 0, res.stderr);
+    }
+    await cluster.waitUnlocked();
+    const log = cluster.nexus!.logFile;
+    const pushes = async () =>
+      (await Deno.readTextFile(log)).split("\n").filter((line) =>
+        line.includes('"Shards pushed to keepers"')
+      ).length;
+    await waitFor("the restore's push", async () => await pushes() === 1);
+    // Several recovery-loop wake-ups later, still the one push.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await pushes(), 1);
+    assert.equal((await keeperShardStatus(cluster, 3)).status, 200);
+  } finally {
+    await cluster.close();
+  }
+});

@@ -147,7 +147,8 @@ export async function rebuildRootKey(
  * keeper that returns a wrong shard is skipped and logged, never trusted.
  *
  * @param options what recovery needs
- * @returns when unlocked (by this loop or by an operator restore) or stopped
+ * @returns once unlocked or stopped: true when this loop unlocked, false
+ * when an operator restore did (and pushed the shards itself) or on stop
  */
 export async function recoverFromKeepers(options: {
   keepers: Keepers;
@@ -156,9 +157,10 @@ export async function recoverFromKeepers(options: {
   config: Pick<NexusConfig, "recoveryMaxIntervalMs" | "allowThresholdOne">;
   log: Logger;
   signal: AbortSignal;
-}): Promise<void> {
+}): Promise<boolean> {
   const { keepers, meta, state, config, log, signal } = options;
   const verified = new Map<number, Shard>();
+  let recovered = false;
   let delay = 500;
   // Each answer is checked as it arrives, so one slow keeper does not hold
   // up an unlock that the others already make possible.
@@ -181,6 +183,7 @@ export async function recoverFromKeepers(options: {
       config.allowThresholdOne,
     );
     if (rebuilt && !state.unlocked) {
+      recovered = true;
       await state.unlock(rebuilt.key, rebuilt.keys);
       log.info("Root key recovered from keepers", { shards: verified.size });
     } else {
@@ -192,7 +195,7 @@ export async function recoverFromKeepers(options: {
       await Promise.all(
         keepers.statuses.map((s) => keepers.fetchShard(s.index).then(take)),
       );
-      if (state.unlocked) return;
+      if (state.unlocked) break;
       log.info("Waiting for keepers", {
         verifiedShards: verified.size,
         threshold: meta.threshold,
@@ -201,6 +204,7 @@ export async function recoverFromKeepers(options: {
       await sleep(delay * (0.75 + Math.random() * 0.5), signal);
       delay = Math.min(delay * 2, config.recoveryMaxIntervalMs);
     }
+    return recovered;
   } finally {
     for (const s of verified.values()) zero(s.value);
   }

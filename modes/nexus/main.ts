@@ -226,7 +226,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       if (!meta) return;
       log.info("New store initialized with a fresh root key");
     } else {
-      await recoverFromKeepers({
+      const recovered = await recoverFromKeepers({
         keepers: keepers!,
         meta,
         state,
@@ -234,6 +234,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         log,
         signal: abort.signal,
       });
+      // A restore pushed the shards as it unlocked; the next push is due
+      // one interval later, not now.
+      if (!recovered) await sleep(config.keeperUpdateIntervalMs, abort.signal);
     }
     while (!abort.signal.aborted) {
       syncNow();
