@@ -336,3 +336,55 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a data directory that turns read-only after a clean shutdown still serves reads",
+  ignore: !MOUNTS_PERMITTED,
+  async fn() {
+    const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
+    let mounted = false;
+    let client: SpikeClient | undefined;
+    try {
+      await cluster.start();
+      await cluster.waitUnlocked();
+      client = await SpikeClient.open(
+        cluster.svidDir("superuser"),
+        cluster.nexusUrl,
+      );
+      const acked = new Map([["ro-clean/a", "one"], ["ro-clean/b", "two"]]);
+      for (const [path, v] of acked) {
+        const res = await client.post("/v1/store/secrets", {
+          path,
+          values: { v },
+        });
+        assert.equal(res.status, 200);
+      }
+      await client.close();
+      client = undefined;
+      await cluster.stopNexus("SIGTERM");
+      await mustRun("mount", ["--bind", cluster.dataDir, cluster.dataDir]);
+      mounted = true;
+      await mustRun("mount", ["-o", "remount,bind,ro", cluster.dataDir]);
+      await cluster.startNexus();
+      await cluster.waitUnlocked();
+      client = await SpikeClient.open(
+        cluster.svidDir("superuser"),
+        cluster.nexusUrl,
+      );
+      await expectAllRead(client, acked);
+      const write = await client.post("/v1/store/secrets", {
+        path: "ro-clean/c",
+        values: { v: "x" },
+      });
+      assert.equal(write.status, 507);
+      assert.equal(write.json?.err, "store_write_failed");
+      await expectAllRead(client, acked);
+    } finally {
+      await client?.close();
+      await cluster.stopNexus();
+      if (mounted) await runCommand("umount", [cluster.dataDir]);
+      await cluster.close();
+    }
+  },
+});

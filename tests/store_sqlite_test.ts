@@ -81,6 +81,15 @@ function count(file: string, sql: string, ...params: string[]): number {
   });
 }
 
+function exists(file: string): boolean {
+  try {
+    Deno.statSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function contains(haystack: Uint8Array, needle: string): boolean {
   return new TextDecoder("latin1").decode(haystack).includes(needle);
 }
@@ -132,6 +141,42 @@ Deno.test("sqlite store reopens with secrets, policies and meta intact", async (
     assert.deepEqual(await again.policies.getPolicy("ops"), policy);
     assert.deepEqual(await again.secrets.listPaths(), ["app/db"]);
     assert.equal(await again.secrets.put("app/db", { pass: "x" }), 3);
+  } finally {
+    await again.close();
+  }
+});
+
+Deno.test("sqlite store closed cleanly leaves one file that opens without its WAL", async () => {
+  await using s = await setup();
+  const store = await open(s);
+  await store.secrets.put("app/db", { pass: "kept" });
+  await store.close();
+  assert.ok(!exists(`${s.file}-wal`) && !exists(`${s.file}-shm`));
+  // What a read-only volume allows: no shared-memory file can be made.
+  const db = new DatabaseSync(s.file, { readOnly: true });
+  try {
+    assert.equal(
+      db.prepare("PRAGMA journal_mode").get()?.journal_mode,
+      "delete",
+    );
+    assert.equal(
+      db.prepare("SELECT COUNT(*) AS n FROM secret_versions").get()?.n,
+      1,
+    );
+  } finally {
+    db.close();
+  }
+  const again = await open(s);
+  try {
+    assert.deepEqual(await again.secrets.get("app/db"), { pass: "kept" });
+    withDb(
+      s.file,
+      (check) =>
+        assert.equal(
+          check.prepare("PRAGMA journal_mode").get()?.journal_mode,
+          "wal",
+        ),
+    );
   } finally {
     await again.close();
   }

@@ -243,12 +243,7 @@ export class SqliteBackend implements StoreBackend {
       });
     }
     try {
-      const mode = db.prepare("PRAGMA journal_mode = WAL").get() as Row;
-      if (mode.journal_mode !== "wal") {
-        throw new StoreError(
-          `The database file ${file} cannot use WAL journaling on this file system`,
-        );
-      }
+      enableWal(db, file);
       db.exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
       migrate(db, file);
       chmodIfPresent(`${file}-wal`, 0o600);
@@ -557,8 +552,34 @@ export class SqliteBackend implements StoreBackend {
     while (this.#queue.length > 0) this.#drain();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#closed = true;
+    // Leave the file in rollback-journal mode: a WAL file needs its
+    // shared-memory file, which a read-only volume cannot create, so a
+    // store closed in WAL mode would not open there at all. The next
+    // writable open turns WAL back on.
+    try {
+      this.#db.exec("PRAGMA journal_mode = DELETE");
+    } catch {
+      // A read-only volume, or another connection: the file stays in WAL.
+    }
     this.#db.close();
     return Promise.resolve();
+  }
+}
+
+// Turns on WAL. On a read-only volume the file keeps the journal mode it
+// has: reads go on and writes fail with store_write_failed.
+function enableWal(db: DatabaseSync, file: string): void {
+  let mode: unknown;
+  try {
+    mode = (db.prepare("PRAGMA journal_mode = WAL").get() as Row).journal_mode;
+  } catch (e) {
+    if (/readonly database/.test((e as Error).message)) return;
+    throw e;
+  }
+  if (mode !== "wal") {
+    throw new StoreError(
+      `The database file ${file} cannot use WAL journaling on this file system`,
+    );
   }
 }
 
