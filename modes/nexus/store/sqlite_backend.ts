@@ -4,7 +4,8 @@
  *
  * Durability: WAL journal with `synchronous=FULL`, so a write is on disk
  * (fsync of the WAL) before its promise resolves and survives kill -9 and
- * power loss.
+ * power loss. A clean close leaves the file in rollback-journal mode, so a
+ * volume that comes back read-only still opens and serves reads.
  *
  * Group commit: writes queue up and drain together, one `BEGIN IMMEDIATE …
  * COMMIT` (one fsync) per batch, each write in its own savepoint so one
