@@ -207,8 +207,8 @@ Deno.test("recovery drill: recover, lose everything, restore from t files", asyn
       assert.match(first, /Shards collected: 1\nShards remaining: 1\n/);
       fails(
         await main.pilot("restore", ["operator", "restore"], { stdin: shard1 }),
-        2,
-        /rejected shard 1/,
+        7,
+        /already holds shard 1 from this restore/,
       );
       assert.equal((await status(main)).restore.collected, 1);
       const last = ok(

@@ -74,7 +74,8 @@ export class RestoreSession {
    *
    * @param shard the operator's shard
    * @returns the progress
-   * @throws {ApiError} 409 when unlocked, 400 for a wrong or duplicate shard
+   * @throws {ApiError} 409 when unlocked or for a shard index already given,
+   * 400 for a shard that does not match its commitment
    */
   submit(shard: Shard): Promise<RestoreStatus> {
     // One shard at a time, so two calls cannot both reach the threshold.
@@ -101,8 +102,10 @@ export class RestoreSession {
       const now = Date.now();
       this.#expireIfIdle(now);
       if (this.#shards.has(shard.index)) {
+        // A conflict with the session, not bad input: pilot can then tell
+        // the operator it was a repeat rather than a foreign shard.
         throw new ApiError(
-          ErrorCode.BadRequest,
+          ErrorCode.Conflict,
           `Restore refused: shard ${shard.index} was already given`,
         );
       }

@@ -22,7 +22,7 @@ export const ExitCode = {
   NotReady: 5,
   /** SPIKE Nexus cannot be reached (refused, timeout, TLS or identity failure). */
   Unreachable: 6,
-  /** A conflict: compare-and-set mismatch, existing policy, nexus already unlocked. */
+  /** A conflict: compare-and-set mismatch, existing policy, nexus already unlocked, shard already given. */
   Conflict: 7,
 } as const;
 
@@ -49,6 +49,6 @@ export const EXIT_CODE_TABLE: readonly [ExitCodeValue, string][] = [
   ],
   [
     ExitCode.Conflict,
-    "conflict (compare-and-set mismatch, policy exists, nexus already unlocked)",
+    "conflict (compare-and-set mismatch, policy exists, nexus already unlocked, shard already given)",
   ],
 ];

@@ -25,7 +25,7 @@ import {
 } from "./args.ts";
 import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
-import { withNexus } from "./nexus.ts";
+import { type NexusSession, withNexus } from "./nexus.ts";
 import { render, writeStdout } from "./output.ts";
 import {
   findRecoveryFiles,
@@ -222,6 +222,21 @@ export function formatRestoreStatus(status: RestoreStatus): string {
     "Please run `spike pilot operator restore` again to provide the remaining shards.\n";
 }
 
+// Nexus answers 409 both when it is unlocked and when it already holds
+// this shard index; its state tells the two apart.
+async function restoreConflict(
+  nexus: NexusSession,
+  index: number,
+): Promise<CliError> {
+  const status = await nexus.json("/v1/operator/status", {});
+  return new CliError(
+    status.state === "unlocked"
+      ? "SPIKE Nexus is already unlocked: it needs no restore"
+      : `SPIKE Nexus already holds shard ${index} from this restore: give another shard`,
+    ExitCode.Conflict,
+  );
+}
+
 async function restore(args: string[]): Promise<number> {
   const parsed = parseCommand(
     { name: "operator restore", help: RESTORE_HELP },
@@ -243,9 +258,13 @@ async function restore(args: string[]): Promise<number> {
     try {
       return await nexus.json("/v1/operator/restore", body, {
         badRequest:
-          `SPIKE Nexus rejected shard ${shard.index}: it is not a shard of this installation, or it was already given`,
-        conflict: "SPIKE Nexus is already unlocked: it needs no restore",
+          `SPIKE Nexus rejected shard ${shard.index}: it is not a shard of this installation`,
       });
+    } catch (e) {
+      if (e instanceof CliError && e.exitCode === ExitCode.Conflict) {
+        throw await restoreConflict(nexus, shard.index);
+      }
+      throw e;
     } finally {
       zero(body);
     }
