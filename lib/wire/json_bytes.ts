@@ -26,18 +26,39 @@ export type JsonValue =
   | JsonValue[]
   | { [key: string]: JsonValue };
 
+/** Settings of {@linkcode parseJsonBytes}. */
+export interface ParseJsonBytesOptions {
+  /**
+   * Refuse every number that is not a plain integer of at most 15
+   * characters (no fraction, no exponent). Such numbers are read digit by
+   * digit; any other number is converted through a JS string, which a
+   * shard-bearing body must never cause.
+   */
+  plainIntegers?: boolean;
+}
+
 const MAX_DEPTH = 32;
-const decoder = new TextDecoder("utf-8", { fatal: true });
+const MAX_PLAIN_INTEGER_CHARS = 15;
+// ignoreBOM: a string value may itself start with U+FEFF, which the
+// decoder would otherwise drop (JSON.parse keeps it).
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
- * Parses JSON from bytes. Nesting is capped at 32 levels.
+ * Parses JSON from bytes. Nesting is capped at 32 levels of arrays and
+ * objects.
  *
  * @param bytes UTF-8 JSON
+ * @param options what else to refuse
  * @returns the value
- * @throws {JsonBytesError} for invalid JSON, invalid UTF-8, deep nesting or
- * a duplicate object key
+ * @throws {JsonBytesError} for invalid JSON, invalid UTF-8, deep nesting,
+ * a duplicate object key, or (with `plainIntegers`) a number that is not a
+ * plain integer
  */
-export function parseJsonBytes(bytes: Uint8Array): JsonValue {
+export function parseJsonBytes(
+  bytes: Uint8Array,
+  options: ParseJsonBytesOptions = {},
+): JsonValue {
+  const plainIntegers = options.plainIntegers ?? false;
   let pos = 0;
   const fail = (what: string): never => {
     throw new JsonBytesError(`Invalid JSON at byte ${pos}: ${what}`);
@@ -80,7 +101,11 @@ export function parseJsonBytes(bytes: Uint8Array): JsonValue {
       if (bytes[pos] === 0x2b || bytes[pos] === 0x2d) pos++;
       digits();
     }
-    if (integer && pos - start <= 15) {
+    if (plainIntegers && !integer) fail("number must be a plain integer");
+    if (plainIntegers && pos - start > MAX_PLAIN_INTEGER_CHARS) {
+      fail("integer is too long");
+    }
+    if (integer && pos - start <= MAX_PLAIN_INTEGER_CHARS) {
       // Small integers (every shard byte) are summed digit by digit, so
       // share values never pass through a string.
       let n = 0;
@@ -125,9 +150,11 @@ export function parseJsonBytes(bytes: Uint8Array): JsonValue {
     }
   };
   const value = (depth: number): JsonValue => {
-    if (depth > MAX_DEPTH) fail("nesting too deep");
     ws();
     const c = bytes[pos];
+    if ((c === 0x7b || c === 0x5b) && depth >= MAX_DEPTH) {
+      fail("nesting too deep");
+    }
     if (c === 0x7b) {
       pos++;
       const obj: { [key: string]: JsonValue } = {};
@@ -203,7 +230,9 @@ export function parseJsonBytes(bytes: Uint8Array): JsonValue {
 
 /**
  * Reads a 32-byte shard from a JSON array of 32 integers 0..255, then
- * overwrites the array with zeros.
+ * overwrites the array with zeros. Parse the body with
+ * `{ plainIntegers: true }`, so that no element was read through a string.
+ * Any array is zeroed, also one that is refused.
  *
  * @param value the parsed JSON value
  * @returns the shard bytes, or undefined when the value is not such an array
@@ -211,7 +240,11 @@ export function parseJsonBytes(bytes: Uint8Array): JsonValue {
 export function takeShardArray(
   value: JsonValue | undefined,
 ): Uint8Array | undefined {
-  if (!Array.isArray(value) || value.length !== 32) return undefined;
+  if (!Array.isArray(value)) return undefined;
+  if (value.length !== 32) {
+    value.fill(0);
+    return undefined;
+  }
   const out = new Uint8Array(32);
   for (let i = 0; i < 32; i++) {
     const n = value[i];
