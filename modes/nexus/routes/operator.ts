@@ -17,6 +17,7 @@ import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import {
   JsonBytesWriter,
   type JsonValue,
+  parseJsonBytes,
   takeShardArray,
 } from "../../../lib/wire/json_bytes.ts";
 import type { SpiffeId } from "../../../lib/spiffe/id.ts";
@@ -25,7 +26,7 @@ import type { Keepers } from "../keepers.ts";
 import type { RestoreSession } from "../restore.ts";
 import type { RootKeyState } from "../root_key.ts";
 import { rebuildRootKey } from "../lifecycle.ts";
-import { jsonResponse, readJsonObject } from "../http.ts";
+import { type JsonObject, jsonResponse, readJsonObject } from "../http.ts";
 import type { Route, RouteContext } from "../router.ts";
 
 /** What the operator routes need from nexus. */
@@ -73,6 +74,40 @@ function shardIndex(value: JsonValue | undefined, meta: StoreMeta): number {
   return value;
 }
 
+/**
+ * Parses a shard-bearing body and zeroes it. Numbers must be plain
+ * integers, so no share value is ever converted through a string.
+ */
+function readShardRequest(body: Uint8Array): JsonObject {
+  let value: JsonValue;
+  try {
+    value = parseJsonBytes(body, { plainIntegers: true });
+  } catch (e) {
+    throw new ApiError(ErrorCode.BadRequest, (e as Error).message);
+  } finally {
+    zero(body);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    wipeNumbers(value);
+    throw new ApiError(ErrorCode.BadRequest, "Body must be a JSON object");
+  }
+  return value;
+}
+
+/**
+ * Zeroes every array in a parsed body, wherever it sits: the share numbers
+ * of a request that failed before its shard was taken stay nowhere.
+ */
+function wipeNumbers(value: JsonValue | undefined): void {
+  if (value === null || typeof value !== "object") return;
+  if (Array.isArray(value)) {
+    for (const item of value) wipeNumbers(item);
+    value.fill(0);
+    return;
+  }
+  for (const item of Object.values(value)) wipeNumbers(item);
+}
+
 function readShard(value: JsonValue | undefined): Uint8Array {
   const shard = takeShardArray(value);
   if (!shard) {
@@ -112,42 +147,49 @@ async function restore(deps: OperatorDeps, ctx: RouteContext) {
       "Restore refused: nexus already has its root key",
     );
   }
-  const request = readJsonObject(ctx.body);
-  zero(ctx.body);
-  const index = shardIndex(request.id, meta);
-  const value = readShard(request.shard);
-  const status = await deps.restore.submit({ index, value });
-  if (status.restored) deps.afterRestore();
-  return jsonResponse(200, status);
+  const request = readShardRequest(ctx.body);
+  try {
+    const index = shardIndex(request.id, meta);
+    const value = readShard(request.shard);
+    const status = await deps.restore.submit({ index, value });
+    if (status.restored) deps.afterRestore();
+    return jsonResponse(200, status);
+  } finally {
+    wipeNumbers(request);
+  }
 }
 
 async function drill(deps: OperatorDeps, ctx: RouteContext) {
   requireRole(ctx.peerId, "restore");
   const meta = requireMeta(deps);
-  const request = readJsonObject(ctx.body);
-  zero(ctx.body);
-  if (!Array.isArray(request.shards) || request.shards.length > 255) {
-    throw new ApiError(ErrorCode.BadRequest, "Shards must be a list");
-  }
+  const request = readShardRequest(ctx.body);
   const valid: number[] = [];
   const invalid: number[] = [];
   const verified = new Map<number, Shard>();
   try {
+    if (!Array.isArray(request.shards) || request.shards.length > 255) {
+      throw new ApiError(ErrorCode.BadRequest, "Shards must be a list");
+    }
     for (const item of request.shards) {
       if (item === null || typeof item !== "object" || Array.isArray(item)) {
         throw new ApiError(ErrorCode.BadRequest, "Each shard is {id, shard}");
       }
       const index = shardIndex(item.id, meta);
       const shard = { index, value: readShard(item.shard) };
-      if (
-        !verified.has(index) &&
-        await verifyShard(meta.storeId, shard, meta.commitments)
-      ) {
-        verified.set(index, shard);
-        valid.push(index);
-      } else {
-        invalid.push(index);
-        zero(shard.value);
+      let kept = false;
+      try {
+        if (
+          !verified.has(index) &&
+          await verifyShard(meta.storeId, shard, meta.commitments)
+        ) {
+          verified.set(index, shard);
+          kept = true;
+          valid.push(index);
+        } else {
+          invalid.push(index);
+        }
+      } finally {
+        if (!kept) zero(shard.value);
       }
     }
     const rebuilt = await rebuildRootKey(
@@ -163,6 +205,7 @@ async function drill(deps: OperatorDeps, ctx: RouteContext) {
       threshold: meta.threshold,
     });
   } finally {
+    wipeNumbers(request);
     for (const s of verified.values()) zero(s.value);
   }
 }
