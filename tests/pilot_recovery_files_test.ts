@@ -11,9 +11,16 @@ import {
 } from "../modes/pilot/operator.ts";
 import { parseRecoveryText, type Shard } from "../lib/shard/mod.ts";
 import { CliError } from "../modes/pilot/cli_error.ts";
+import { ExitCode } from "../modes/pilot/exit_codes.ts";
 
 function shard(index: number, fill: number): Shard {
   return { index, value: new Uint8Array(32).fill(fill) };
+}
+
+async function names(dir: string): Promise<string[]> {
+  const found = [];
+  for await (const entry of Deno.readDir(dir)) found.push(entry.name);
+  return found.sort();
 }
 
 async function withTempDir(run: (dir: string) => Promise<void>) {
@@ -51,32 +58,138 @@ Deno.test("recover writes one 0600 file per shard in a new 0700 folder", async (
   });
 });
 
-Deno.test("recover tightens an existing folder to 0700", async () => {
+Deno.test("recover uses an existing private folder without changing its mode", async () => {
   await withTempDir(async (dir) => {
-    await Deno.chmod(dir, 0o755);
+    // The sticky bit keeps the folder private, and a chmod to 0700 would
+    // clear it.
+    await Deno.chmod(dir, 0o1700);
     await writeRecoveryFiles(dir, [shard(1, 7)]);
-    assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o700);
+    assert.equal((await Deno.stat(dir)).mode! & 0o7777, 0o1700);
+    await Deno.mkdir(`${dir}/real`, { mode: 0o700 });
+    await Deno.symlink(`${dir}/real`, `${dir}/link`);
+    await writeRecoveryFiles(`${dir}/link`, [shard(1, 7)]);
+    assert.equal(
+      await Deno.readTextFile(`${dir}/real/spike.recovery.1.txt`),
+      `spike:1:${"07".repeat(32)}`,
+    );
+  });
+});
+
+Deno.test("recover refuses an existing folder open to group or others and leaves its mode", async () => {
+  await withTempDir(async (tmp) => {
+    await Deno.mkdir(`${tmp}/shared`);
+    await Deno.mkdir(`${tmp}/group`);
+    await Deno.chmod(`${tmp}/shared`, 0o1777);
+    await Deno.chmod(`${tmp}/group`, 0o750);
+    await Deno.symlink(`${tmp}/shared`, `${tmp}/link`);
+    for (
+      const [dir, mode] of [
+        [`${tmp}/shared`, "1777"],
+        [`${tmp}/group`, "0750"],
+        [`${tmp}/link`, "1777"],
+      ] as const
+    ) {
+      await assert.rejects(
+        () => writeRecoveryFiles(dir, [shard(1, 1)]),
+        (e: unknown) =>
+          e instanceof CliError && e.exitCode === ExitCode.Usage &&
+          e.message.includes(`"${dir}" has mode ${mode}`) &&
+          /open to group or others: use a private folder \(chmod 700 /.test(
+            e.message,
+          ),
+      );
+    }
+    assert.equal((await Deno.stat(`${tmp}/shared`)).mode! & 0o7777, 0o1777);
+    assert.equal((await Deno.stat(`${tmp}/group`)).mode! & 0o7777, 0o750);
+    assert.deepEqual(await findRecoveryFiles(`${tmp}/shared`), []);
+    assert.deepEqual(await findRecoveryFiles(`${tmp}/group`), []);
   });
 });
 
 Deno.test("recover replaces older recovery files and leaves other files", async () => {
   await withTempDir(async (dir) => {
+    const others = [
+      "notes.txt",
+      "spike.recovery-notes.txt",
+      "spike.recovery.txt",
+      "spike.recovery.1.txt.bak",
+      "spike.recovery.x.txt",
+    ];
+    for (const name of others) {
+      await Deno.writeTextFile(`${dir}/${name}`, "keep");
+    }
     await Deno.writeTextFile(`${dir}/spike.recovery.1.txt`, "old");
     await Deno.writeTextFile(`${dir}/spike.recovery.9.txt`, "old");
-    await Deno.writeTextFile(`${dir}/spike.recovery.txt`, "old");
-    await Deno.writeTextFile(`${dir}/notes.txt`, "keep");
+    await Deno.writeTextFile(`${dir}/spike.recovery.01.txt`, "old");
+    await Deno.mkdir(`${dir}/spike.recovery.8.txt`);
     await writeRecoveryFiles(dir, [shard(1, 2), shard(2, 3)]);
-    const names = [];
-    for await (const e of Deno.readDir(dir)) names.push(e.name);
-    assert.deepEqual(names.sort(), [
-      "notes.txt",
-      "spike.recovery.1.txt",
-      "spike.recovery.2.txt",
-    ]);
+    assert.deepEqual(
+      await names(dir),
+      [
+        ...others,
+        "spike.recovery.1.txt",
+        "spike.recovery.2.txt",
+        "spike.recovery.8.txt",
+      ].sort(),
+    );
+    for (const name of others) {
+      assert.equal(await Deno.readTextFile(`${dir}/${name}`), "keep", name);
+    }
     assert.match(
       await Deno.readTextFile(`${dir}/spike.recovery.1.txt`),
       /^spike:1:0202/,
     );
+    assert.equal(
+      (await Deno.stat(`${dir}/spike.recovery.1.txt`)).mode! & 0o777,
+      0o600,
+    );
+  });
+});
+
+Deno.test("a failed recover leaves the previous files byte for byte and no temporaries", async () => {
+  await withTempDir(async (dir) => {
+    const before = new Map([
+      ["spike.recovery.1.txt", `spike:1:${"11".repeat(32)}`],
+      ["spike.recovery.3.txt", `spike:3:${"33".repeat(32)}`],
+      ["spike.recovery.4.txt", `spike:4:${"44".repeat(32)}`],
+    ]);
+    for (const [name, text] of before) {
+      await Deno.writeTextFile(`${dir}/${name}`, text, { mode: 0o600 });
+    }
+    await Deno.mkdir(`${dir}/spike.recovery.2.txt`);
+    await assert.rejects(
+      () =>
+        writeRecoveryFiles(dir, [
+          shard(1, 0xaa),
+          shard(2, 0xbb),
+          shard(3, 0xcc),
+        ]),
+      (e: unknown) =>
+        e instanceof CliError &&
+        e.message.includes(`Cannot save the recovery files in "${dir}"`) &&
+        e.message.includes(`"${dir}/spike.recovery.2.txt" is a folder`) &&
+        e.message.endsWith("the previous recovery files are unchanged") &&
+        !/aaaa|bbbb|cccc/.test(e.message),
+    );
+    assert.deepEqual(
+      await names(dir),
+      [...before.keys(), "spike.recovery.2.txt"].sort(),
+    );
+    for (const [name, text] of before) {
+      assert.equal(await Deno.readTextFile(`${dir}/${name}`), text, name);
+    }
+    assert.ok((await Deno.stat(`${dir}/spike.recovery.2.txt`)).isDirectory);
+  });
+});
+
+Deno.test("a failed recover into an empty folder leaves no file behind", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/spike.recovery.3.txt`);
+    await assert.rejects(
+      () => writeRecoveryFiles(dir, [shard(1, 1), shard(2, 2), shard(3, 3)]),
+      CliError,
+    );
+    assert.deepEqual(await names(dir), ["spike.recovery.3.txt"]);
   });
 });
 
@@ -86,12 +199,14 @@ Deno.test("recover refuses a recovery path that is a file", async () => {
     await assert.rejects(
       () => writeRecoveryFiles(`${dir}/file`, [shard(1, 1)]),
       (e: unknown) =>
-        e instanceof CliError && /is not a folder/.test(e.message),
+        e instanceof CliError && e.exitCode === ExitCode.Usage &&
+        /is not a folder/.test(e.message),
     );
     await assert.rejects(
       () => writeRecoveryFiles(`${dir}/file/sub`, [shard(1, 1)]),
       (e: unknown) =>
-        e instanceof CliError && /is not a folder/.test(e.message),
+        e instanceof CliError && e.exitCode === ExitCode.Usage &&
+        /is not a folder/.test(e.message),
     );
   });
 });
