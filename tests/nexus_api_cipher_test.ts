@@ -2,7 +2,8 @@
 /**
  * End-to-end tests of the cipher routes (JSON and octet-stream forms),
  * the lite workload role, and a plain `curl` driving the API with SVID
- * files, against a real nexus process (memory backend) over mTLS.
+ * files, against a real nexus process (memory backend) over mTLS; and
+ * one direct call of the decrypt handler, to read its refusal message.
  *
  * @module
  */
@@ -10,6 +11,12 @@ import "reflect-metadata";
 import assert from "node:assert/strict";
 import * as x509 from "@peculiar/x509";
 import { ApiFixture, expectStatus, TD } from "./nexus_api_support.ts";
+import { parseSpiffeId } from "../lib/spiffe/id.ts";
+import { ApiError, ErrorCode } from "../lib/wire/errors.ts";
+import { cipherRoutes, DECRYPT_PATH } from "../modes/nexus/routes/cipher.ts";
+import { RootKeyState } from "../modes/nexus/root_key.ts";
+import { PolicyEngine } from "../modes/nexus/policy/engine.ts";
+import { routeKey } from "../modes/nexus/router.ts";
 
 const ENCRYPT = "/v1/cipher/encrypt";
 const DECRYPT = "/v1/cipher/decrypt";
@@ -391,4 +398,32 @@ Deno.test({
       await api.close();
     }
   },
+});
+
+Deno.test("stream decrypt refuses an unknown version without repeating the caller's byte", async () => {
+  const routes = new Map(cipherRoutes({
+    maxCipherBytes: MAX,
+    state: new RootKeyState(),
+    engine: new PolicyEngine(),
+  }));
+  const decrypt = routes.get(routeKey(DECRYPT_PATH))!;
+  for (const version of [0, 2, 0xab, 0xff]) {
+    const body = new Uint8Array(64).fill(0x5a);
+    body[0] = version;
+    await assert.rejects(
+      decrypt.handler({
+        peerId: parseSpiffeId(`spiffe://${TD}/spike/pilot/role/superuser`),
+        body,
+        contentType: STREAM,
+        resource: null,
+      }),
+      (e: unknown) => {
+        assert.ok(e instanceof ApiError);
+        assert.equal(e.code, ErrorCode.BadRequest);
+        assert.equal(e.message, "Unsupported cipher version");
+        assert.ok(!/\d/.test(e.message));
+        return true;
+      },
+    );
+  }
 });

@@ -143,7 +143,8 @@ async function decrypt(deps: CipherRouteDeps, ctx: RouteContext) {
     const body = ctx.body;
     if (body.length < 1) throw badRequest("The version byte is missing");
     if (body[0] !== CIPHER_VERSION) {
-      throw badRequest(`Unsupported cipher version ${body[0]}`);
+      // The byte is the caller's; it stays out of the log.
+      throw badRequest("Unsupported cipher version");
     }
     if (body.length < 1 + NONCE_BYTES) throw badRequest("The nonce is short");
     checkSize(deps, body.length - 1 - NONCE_BYTES, "ciphertext");
