@@ -16,6 +16,7 @@ import {
   type MtlsRequest,
   type MtlsResponse,
   type MtlsServer,
+  type RefusedRequest,
   serveMtls,
 } from "../lib/mtls/server.ts";
 import { createMtlsClient } from "../lib/mtls/client.ts";
@@ -31,6 +32,7 @@ interface Fixture {
   source: TestSource;
   requests: MtlsRequest[];
   refusals: { reason: string; peer: string | undefined }[];
+  refusedRequests: RefusedRequest[];
   url: (target: string) => string;
 }
 
@@ -47,6 +49,7 @@ async function startServer(
   const source = new TestSource(await issueMaterial(ca, NEXUS));
   const requests: MtlsRequest[] = [];
   const refusals: Fixture["refusals"] = [];
+  const refusedRequests: RefusedRequest[] = [];
   const handler = options.handler ??
     (() => Promise.resolve({ status: 200, body: "{}" }));
   const server = await serveMtls({
@@ -60,6 +63,7 @@ async function startServer(
     port: 0,
     maxBodyBytes: options.maxBodyBytes ?? 1024,
     onRefused: (reason, peer) => refusals.push({ reason, peer }),
+    onRequestRefused: (info) => refusedRequests.push(info),
     ...(options.headersTimeoutMs === undefined
       ? {}
       : { headersTimeoutMs: options.headersTimeoutMs }),
@@ -70,6 +74,7 @@ async function startServer(
     source,
     requests,
     refusals,
+    refusedRequests,
     url: (target) => `https://127.0.0.1:${server.port}${target}`,
   };
 }
@@ -256,6 +261,7 @@ Deno.test("server accepts a body exactly at the limit", async () => {
   const res = await client.post(f.url("/v1/x"), new Uint8Array(100).fill(7));
   assert.equal(res.status, 200);
   assert.equal(f.requests[0]!.body.length, 100);
+  assert.deepEqual(f.refusedRequests, []);
 });
 
 Deno.test("server answers 413 to a declared Content-Length over the limit", async () => {
@@ -275,6 +281,52 @@ Deno.test("server answers 413 to a declared Content-Length over the limit", asyn
   assert.equal(f.requests.length, 0);
 });
 
+Deno.test("server tells onRequestRefused of a 413 with the caller, path and action", async () => {
+  const f = await startServer({ maxBodyBytes: 1024 });
+  await using _server = f.server;
+  using client = await clientFor(f.ca, PILOT);
+  const res = await client.post(
+    f.url("/v1/store/secrets?action=get"),
+    new Uint8Array(2048).fill(0x41),
+  );
+  assert.equal(res.status, 413);
+  assert.equal(f.refusedRequests.length, 1);
+  const { peerId, ...rest } = f.refusedRequests[0]!;
+  assert.equal(peerId.uri, PILOT);
+  assert.deepEqual(rest, {
+    method: "POST",
+    path: "/v1/store/secrets",
+    action: "get",
+    status: 413,
+    code: "api_entity_too_large",
+  });
+  assert.equal(f.requests.length, 0);
+});
+
+Deno.test("server tells onRequestRefused of a 400 for an unparsable target", async () => {
+  const f = await startServer();
+  await using _server = f.server;
+  const svid = await issueSvid(f.ca, PILOT);
+  const outcome = await rawExchange(
+    f.server.port,
+    { cert: svid.certPem, key: svid.keyPem },
+    [caPem(f.ca)],
+    "POST * HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+  );
+  assert.match(outcome.response, /^HTTP\/1\.1 400 /);
+  assert.equal(f.requests.length, 0);
+  assert.equal(f.refusedRequests.length, 1);
+  const { peerId, ...rest } = f.refusedRequests[0]!;
+  assert.equal(peerId.uri, PILOT);
+  assert.deepEqual(rest, {
+    method: "POST",
+    path: "",
+    action: "",
+    status: 400,
+    code: "api_bad_request",
+  });
+});
+
 Deno.test("server answers 413 to a chunked body that grows over the limit", async () => {
   const f = await startServer({ maxBodyBytes: 1024 });
   await using _server = f.server;
@@ -292,6 +344,10 @@ Deno.test("server answers 413 to a chunked body that grows over the limit", asyn
   assert.match(outcome.response, /^HTTP\/1\.1 413 /);
   assert.ok(outcome.response.endsWith('{"err":"api_entity_too_large"}'));
   assert.equal(f.requests.length, 0);
+  assert.deepEqual(
+    f.refusedRequests.map((r) => [r.peerId.uri, r.path, r.status]),
+    [[PILOT, "/v1/x", 413]],
+  );
 });
 
 Deno.test("server drops a client that never finishes its headers", async () => {

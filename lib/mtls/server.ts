@@ -53,6 +53,25 @@ export interface MtlsResponse {
   body?: Uint8Array | string;
 }
 
+/**
+ * A request the server answered itself, before any handler ran. Holds no
+ * header value and no body content.
+ */
+export interface RefusedRequest {
+  /** The verified SPIFFE ID of the client. */
+  readonly peerId: SpiffeId;
+  /** The HTTP method. */
+  readonly method: string;
+  /** The URL path, or `""` when the request target could not be parsed. */
+  readonly path: string;
+  /** The `?action=` query value, or `""` when absent or unparsable. */
+  readonly action: string;
+  /** The status sent: 400 for an unparsable target, 413 for a body too large. */
+  readonly status: number;
+  /** The wire error code sent. */
+  readonly code: string;
+}
+
 /** Settings of {@linkcode serveMtls}. */
 export interface MtlsServerOptions {
   /** This server's SVID and the trust bundles clients are verified with. */
@@ -77,6 +96,13 @@ export interface MtlsServerOptions {
    * SPIFFE ID when it is known, otherwise its remote address.
    */
   onRefused?: (reason: string, peer?: string) => void;
+  /**
+   * Audit hook for requests on a verified connection that the server
+   * answers itself, so the handler never sees them: an unparsable request
+   * target (400) or a body over `maxBodyBytes` (413). Called before the
+   * answer is sent.
+   */
+  onRequestRefused?: (info: RefusedRequest) => void;
 }
 
 /** A listening mTLS server. */
@@ -228,7 +254,8 @@ function writeResponse(
  * Starts an mTLS HTTP server. A client must present an X.509-SVID that
  * chains to a trust bundle of its own trust domain and passes
  * `authorizePeer`; otherwise its connection is dropped before any request is
- * read, and `onRefused` is told. Follows the source's rotations with
+ * read, and `onRefused` is told. A request the server answers itself (400,
+ * 413) is told to `onRequestRefused`. Follows the source's rotations with
  * `setSecureContext`, so new connections see the new SVID and bundles.
  *
  * @param options the server settings
@@ -236,7 +263,14 @@ function writeResponse(
  * @throws when the address cannot be bound
  */
 export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
-  const { source, authorizePeer, handler, maxBodyBytes, onRefused } = options;
+  const {
+    source,
+    authorizePeer,
+    handler,
+    maxBodyBytes,
+    onRefused,
+    onRequestRefused,
+  } = options;
   const requestTimeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   // Node requires headersTimeout <= requestTimeout.
   const headersTimeout = Math.min(
@@ -253,6 +287,14 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
       onRefused?.(reason, peer);
     } catch (e) {
       log.error("Refusal hook failed", { error: (e as Error).name });
+    }
+  };
+
+  const tellRequestRefused = (info: RefusedRequest) => {
+    try {
+      onRequestRefused?.(info);
+    } catch (e) {
+      log.error("Request refusal hook failed", { error: (e as Error).name });
     }
   };
 
@@ -317,14 +359,31 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
       socket.destroy();
       return;
     }
+    const method = req.method ?? "";
     const target = parseTarget(req.url ?? "");
     if (target === undefined) {
+      tellRequestRefused({
+        peerId,
+        method,
+        path: "",
+        action: "",
+        status: 400,
+        code: ErrorCode.BadRequest,
+      });
       writeResponse(res, errorResponse(ErrorCode.BadRequest, 400), false);
       return;
     }
     const read = await readBody(req, maxBodyBytes);
     if (read.kind === "gone") return;
     if (read.kind === "too-large") {
+      tellRequestRefused({
+        peerId,
+        method,
+        path: target.path,
+        action: target.action,
+        status: 413,
+        code: ErrorCode.TooLarge,
+      });
       lingerClose(req, socket);
       writeResponse(res, errorResponse(ErrorCode.TooLarge, 413), true);
       return;
@@ -333,7 +392,7 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
     try {
       response = await handler({
         peerId,
-        method: req.method ?? "",
+        method,
         path: target.path,
         action: target.action,
         contentType: req.headers["content-type"] ?? "",
