@@ -147,9 +147,16 @@ Deno.test("nexus audits every request without secret values", async () => {
       api.cluster.svidDir("superuser"),
     );
     assert.equal(other.status, 405);
+    // Refused by the TLS server before any route runs, yet audited too.
+    const tooLarge = await api.post(
+      "superuser",
+      "/v1/store/secrets?action=get",
+      new TextEncoder().encode(`{"path":"${VALUE}"}`.padEnd(2 << 20)),
+    );
+    expectStatus(tooLarge, 413, "api_entity_too_large");
 
     const lines = (await auditLines(auditFile)).slice(skip);
-    assert.equal(lines.length, calls.length + 1);
+    assert.equal(lines.length, calls.length + 2);
     calls.forEach(([who, route, , status, resource, action], i) => {
       const { audit, time } = lines[i]!;
       assert.ok(!Number.isNaN(Date.parse(time)));
@@ -172,9 +179,22 @@ Deno.test("nexus audits every request without secret values", async () => {
       assert.equal(typeof audit.durationMs, "number");
       assert.equal(audit.resource, resource);
     });
+    const other405 = lines.at(-2)!.audit;
+    assert.equal(other405.status, 405);
+    assert.equal(other405.err, "api_method_not_allowed");
     const last = lines.at(-1)!.audit;
-    assert.equal(last.status, 405);
-    assert.equal(last.err, "api_method_not_allowed");
+    assert.match(last.trail, /^[a-zA-Z0-9]{8}$/);
+    assert.deepEqual({ ...last, trail: "" }, {
+      trail: "",
+      caller: SU,
+      route: "/v1/store/secrets",
+      action: "get",
+      resource: null,
+      outcome: "refused",
+      status: 413,
+      err: "api_entity_too_large",
+      durationMs: 0,
+    });
 
     await api.cluster.stopNexus("SIGTERM");
     const auditText = await Deno.readTextFile(auditFile);

@@ -26,7 +26,7 @@ import {
   recoverFromKeepers,
   sleep,
 } from "./lifecycle.ts";
-import { AuditLog } from "./audit.ts";
+import { AuditLog, newTrailId } from "./audit.ts";
 import { createDispatcher, type Route, routeKey } from "./router.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { dataRoutes } from "./routes/data.ts";
@@ -189,6 +189,27 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         outcome: "denied",
         status: 0,
         err: reason,
+        durationMs: 0,
+      });
+    },
+    // The server answers these (400, 413) before the dispatcher runs; they
+    // still get their audit and log line.
+    onRequestRefused: (info) => {
+      const trail = newTrailId();
+      log.info("Request refused", {
+        trail,
+        code: info.code,
+        status: info.status,
+      });
+      audit.write({
+        trail,
+        caller: info.peerId.uri,
+        route: info.path,
+        action: info.action === "" ? "default" : info.action,
+        resource: null,
+        outcome: "refused",
+        status: info.status,
+        err: info.code,
         durationMs: 0,
       });
     },
