@@ -227,3 +227,142 @@ Deno.test("a restore pushes the shards to keepers once, not again when recovery 
     await cluster.close();
   }
 });
+
+async function exitOf(cluster: Cluster, timeoutMs = 20_000) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const status = await Promise.race([
+    cluster.nexus!.status,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`Nexus still runs after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+  return {
+    code: status.code,
+    log: await Deno.readTextFile(cluster.nexus!.logFile),
+  };
+}
+
+async function heldShards(cluster: Cluster, count: number) {
+  const held = [];
+  for (let i = 1; i <= count; i++) {
+    held.push(JSON.stringify((await keeperShardStatus(cluster, i)).body));
+  }
+  return held;
+}
+
+Deno.test("nexus on an empty data folder refuses to overwrite the shards keepers hold", async () => {
+  const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
+  try {
+    await cluster.start();
+    await cluster.waitUnlocked();
+    await putSecret(cluster, "apps/db", "kept");
+    const before = await heldShards(cluster, 3);
+    await cluster.stopNexus();
+    // The data folder is not there (an unmounted volume, a typo).
+    await Deno.rename(cluster.dataDir, `${cluster.dataDir}.away`);
+    await cluster.startNexus();
+    const { code, log } = await exitOf(cluster);
+    assert.equal(code, 1);
+    assert.match(
+      log,
+      /The store is empty but keeper \d \(https:\/\/.*\) already holds a shard/,
+    );
+    assert.match(log, /SPIKE_NEXUS_DATA_DIR/);
+    assert.deepEqual(await heldShards(cluster, 3), before);
+
+    await Deno.remove(cluster.dataDir, { recursive: true });
+    await Deno.rename(`${cluster.dataDir}.away`, cluster.dataDir);
+    await cluster.startNexus();
+    await cluster.waitUnlocked();
+    assert.deepEqual((await getSecret(cluster, "apps/db")).body?.data, {
+      v: "kept",
+    });
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("a new store refuses one keeper listed twice under two names", async () => {
+  const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
+  try {
+    const [p1, p2] = cluster.keeperPorts;
+    cluster.options.nexusEnv.SPIKE_NEXUS_KEEPER_PEERS =
+      `https://127.0.0.1:${p1},https://localhost:${p1},https://127.0.0.1:${p2}`;
+    await cluster.start();
+    const { code, log } = await exitOf(cluster);
+    assert.equal(code, 1);
+    assert.match(log, /listed twice in SPIKE_NEXUS_KEEPER_PEERS/);
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("nexus unlocks from keepers listed in another order and gives each its new share", async () => {
+  const cluster = await Cluster.create({ keepers: 3, threshold: 3 });
+  try {
+    await cluster.start();
+    await cluster.waitUnlocked();
+    await putSecret(cluster, "apps/db", "kept");
+    await cluster.stopNexus();
+    const urls = [1, 2, 3].map((i) => cluster.keeperUrl(i));
+    cluster.options.nexusEnv.SPIKE_NEXUS_KEEPER_PEERS = [
+      urls[1],
+      urls[0],
+      urls[2],
+    ]
+      .join(",");
+    await cluster.startNexus();
+    await cluster.waitUnlocked();
+    assert.deepEqual((await getSecret(cluster, "apps/db")).body?.data, {
+      v: "kept",
+    });
+    const log = await Deno.readTextFile(cluster.nexus!.logFile);
+    assert.match(log, /check the order of SPIKE_NEXUS_KEEPER_PEERS/);
+    // Keeper 2 now sits at position 1 and holds share 1.
+    await waitFor(
+      "the keepers to hold the shares of their new positions",
+      async () => {
+        const body = (await keeperShardStatus(cluster, 2)).body;
+        return body?.index === 1;
+      },
+    );
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("an unlock from the keepers forgets an operator's partial restore", async () => {
+  const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
+  try {
+    await cluster.start();
+    await cluster.waitUnlocked();
+    const recover = await cluster.pilot("recover", ["operator", "recover"]);
+    assert.equal(recover.code, 0, recover.stderr);
+    await cluster.stopNexus();
+    for (const i of [1, 2]) cluster.keepers.get(i)!.signal("SIGSTOP");
+    await cluster.startNexus();
+    const restore = await cluster.pilot("restore", ["operator", "restore"], {
+      stdin: await Deno.readTextFile(
+        `${cluster.dir}/recover/spike.recovery.3.txt`,
+      ),
+    });
+    assert.equal(restore.code, 0, restore.stderr);
+    const collected = async () => {
+      const body = (await cluster.call("superuser", "/v1/operator/status"))
+        .body as { restore?: { collected?: number } } | undefined;
+      return body?.restore?.collected;
+    };
+    assert.equal(await collected(), 1);
+    for (const i of [1, 2]) cluster.keepers.get(i)!.signal("SIGCONT");
+    await cluster.waitUnlocked();
+    await waitFor(
+      "the partial restore to be forgotten",
+      async () => await collected() === 0,
+    );
+  } finally {
+    await cluster.close();
+  }
+});

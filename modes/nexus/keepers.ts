@@ -62,14 +62,16 @@ export class Keepers {
   }
 
   /**
-   * Asks keeper `index` for its shard.
+   * Asks keeper `position` for its shard.
    *
-   * @param index 1-based keeper index
+   * @param position 1-based position in SPIKE_NEXUS_KEEPER_PEERS
    * @returns the shard (caller zeroes `value`), or undefined when the keeper
-   * is unreachable, holds none, or answers garbage
+   * is unreachable, holds none, or answers garbage. Its index is the one the
+   * keeper says it holds, when that is a share index of this list, so a
+   * reordered list still finds every share; otherwise the position.
    */
-  async fetchShard(index: number): Promise<Shard | undefined> {
-    const status = this.statuses[index - 1]!;
+  async fetchShard(position: number): Promise<Shard | undefined> {
+    const status = this.statuses[position - 1]!;
     let body: Uint8Array | undefined;
     try {
       const res = await this.#client.post(
@@ -85,17 +87,21 @@ export class Keepers {
       if (res.status !== 200) {
         return this.#failed(status, `Keeper answered ${res.status}`, true);
       }
-      const parsed = parseJsonBytes(body);
-      const value = parsed !== null && typeof parsed === "object" &&
+      const parsed = parseJsonBytes(body, { plainIntegers: true });
+      const answer = parsed !== null && typeof parsed === "object" &&
           !Array.isArray(parsed)
-        ? takeShardArray(parsed.shard)
+        ? parsed
         : undefined;
+      const value = takeShardArray(answer?.shard);
       if (!value) {
         return this.#failed(status, "Keeper answered a malformed shard", true);
       }
       status.reachable = true;
       status.lastError = null;
-      return { index, value };
+      const held = answer?.index;
+      const known = typeof held === "number" && Number.isInteger(held) &&
+        held >= 1 && held <= this.statuses.length;
+      return { index: known ? held : position, value };
     } catch (e) {
       return this.#failed(status, (e as Error).message, false);
     } finally {

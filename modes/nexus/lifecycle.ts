@@ -22,7 +22,7 @@ import {
   verifyShard,
 } from "../../lib/shard/mod.ts";
 import type { NexusConfig } from "./config.ts";
-import type { Keepers } from "./keepers.ts";
+import type { Keepers, KeeperStatus } from "./keepers.ts";
 import type { RootKeyState } from "./root_key.ts";
 import type { StoreMeta } from "./store/backend.ts";
 
@@ -58,25 +58,53 @@ export async function checkRootKey(
 }
 
 /**
+ * Raised when nexus must not create a new store: a keeper already holds a
+ * shard, so another store's key may depend on it, or one keeper answers
+ * for two positions of the peer list.
+ */
+export class NewStoreRefusedError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "NewStoreRefusedError";
+  }
+}
+
+/**
  * Creates the root key of an empty store: key, store id, key check, share
- * commitments. The shares reach at least `threshold` keepers before the
- * meta record is written, so a crash in between leaves an empty store
- * (started afresh next time), never a store whose key nobody holds.
+ * commitments.
  *
- * @param options the store, split parameters, the state to unlock, and
- * `distribute`, which pushes shards and resolves with how many keepers
- * stored theirs
- * @returns the new meta record
+ * Before anything is pushed, every keeper that answers must hold no shard:
+ * pushing would overwrite the shards of a store nexus cannot see (a wrong
+ * or unmounted data directory). After the push, each keeper's shard is read
+ * back and checked, so one keeper listed twice (two spellings of one host)
+ * cannot pass for two. The meta record is written only once `threshold`
+ * keepers hold their own verified share, so a crash in between leaves an
+ * empty store, never a store whose key nobody holds.
+ *
+ * @param options the store, split parameters, the state to unlock, and the
+ * keepers
+ * @returns the new meta record, or undefined when stopped first
+ * @throws {NewStoreRefusedError} when a keeper already holds a shard, or a
+ * keeper holds the share pushed to another position
  */
 export async function initializeNewStore(options: {
   store: MetaStore;
   config: Pick<NexusConfig, "shares" | "threshold" | "allowThresholdOne">;
   state: RootKeyState;
-  distribute: (shards: readonly Shard[]) => Promise<number>;
+  keepers: Keepers;
   log: Logger;
   signal: AbortSignal;
 }): Promise<StoreMeta | undefined> {
-  const { store, config, state, distribute, log, signal } = options;
+  const { store, config, state, keepers, log, signal } = options;
+  const holding = await keepersHoldingShards(keepers);
+  if (holding.length > 0) {
+    throw new NewStoreRefusedError(
+      `The store is empty but keeper ${holding[0]!.index} (${
+        holding[0]!.url
+      }) already holds a shard, which may belong to another store: if SPIKE_NEXUS_DATA_DIR names the wrong folder, fix it; to start a new store on purpose, restart every keeper so they hold nothing`,
+    );
+  }
   const key = crypto.getRandomValues(new Uint8Array(32));
   const storeId = crypto.getRandomValues(new Uint8Array(STORE_ID_BYTES));
   const keys = await derivePurposeKeys(key, storeId);
@@ -84,16 +112,18 @@ export async function initializeNewStore(options: {
     allowThresholdOne: config.allowThresholdOne,
   });
   try {
+    const commitments = await computeCommitments(storeId, shards);
     let delay = 500;
     for (;;) {
-      const stored = await distribute(shards);
-      if (stored >= config.threshold) break;
+      await distributeShards(keepers, shards);
+      const held = await keepersHoldingOwnShare(keepers, storeId, commitments);
+      if (held >= config.threshold) break;
       if (signal.aborted) {
         zero(key);
         return undefined;
       }
       log.warn("Waiting for keepers to take the new root key's shards", {
-        stored,
+        stored: held,
         threshold: config.threshold,
       });
       await sleep(delay, signal);
@@ -104,14 +134,57 @@ export async function initializeNewStore(options: {
       keyCheck: await keyCheckValue(keys),
       threshold: config.threshold,
       shareCount: config.shares,
-      commitments: await computeCommitments(storeId, shards),
+      commitments,
     };
     await store.initMeta(meta);
     await state.unlock(key, keys);
     return meta;
+  } catch (e) {
+    zero(key);
+    throw e;
   } finally {
     for (const s of shards) zero(s.value);
   }
+}
+
+// The keepers that answer with a shard, whatever it is.
+async function keepersHoldingShards(keepers: Keepers) {
+  const answers = await Promise.all(
+    keepers.statuses.map(async (status) => {
+      const shard = await keepers.fetchShard(status.index);
+      zero(shard?.value);
+      return shard ? status : undefined;
+    }),
+  );
+  return answers.filter((s) => s !== undefined);
+}
+
+// Reads every keeper's shard back: counts the keepers holding the verified
+// share of their own position, and refuses a keeper that holds another
+// position's share, which only happens when one keeper is listed twice.
+async function keepersHoldingOwnShare(
+  keepers: Keepers,
+  storeId: Uint8Array,
+  commitments: readonly Uint8Array[],
+): Promise<number> {
+  const held = await Promise.all(keepers.statuses.map(async (status) => {
+    const shard = await keepers.fetchShard(status.index);
+    if (!shard) return false;
+    try {
+      if (!(await verifyShard(storeId, shard, commitments))) return false;
+      if (shard.index !== status.index) {
+        throw new NewStoreRefusedError(
+          `Keeper ${status.index} (${status.url}) holds the share pushed to keeper ${shard.index} (${
+            keepers.statuses[shard.index - 1]!.url
+          }): they are one keeper listed twice in SPIKE_NEXUS_KEEPER_PEERS; list each keeper once`,
+        );
+      }
+      return true;
+    } finally {
+      zero(shard.value);
+    }
+  }));
+  return held.filter(Boolean).length;
 }
 
 /**
@@ -164,15 +237,21 @@ export async function recoverFromKeepers(options: {
   let delay = 500;
   // Each answer is checked as it arrives, so one slow keeper does not hold
   // up an unlock that the others already make possible.
-  const take = async (shard: Shard | undefined) => {
+  const take = async (status: KeeperStatus, shard: Shard | undefined) => {
     if (!shard || state.unlocked) return zero(shard?.value);
-    const status = keepers.statuses[shard.index - 1]!;
     if (!(await verifyShard(meta.storeId, shard, meta.commitments))) {
       status.holdsShard = false;
       log.warn("Keeper returned a shard that does not match its commitment", {
-        keeper: shard.index,
+        keeper: status.index,
       });
       return zero(shard.value);
+    }
+    if (shard.index !== status.index) {
+      // Verified, so usable; the next push gives this keeper its own share.
+      log.warn(
+        "Keeper holds the share of another position: check the order of SPIKE_NEXUS_KEEPER_PEERS",
+        { keeper: status.index, share: shard.index },
+      );
     }
     status.holdsShard = true;
     zero(verified.get(shard.index)?.value);
@@ -193,7 +272,9 @@ export async function recoverFromKeepers(options: {
   try {
     while (!state.unlocked && !signal.aborted) {
       await Promise.all(
-        keepers.statuses.map((s) => keepers.fetchShard(s.index).then(take)),
+        keepers.statuses.map((s) =>
+          keepers.fetchShard(s.index).then((shard) => take(s, shard))
+        ),
       );
       if (state.unlocked) break;
       log.info("Waiting for keepers", {

@@ -20,8 +20,8 @@ import { RootKeyState } from "./root_key.ts";
 import { Keepers } from "./keepers.ts";
 import { RestoreSession } from "./restore.ts";
 import {
-  distributeShards,
   initializeNewStore,
+  NewStoreRefusedError,
   pushShards,
   recoverFromKeepers,
   sleep,
@@ -240,7 +240,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         store,
         config,
         state,
-        distribute: (shards) => distributeShards(keepers!, shards),
+        keepers: keepers!,
         log,
         signal: abort.signal,
       });
@@ -256,8 +256,10 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         signal: abort.signal,
       });
       // A restore pushed the shards as it unlocked; the next push is due
-      // one interval later, not now.
-      if (!recovered) await sleep(config.keeperUpdateIntervalMs, abort.signal);
+      // one interval later, not now. After an unlock from the keepers, an
+      // operator's partial restore shards are of no more use.
+      if (recovered) restore.clear();
+      else await sleep(config.keeperUpdateIntervalMs, abort.signal);
     }
     while (!abort.signal.aborted) {
       syncNow();
@@ -267,7 +269,11 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     // Without a root key nexus cannot serve; stopping is clearer than a
     // nexus that stays locked for a reason nobody sees.
     log.error("Root key lifecycle failed", { error: e.name, msg: e.message });
-    console.error(`Nexus cannot set up its root key: ${e.message}`);
+    console.error(
+      e instanceof NewStoreRefusedError
+        ? e.message
+        : `Nexus cannot set up its root key: ${e.message}`,
+    );
     Deno.exit(1);
   });
 
@@ -279,6 +285,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   keeperClient?.close();
   await store.close();
   audit.close();
+  restore.clear();
   state.clear();
   return 0;
 }

@@ -31,7 +31,7 @@ export class RestoreSession {
   readonly #timeoutMs: number;
   readonly #allowThresholdOne: boolean;
   readonly #shards = new Map<number, Shard>();
-  #lastActivity = 0;
+  #expiry: ReturnType<typeof setTimeout> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
   /**
@@ -52,20 +52,19 @@ export class RestoreSession {
     this.#allowThresholdOne = allowThresholdOne;
   }
 
-  #forget(): void {
+  /**
+   * Forgets every partial shard (zeroed): on expiry, once restored, and
+   * when nexus unlocks from its keepers instead.
+   */
+  clear(): void {
+    clearTimeout(this.#expiry);
+    this.#expiry = undefined;
     for (const s of this.#shards.values()) zero(s.value);
     this.#shards.clear();
   }
 
-  #expireIfIdle(now: number): void {
-    if (this.#shards.size > 0 && now - this.#lastActivity > this.#timeoutMs) {
-      this.#forget();
-    }
-  }
-
-  /** How many shards are held now (after expiry). */
+  /** How many shards are held now. */
   get collected(): number {
-    this.#expireIfIdle(Date.now());
     return this.#shards.size;
   }
 
@@ -99,8 +98,6 @@ export class RestoreSession {
           "Restore refused: the store is empty, there is nothing to restore",
         );
       }
-      const now = Date.now();
-      this.#expireIfIdle(now);
       if (this.#shards.has(shard.index)) {
         // A conflict with the session, not bad input: pilot can then tell
         // the operator it was a repeat rather than a foreign shard.
@@ -119,7 +116,11 @@ export class RestoreSession {
         throw new ApiError(ErrorCode.Conflict, "Restore refused: unlocked");
       }
       this.#shards.set(shard.index, { index: shard.index, value: shard.value });
-      this.#lastActivity = now;
+      // Inactivity is counted from the last accepted shard; the timer must
+      // not keep a stopping nexus alive.
+      clearTimeout(this.#expiry);
+      this.#expiry = setTimeout(() => this.clear(), this.#timeoutMs);
+      Deno.unrefTimer(this.#expiry);
     } catch (e) {
       zero(shard.value);
       throw e;
@@ -137,7 +138,7 @@ export class RestoreSession {
       meta,
       this.#allowThresholdOne,
     );
-    this.#forget();
+    this.clear();
     if (!rebuilt) {
       throw new ApiError(
         ErrorCode.BadRequest,
