@@ -47,7 +47,7 @@ export function keeperHandler(
     }
     let shard: Uint8Array | undefined;
     try {
-      const body = parseJsonBytes(req.body);
+      const body = parseJsonBytes(req.body, { plainIntegers: true });
       if (body === null || typeof body !== "object" || Array.isArray(body)) {
         return fail(ErrorCode.BadRequest);
       }

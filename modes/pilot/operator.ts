@@ -51,9 +51,10 @@ Usage:
   spike pilot operator recover
 
 Writes spike.recovery.<i>.txt (mode 0600) for every shard into the recovery
-folder (mode 0700): SPIKE_PILOT_RECOVERY_DIR, else ~/.spike/recover. Older
-spike.recovery*.txt files there are removed first. Needs an SVID of
-spike/pilot/role/recover. Encrypt the files, store them apart, and erase
+folder: SPIKE_PILOT_RECOVERY_DIR, else ~/.spike/recover. A missing folder is
+made with mode 0700; an existing one open to group or others is refused. The
+files are replaced all at once, and older spike.recovery.<i>.txt files are
+removed afterwards. Needs an SVID of spike/pilot/role/recover. Encrypt the files, store them apart, and erase
 them from the folder.
 
 Options:
@@ -100,7 +101,7 @@ Options:
 export function readRecoverAnswer(body: Uint8Array): Shard[] {
   let answer: JsonValue;
   try {
-    answer = parseJsonBytes(body);
+    answer = parseJsonBytes(body, { plainIntegers: true });
   } catch (e) {
     if (e instanceof JsonBytesError) {
       throw new CliError("SPIKE Nexus answered recover with invalid JSON");

@@ -1,0 +1,48 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+// The keeper's two routes as a handler: who may store and read a shard,
+// and which bodies are refused without touching the held shard.
+import assert from "node:assert/strict";
+import { createLogger } from "../lib/log.ts";
+import { parseSpiffeId } from "../lib/spiffe/id.ts";
+import { keeperHandler } from "../modes/keeper/routes.ts";
+import { ShardSlot } from "../modes/keeper/shard_slot.ts";
+
+const NEXUS = parseSpiffeId("spiffe://spike.ist/spike/nexus");
+const encoder = new TextEncoder();
+
+function request(path: string, body: string) {
+  return {
+    peerId: NEXUS,
+    method: "POST",
+    path,
+    action: "",
+    contentType: "application/json",
+    body: encoder.encode(body),
+  };
+}
+
+function shardText(values: string[]) {
+  return `{"shard":[${values.join(",")}],"index":2}`;
+}
+
+Deno.test("keeper stores a shard of plain integers and refuses numbers written any other way", async () => {
+  const slot = new ShardSlot();
+  const handle = keeperHandler(slot, createLogger("keeper-test"));
+  const plain = Array.from({ length: 32 }, (_, i) => String(i + 1));
+  const stored = await handle(
+    request("/v1/store/contribute", shardText(plain)),
+  );
+  assert.equal(stored.status, 200);
+  for (const odd of ["1e1", "10.0", "1E+1", "0.5e1"]) {
+    const values = [...plain];
+    values[0] = odd;
+    const res = await handle(
+      request("/v1/store/contribute", shardText(values)),
+    );
+    assert.equal(res.status, 400, odd);
+  }
+  const held = slot.get();
+  assert.equal(held?.index, 2);
+  assert.deepEqual(Array.from(held!.value), plain.map(Number));
+  slot.clear();
+});
