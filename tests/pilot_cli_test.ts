@@ -468,7 +468,7 @@ Deno.test("spike pilot as a process", async (t) => {
     });
 
     await t.step("operator recover writes the shard files", async () => {
-      await Deno.mkdir(`${dir}/recover`, { recursive: true });
+      await Deno.mkdir(`${dir}/recover`, { recursive: true, mode: 0o700 });
       await Deno.writeTextFile(`${dir}/recover/spike.recovery.7.txt`, "old");
       h.reply(() =>
         json(200, { shards: { "1": SHARD1, "2": new Array(32).fill(255) } })

@@ -77,7 +77,7 @@ Deno.test("recovery drill: recover, lose everything, restore from t files", asyn
         "put",
       );
       // A stale file from an older export is replaced.
-      await Deno.mkdir(`${main.dir}/recover`, { recursive: true });
+      await Deno.mkdir(`${main.dir}/recover`, { recursive: true, mode: 0o700 });
       await Deno.writeTextFile(recoveryFile(main, 9), "old\n");
       const out = ok(
         await main.pilot("recover", ["operator", "recover"]),
