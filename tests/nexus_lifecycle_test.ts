@@ -366,3 +366,24 @@ Deno.test("an unlock from the keepers forgets an operator's partial restore", as
     await cluster.close();
   }
 });
+
+Deno.test("status reports each keeper as it is now, not as of the last push", async () => {
+  const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
+  try {
+    await cluster.start();
+    await cluster.waitUnlocked();
+    const keeper2 = async () => {
+      const body = (await cluster.call("superuser", "/v1/operator/status"))
+        .body as { keepers: { reachable: unknown; holdsShard: unknown }[] };
+      const { reachable, holdsShard } = body.keepers[1]!;
+      return { reachable, holdsShard };
+    };
+    assert.deepEqual(await keeper2(), { reachable: true, holdsShard: true });
+    await cluster.stopKeeper(2);
+    assert.deepEqual(await keeper2(), { reachable: false, holdsShard: null });
+    await cluster.startKeeper(2);
+    assert.deepEqual(await keeper2(), { reachable: true, holdsShard: false });
+  } finally {
+    await cluster.close();
+  }
+});

@@ -57,6 +57,8 @@ export class Keepers {
 
   #failed(status: KeeperStatus, reason: string, reachable: boolean) {
     status.reachable = reachable;
+    // What an unreachable keeper holds is unknown, not what it held before.
+    if (!reachable) status.holdsShard = null;
     status.lastError = reason;
     return undefined;
   }

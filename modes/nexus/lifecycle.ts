@@ -292,6 +292,29 @@ export async function recoverFromKeepers(options: {
 }
 
 /**
+ * Asks every keeper for its shard now and records in its status whether it
+ * is reachable and holds the share of its position (for `pilot status`).
+ *
+ * @param keepers the keepers
+ * @param meta the store meta, for the commitments
+ */
+export async function checkKeepers(
+  keepers: Keepers,
+  meta: StoreMeta,
+): Promise<void> {
+  await Promise.all(keepers.statuses.map(async (status) => {
+    const shard = await keepers.fetchShard(status.index);
+    if (!shard) return;
+    try {
+      status.holdsShard = shard.index === status.index &&
+        await verifyShard(meta.storeId, shard, meta.commitments);
+    } finally {
+      zero(shard.value);
+    }
+  }));
+}
+
+/**
  * Pushes every keeper its share, recomputed from the root key.
  *
  * @param keepers the keepers

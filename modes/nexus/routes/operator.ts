@@ -25,7 +25,7 @@ import type { StoreMeta } from "../store/backend.ts";
 import type { Keepers } from "../keepers.ts";
 import type { RestoreSession } from "../restore.ts";
 import type { RootKeyState } from "../root_key.ts";
-import { rebuildRootKey } from "../lifecycle.ts";
+import { checkKeepers, rebuildRootKey } from "../lifecycle.ts";
 import { type JsonObject, jsonResponse, readJsonObject } from "../http.ts";
 import type { Route, RouteContext } from "../router.ts";
 
@@ -210,12 +210,14 @@ async function drill(deps: OperatorDeps, ctx: RouteContext) {
   }
 }
 
-function status(deps: OperatorDeps, ctx: RouteContext) {
+async function status(deps: OperatorDeps, ctx: RouteContext) {
   requireRole(ctx.peerId, "superuser", "recover", "restore");
   readJsonObject(ctx.body);
   const meta = deps.meta();
+  // Live, not as of the last push: that may be minutes old.
+  if (deps.keepers && meta) await checkKeepers(deps.keepers, meta);
   const collected = deps.restore.collected;
-  return Promise.resolve(jsonResponse(200, {
+  return jsonResponse(200, {
     state: deps.state.unlocked ? "unlocked" : "locked",
     backend: deps.backend,
     threshold: meta?.threshold ?? null,
@@ -225,7 +227,7 @@ function status(deps: OperatorDeps, ctx: RouteContext) {
       remaining: meta ? Math.max(meta.threshold - collected, 0) : null,
     },
     keepers: deps.keepers?.statuses ?? [],
-  }));
+  });
 }
 
 /**
