@@ -285,6 +285,36 @@ Deno.test("nexus on an empty data folder refuses to overwrite the shards keepers
   }
 });
 
+Deno.test("a new store refuses a keeper that comes up late holding another key's shard", async () => {
+  const cluster = await Cluster.create({ keepers: 3, threshold: 3 });
+  try {
+    await cluster.startKeeper(1);
+    await cluster.startKeeper(2);
+    await cluster.startNexus();
+    await waitFor(
+      "nexus to wait for the third keeper",
+      async () =>
+        (await Deno.readTextFile(cluster.nexus!.logFile)).includes(
+          "Waiting for keepers to take the new root key's shards",
+        ),
+    );
+    await cluster.startKeeper(3);
+    const foreign = Array.from({ length: 32 }, (_, i) => (i * 37 + 11) % 256);
+    const put = await cluster.request(
+      "nexus",
+      `${cluster.keeperUrl(3)}/v1/store/contribute`,
+      { shard: foreign, index: 3 },
+      "keeper",
+    );
+    assert.equal(put.status, 200);
+    const { code, log } = await exitOf(cluster);
+    assert.equal(code, 1);
+    assert.match(log, /keeper 3 \(https:\/\/.*\) already holds a shard/);
+  } finally {
+    await cluster.close();
+  }
+});
+
 Deno.test("a new store refuses one keeper listed twice under two names", async () => {
   const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
   try {

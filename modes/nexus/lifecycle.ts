@@ -74,11 +74,11 @@ export class NewStoreRefusedError extends Error {
  * Creates the root key of an empty store: key, store id, key check, share
  * commitments.
  *
- * Before anything is pushed, every keeper that answers must hold no shard:
- * pushing would overwrite the shards of a store nexus cannot see (a wrong
- * or unmounted data directory). After the push, each keeper's shard is read
- * back and checked, so one keeper listed twice (two spellings of one host)
- * cannot pass for two. The meta record is written only once `threshold`
+ * Before every push, each keeper that answers must hold nothing or the new
+ * key's share: pushing would overwrite the shards of a store nexus cannot
+ * see (a wrong or unmounted data directory). After the push, each keeper's
+ * shard is read back and checked, so one keeper listed twice (two spellings
+ * of one host) cannot pass for two. The meta record is written only once `threshold`
  * keepers hold their own verified share, so a crash in between leaves an
  * empty store, never a store whose key nobody holds.
  *
@@ -97,14 +97,6 @@ export async function initializeNewStore(options: {
   signal: AbortSignal;
 }): Promise<StoreMeta | undefined> {
   const { store, config, state, keepers, log, signal } = options;
-  const holding = await keepersHoldingShards(keepers);
-  if (holding.length > 0) {
-    throw new NewStoreRefusedError(
-      `The store is empty but keeper ${holding[0]!.index} (${
-        holding[0]!.url
-      }) already holds a shard, which may belong to another store: if SPIKE_NEXUS_DATA_DIR names the wrong folder, fix it; to start a new store on purpose, restart every keeper so they hold nothing`,
-    );
-  }
   const key = crypto.getRandomValues(new Uint8Array(32));
   const storeId = crypto.getRandomValues(new Uint8Array(STORE_ID_BYTES));
   const keys = await derivePurposeKeys(key, storeId);
@@ -113,10 +105,15 @@ export async function initializeNewStore(options: {
   });
   try {
     const commitments = await computeCommitments(storeId, shards);
+    const holdings = () => readHoldings(keepers, storeId, commitments);
     let delay = 500;
     for (;;) {
+      // Checked before every push: a keeper may come up late.
+      refuseForeignShards(keepers, await holdings());
       await distributeShards(keepers, shards);
-      const held = await keepersHoldingOwnShare(keepers, storeId, commitments);
+      const after = await holdings();
+      refuseTwins(keepers, after);
+      const held = after.filter((h) => h === "own").length;
       if (held >= config.threshold) break;
       if (signal.aborted) {
         zero(key);
@@ -147,44 +144,47 @@ export async function initializeNewStore(options: {
   }
 }
 
-// The keepers that answer with a shard, whatever it is.
-async function keepersHoldingShards(keepers: Keepers) {
-  const answers = await Promise.all(
-    keepers.statuses.map(async (status) => {
-      const shard = await keepers.fetchShard(status.index);
-      zero(shard?.value);
-      return shard ? status : undefined;
-    }),
-  );
-  return answers.filter((s) => s !== undefined);
-}
+/**
+ * What a keeper holds while a new store is created: nothing (or it cannot
+ * be reached), the new share of its own position, the new share of
+ * position `n` (one keeper listed twice), or a shard of another key.
+ */
+type Holding = "none" | "own" | number | "foreign";
 
-// Reads every keeper's shard back: counts the keepers holding the verified
-// share of their own position, and refuses a keeper that holds another
-// position's share, which only happens when one keeper is listed twice.
-async function keepersHoldingOwnShare(
+function readHoldings(
   keepers: Keepers,
   storeId: Uint8Array,
   commitments: readonly Uint8Array[],
-): Promise<number> {
-  const held = await Promise.all(keepers.statuses.map(async (status) => {
+): Promise<Holding[]> {
+  return Promise.all(keepers.statuses.map(async (status) => {
     const shard = await keepers.fetchShard(status.index);
-    if (!shard) return false;
+    if (!shard) return "none";
     try {
-      if (!(await verifyShard(storeId, shard, commitments))) return false;
-      if (shard.index !== status.index) {
-        throw new NewStoreRefusedError(
-          `Keeper ${status.index} (${status.url}) holds the share pushed to keeper ${shard.index} (${
-            keepers.statuses[shard.index - 1]!.url
-          }): they are one keeper listed twice in SPIKE_NEXUS_KEEPER_PEERS; list each keeper once`,
-        );
-      }
-      return true;
+      if (!(await verifyShard(storeId, shard, commitments))) return "foreign";
+      return shard.index === status.index ? "own" : shard.index;
     } finally {
       zero(shard.value);
     }
   }));
-  return held.filter(Boolean).length;
+}
+
+function refuseForeignShards(keepers: Keepers, holdings: Holding[]): void {
+  const at = holdings.indexOf("foreign");
+  if (at < 0) return;
+  const { index, url } = keepers.statuses[at]!;
+  throw new NewStoreRefusedError(
+    `The store is empty but keeper ${index} (${url}) already holds a shard, which may belong to another store: if SPIKE_NEXUS_DATA_DIR names the wrong folder, fix it; to start a new store on purpose, restart every keeper so they hold nothing`,
+  );
+}
+
+function refuseTwins(keepers: Keepers, holdings: Holding[]): void {
+  const at = holdings.findIndex((h) => typeof h === "number");
+  if (at < 0) return;
+  const { index, url } = keepers.statuses[at]!;
+  const other = keepers.statuses[(holdings[at] as number) - 1]!;
+  throw new NewStoreRefusedError(
+    `Keeper ${index} (${url}) holds the share pushed to keeper ${other.index} (${other.url}): they are one keeper listed twice in SPIKE_NEXUS_KEEPER_PEERS; list each keeper once`,
+  );
 }
 
 /**
