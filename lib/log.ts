@@ -1,19 +1,63 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
  * Operational log: one JSON line per event on stderr, level from
- * `SPIKE_SYSTEM_LOG_LEVEL` (default WARN). Callers pass identifiers and
- * counts, never secret material.
+ * `SPIKE_SYSTEM_LOG_LEVEL` (default WARN, or the mode's own default).
+ * Callers pass identifiers and counts, never secret material.
  *
  * @module
  */
+import { ConfigError } from "./config/env.ts";
 
 const LEVELS = { DEBUG: 10, INFO: 20, WARN: 30, ERROR: 40 } as const;
 /** A log level name. */
 export type Level = keyof typeof LEVELS;
 
+/** The variable that sets the log level. */
+export const LOG_LEVEL_VARIABLE = "SPIKE_SYSTEM_LOG_LEVEL";
+
+/** The level names `SPIKE_SYSTEM_LOG_LEVEL` accepts (any letter case). */
+export const LOG_LEVELS: readonly Level[] = ["DEBUG", "INFO", "WARN", "ERROR"];
+
+let defaultLevel: Level = "WARN";
+
+function configuredLevel(): Level | undefined {
+  const raw = Deno.env.get(LOG_LEVEL_VARIABLE)?.trim();
+  if (!raw) return undefined;
+  const name = raw.toUpperCase();
+  return Object.hasOwn(LEVELS, name) ? name as Level : undefined;
+}
+
+/**
+ * Checks `SPIKE_SYSTEM_LOG_LEVEL`, so a mode can stop its start on an
+ * invalid level (loggers themselves fall back to the default level).
+ *
+ * @throws {ConfigError} when the variable is set but names no level
+ */
+export function checkLogLevel(): void {
+  const raw = Deno.env.get(LOG_LEVEL_VARIABLE)?.trim();
+  if (raw && configuredLevel() === undefined) {
+    throw new ConfigError(
+      `${LOG_LEVEL_VARIABLE} must be one of ${
+        LOG_LEVELS.join(", ")
+      }, got "${raw}"`,
+    );
+  }
+}
+
+/**
+ * Sets the level used while `SPIKE_SYSTEM_LOG_LEVEL` is unset, for every
+ * logger of the process, including those created before the call.
+ *
+ * @param level e.g. `ERROR` for a CLI whose errors are one sentence
+ */
+export function setDefaultLogLevel(level: Level): void {
+  defaultLevel = level;
+}
+
+// Resolved at every line rather than once per logger: many loggers are
+// created when their module loads, before a mode sets its default.
 function threshold(): number {
-  const name = (Deno.env.get("SPIKE_SYSTEM_LOG_LEVEL") ?? "WARN").toUpperCase();
-  return LEVELS[name as Level] ?? LEVELS.WARN;
+  return LEVELS[configuredLevel() ?? defaultLevel];
 }
 
 const encoder = new TextEncoder();
@@ -31,19 +75,19 @@ export interface Logger {
 }
 
 /**
- * Creates a logger for a component.
+ * Creates a logger for a component. An invalid `SPIKE_SYSTEM_LOG_LEVEL`
+ * logs at the default level here; {@linkcode checkLogLevel} reports it.
  *
  * @param component e.g. `nexus`, `keeper`
  * @returns the logger
  */
 export function createLogger(component: string): Logger {
-  const min = threshold();
   const write = (
     level: Level,
     msg: string,
     fields?: Record<string, unknown>,
   ) => {
-    if (LEVELS[level] < min) return;
+    if (LEVELS[level] < threshold()) return;
     const line = JSON.stringify({
       time: new Date().toISOString(),
       level,

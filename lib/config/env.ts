@@ -75,18 +75,34 @@ export function envDuration(name: string, fallback: number): number {
 }
 
 /**
- * Reads a duration that must be above zero, such as a server timeout that
- * zero would switch off.
+ * The longest timer delay, in ms: a longer one fires at once (JavaScript
+ * timers hold a 32-bit signed delay).
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Reads a duration that must be above zero and fit a timer, such as a
+ * server timeout that zero would switch off, or a period that zero (or an
+ * overflowing value) would turn into a busy loop.
  *
  * @param name the variable name
  * @param fallback the default in ms
  * @returns the duration in ms
- * @throws {ConfigError} when set to something invalid or not positive
+ * @throws {ConfigError} when set to something invalid, not positive, or
+ *   longer than {@linkcode MAX_TIMER_MS}
  */
 export function envPositiveDuration(name: string, fallback: number): number {
   const ms = envDuration(name, fallback);
+  const raw = Deno.env.get(name)?.trim();
   if (ms <= 0) {
-    throw new ConfigError(`${name} must be a positive duration, e.g. 10s`);
+    throw new ConfigError(
+      `${name} must be a positive duration, e.g. 10s, got "${raw}"`,
+    );
+  }
+  if (ms > MAX_TIMER_MS) {
+    throw new ConfigError(
+      `${name} must be at most 596h (the longest timer), got "${raw}"`,
+    );
   }
   return ms;
 }

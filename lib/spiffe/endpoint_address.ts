@@ -42,17 +42,38 @@ const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):/;
  * Parses a Workload API endpoint address.
  *
  * @param value e.g. `unix:///run/spire/sockets/agent.sock` or `tcp://127.0.0.1:8081`
+ * @param variable the environment variable the value came from, e.g.
+ *   `SPIFFE_ENDPOINT_SOCKET`; when given, errors name it and the value
  * @returns the parsed endpoint
  * @throws {EndpointAddressError} naming the first broken rule
  */
-export function parseEndpointAddress(value: string): EndpointAddress {
+export function parseEndpointAddress(
+  value: string,
+  variable?: string,
+): EndpointAddress {
+  if (variable === undefined) return parse(value);
+  try {
+    return parse(value);
+  } catch (e) {
+    if (!(e instanceof EndpointAddressError)) throw e;
+    throw new EndpointAddressError(
+      `${variable} "${value}" is invalid: ${e.message.charAt(0).toLowerCase()}${
+        e.message.slice(1)
+      }`,
+    );
+  }
+}
+
+function parse(value: string): EndpointAddress {
   if (value.length === 0) {
     throw new EndpointAddressError("Workload endpoint socket URI is empty");
   }
   const scheme = SCHEME.exec(value)?.[1]?.toLowerCase();
   if (scheme !== "unix" && scheme !== "tcp") {
+    // A bare socket path is the common slip: show the URI it means.
+    const hint = value.startsWith("/") ? `: write unix://${value}` : "";
     throw new EndpointAddressError(
-      'Workload endpoint socket URI must have a "tcp" or "unix" scheme',
+      `Workload endpoint socket URI must have a "tcp" or "unix" scheme${hint}`,
     );
   }
   const rest = value.slice(scheme.length + 1);

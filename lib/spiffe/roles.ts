@@ -129,6 +129,24 @@ function configuredRoots(role: Role): readonly string[] {
 const DEFAULT_ROOTS: readonly string[] = [DEFAULT_TRUST_ROOT];
 
 /**
+ * Checks the trust roots of every role, so a mode can stop its start on an
+ * invalid `SPIKE_TRUST_ROOT_*` or `SPIKE_TRUST_ROOT` value instead of
+ * failing each later authorization. Roles still read the variables at
+ * every call.
+ *
+ * @throws {ConfigError} naming the first variable that holds no valid
+ *   entry or an invalid trust domain
+ */
+export function checkTrustRootConfig(): void {
+  for (const role of ROLES) configuredRoots(role);
+  // The fallback counts even when every role has its own variable.
+  const raw = Deno.env.get(TRUST_ROOT_FALLBACK_VARIABLE);
+  if (raw !== undefined && raw.trim() !== "") {
+    cachedTrustRoots(TRUST_ROOT_FALLBACK_VARIABLE, raw);
+  }
+}
+
+/**
  * The canonical SPIFFE ID of a role.
  *
  * @param role the role

@@ -90,7 +90,10 @@ export async function openWorkloadApiSource(
       "No Workload API endpoint: set SPIFFE_ENDPOINT_SOCKET (e.g. unix:///run/spire/sockets/agent.sock)",
     );
   }
-  const address = parseEndpointAddress(endpoint);
+  const address = parseEndpointAddress(
+    endpoint,
+    options.endpoint === undefined ? "SPIFFE_ENDPOINT_SOCKET" : undefined,
+  );
   const timeoutMs = options.timeoutMs ??
     envDuration("SPIKE_SPIFFE_SOURCE_TIMEOUT", DEFAULT_TIMEOUT_MS);
   const source = new WorkloadApiSource(
@@ -287,7 +290,7 @@ class WorkloadApiSource implements SvidSource {
   #onStatus(status: grpc.StatusObject): void {
     if (this.#closed) return;
     const name = grpc.status[status.code] ?? String(status.code);
-    this.#lastError = `${name}: ${status.details}`;
+    this.#lastError = `${name}: ${shortDetails(status.details)}`;
     if (FATAL_CODES.has(status.code)) {
       const message =
         `Workload API at ${this.#endpoint} refused FetchX509SVID: ${name}: ${status.details}`;
@@ -313,6 +316,17 @@ class WorkloadApiSource implements SvidSource {
     });
     this.#retryTimer = setTimeout(() => this.#connect(), delay);
   }
+}
+
+/**
+ * The useful part of a grpc-js status detail: "No connection established.
+ * Last error: Error: connect ENOENT /x.sock. Resolution note: " becomes
+ * "connect ENOENT /x.sock".
+ */
+function shortDetails(details: string): string {
+  const cause = /Last error: (?:Error: )?(.*?)\.?(?: Resolution note:.*)?$/s
+    .exec(details)?.[1]?.trim();
+  return cause ? cause : details;
 }
 
 /**

@@ -5,8 +5,16 @@
  *
  * @module
  */
-import { envString, parseListenAddress } from "../../lib/config/env.ts";
-import { readServerTimeouts } from "../../lib/config/server_timeouts.ts";
+import {
+  ConfigError,
+  envString,
+  parseListenAddress,
+} from "../../lib/config/env.ts";
+import {
+  readServerTimeouts,
+  type ServerTimeouts,
+} from "../../lib/config/server_timeouts.ts";
+import { checkSharedConfig } from "../../lib/config/shared.ts";
 import { createLogger } from "../../lib/log.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
@@ -30,6 +38,30 @@ Environment:
 /** Body limit: a contribute request is well under 1 KiB. */
 const MAX_BODY_BYTES = 4096;
 
+/** Everything a keeper reads from its environment. */
+export interface KeeperConfig extends ServerTimeouts {
+  /** Listen host ("" = all interfaces) and port. */
+  readonly listen: { host: string; port: number };
+}
+
+/**
+ * Reads and checks the keeper configuration, including the variables every
+ * mode shares (log level, trust roots, SVID source).
+ *
+ * @returns the configuration
+ * @throws {ConfigError} naming the first invalid variable
+ */
+export function readKeeperConfig(): KeeperConfig {
+  checkSharedConfig();
+  return {
+    listen: parseListenAddress(
+      "SPIKE_KEEPER_TLS_PORT",
+      envString("SPIKE_KEEPER_TLS_PORT", ":8443"),
+    ),
+    ...readServerTimeouts(),
+  };
+}
+
 /**
  * Runs the keeper until SIGINT/SIGTERM.
  *
@@ -41,11 +73,17 @@ export async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  let config: KeeperConfig;
+  try {
+    config = readKeeperConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      return 2;
+    }
+    throw e;
+  }
   const log = createLogger("keeper");
-  const { host, port } = parseListenAddress(
-    "SPIKE_KEEPER_TLS_PORT",
-    envString("SPIKE_KEEPER_TLS_PORT", ":8443"),
-  );
   using source = await openSvidSource();
   const own = source.current().id;
   if (!hasRole(own, "keeper")) {
@@ -57,10 +95,11 @@ export async function main(args: string[]): Promise<number> {
   const slot = new ShardSlot();
   const server = await serveMtls({
     source,
-    hostname: host,
-    port,
+    hostname: config.listen.host,
+    port: config.listen.port,
     maxBodyBytes: MAX_BODY_BYTES,
-    ...readServerTimeouts(),
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
     authorizePeer: (id) => hasRole(id, "nexus") || hasRole(id, "bootstrap"),
     handler: keeperHandler(slot, log),
     onRefused: (reason, peer) =>

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { ConfigError } from "../../lib/config/env.ts";
 
 /** One audit record. */
 export interface AuditRecord {
@@ -44,6 +45,22 @@ export function newTrailId(): string {
     .join("");
 }
 
+// Why a file did not open, in words; the OS text ("No such file or
+// directory (os error 2)") says neither which file nor what to do.
+function openFailure(e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return "its folder does not exist";
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (e instanceof Deno.errors.IsADirectory) return "it is a folder";
+  if (e instanceof Deno.errors.NotADirectory) {
+    return "a part of its path is not a folder";
+  }
+  const message = (e instanceof Error ? e.message : String(e)).split("\n")[0]!
+    .replace(/ \(os error \d+\)/, "");
+  return /^[A-Z][a-z]/.test(message)
+    ? message.charAt(0).toLowerCase() + message.slice(1)
+    : message;
+}
+
 /** Writes audit lines to stderr or an append-only file. */
 export class AuditLog {
   readonly #file: Deno.FsFile | undefined;
@@ -57,15 +74,23 @@ export class AuditLog {
    *
    * @param path a file to append to (created 0600), or undefined for stderr
    * @returns the log
+   * @throws {ConfigError} naming `SPIKE_NEXUS_AUDIT_LOG` and the path when
+   *   the file cannot be opened
    */
   static async open(path: string | undefined): Promise<AuditLog> {
     if (path === undefined) return new AuditLog(undefined);
-    const file = await Deno.open(path, {
-      append: true,
-      create: true,
-      mode: 0o600,
-    });
-    return new AuditLog(file);
+    try {
+      const file = await Deno.open(path, {
+        append: true,
+        create: true,
+        mode: 0o600,
+      });
+      return new AuditLog(file);
+    } catch (e) {
+      throw new ConfigError(
+        `SPIKE_NEXUS_AUDIT_LOG ${path} cannot be opened: ${openFailure(e)}`,
+      );
+    }
   }
 
   /**

@@ -8,15 +8,17 @@
 import {
   ConfigError,
   envBool,
-  envDuration,
   envInt,
+  envPositiveDuration,
   envString,
   parseListenAddress,
 } from "../../lib/config/env.ts";
+import { checkSharedConfig } from "../../lib/config/shared.ts";
 import {
   readServerTimeouts,
   type ServerTimeouts,
 } from "../../lib/config/server_timeouts.ts";
+import { resolveDataDir } from "./store/data_dir.ts";
 
 /** Where nexus keeps its data. */
 export type Backend = "sqlite" | "memory";
@@ -87,12 +89,15 @@ function parsePeers(raw: string): string[] {
 }
 
 /**
- * Reads and checks the nexus configuration.
+ * Reads and checks the nexus configuration, including the variables every
+ * mode shares (log level, trust roots, SVID source) and, for the sqlite
+ * backend, the data directory.
  *
  * @returns the configuration
  * @throws {ConfigError} naming the first invalid variable
  */
 export function readNexusConfig(): NexusConfig {
+  checkSharedConfig();
   const backendRaw = envString("SPIKE_NEXUS_BACKEND_STORE", "sqlite")
     .toLowerCase();
   if (backendRaw !== "sqlite" && backendRaw !== "memory") {
@@ -131,6 +136,25 @@ export function readNexusConfig(): NexusConfig {
       );
     }
   }
+  // Zero would push without pause, give every keeper call no time, poll
+  // keepers in a hot loop, or forget restore shards at once.
+  const keeperUpdateIntervalMs = envPositiveDuration(
+    "SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL",
+    300_000,
+  );
+  const recoveryMaxIntervalMs = envPositiveDuration(
+    "SPIKE_NEXUS_RECOVERY_MAX_INTERVAL",
+    60_000,
+  );
+  const keeperTimeoutMs = envPositiveDuration(
+    "SPIKE_NEXUS_KEEPER_TIMEOUT",
+    5_000,
+  );
+  const restoreTimeoutMs = envPositiveDuration(
+    "SPIKE_NEXUS_RESTORE_TIMEOUT",
+    900_000,
+  );
+  if (backend === "sqlite") resolveDataDir();
   const auditLog = envString("SPIKE_NEXUS_AUDIT_LOG", "");
   return {
     listen: parseListenAddress(
@@ -142,16 +166,10 @@ export function readNexusConfig(): NexusConfig {
     shares,
     threshold,
     allowThresholdOne,
-    keeperUpdateIntervalMs: envDuration(
-      "SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL",
-      300_000,
-    ),
-    recoveryMaxIntervalMs: envDuration(
-      "SPIKE_NEXUS_RECOVERY_MAX_INTERVAL",
-      60_000,
-    ),
-    keeperTimeoutMs: envDuration("SPIKE_NEXUS_KEEPER_TIMEOUT", 5_000),
-    restoreTimeoutMs: envDuration("SPIKE_NEXUS_RESTORE_TIMEOUT", 900_000),
+    keeperUpdateIntervalMs,
+    recoveryMaxIntervalMs,
+    keeperTimeoutMs,
+    restoreTimeoutMs,
     maxSecretVersions: envInt("SPIKE_NEXUS_MAX_SECRET_VERSIONS", 10, {
       min: 1,
       max: 1000,

@@ -8,6 +8,7 @@
  * @module
  */
 import { ConfigError } from "../../lib/config/env.ts";
+import { checkLogLevel, setDefaultLogLevel } from "../../lib/log.ts";
 import { ValidationError } from "../../lib/wire/validate.ts";
 import { CliError } from "./cli_error.ts";
 import { EXIT_CODE_TABLE, ExitCode, type ExitCodeValue } from "./exit_codes.ts";
@@ -36,6 +37,7 @@ Environment:
   SPIKE_TRUST_ROOT_NEXUS     trust domains nexus's SPIFFE ID may be in (default spike.ist)
   SPIKE_PILOT_RECOVERY_DIR   recovery folder (default ~/.spike/recover)
   SPIKE_HTTP_CLIENT_TIMEOUT  time limit per request (default 60s)
+  SPIKE_SYSTEM_LOG_LEVEL     DEBUG, INFO, WARN or ERROR (default ERROR)
 
 Data goes to stdout; errors go to stderr as one sentence.
 
@@ -98,12 +100,16 @@ export function describeError(
  * @returns the exit code (see {@linkcode ExitCode})
  */
 export async function main(args: string[]): Promise<number> {
+  // Errors are one sentence on stderr: operational lines (such as the
+  // Workload API's retries) show only when SPIKE_SYSTEM_LOG_LEVEL asks.
+  setDefaultLogLevel("ERROR");
   const [command, ...rest] = args;
   if (command === "--help" || command === "-h" || command === "help") {
     console.log(PILOT_HELP);
     return ExitCode.Ok;
   }
   try {
+    checkLogLevel();
     if (command === undefined) {
       throw new CliError(
         'A command is required: secret, policy, cipher, operator or status (see "spike pilot --help")',

@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { ConfigError, envString } from "../../lib/config/env.ts";
+import {
+  ConfigError,
+  envPositiveDuration,
+  envString,
+} from "../../lib/config/env.ts";
+import { checkSharedConfig } from "../../lib/config/shared.ts";
 import type { MtlsClient, MtlsResult } from "../../lib/mtls/client.ts";
 import type { SpiffeId } from "../../lib/spiffe/id.ts";
 import { hasRole, type Role, roleId } from "../../lib/spiffe/roles.ts";
@@ -293,14 +298,33 @@ async function openSource(): Promise<SvidSource> {
 }
 
 /**
+ * Checks, before any connection, the variables a call to nexus reads
+ * later or lazily: log level, trust roots, SVID source, and
+ * `SPIKE_HTTP_CLIENT_TIMEOUT` (above zero: zero would fail every call).
+ *
+ * @throws {CliError} (exit code 2) naming the first invalid variable
+ */
+export function checkPilotConfig(): void {
+  try {
+    checkSharedConfig();
+    envPositiveDuration("SPIKE_HTTP_CLIENT_TIMEOUT", 60_000);
+  } catch (e) {
+    if (e instanceof ConfigError) throw usageError(e.message);
+    throw e;
+  }
+}
+
+/**
  * Opens this workload's SVID source and an mTLS client that accepts only a
  * nexus identity.
  *
  * @returns the session; the caller closes it
- * @throws {CliError} when the URL is invalid (2) or no SVID is available (1)
+ * @throws {CliError} when the URL or another variable is invalid (2) or no
+ *   SVID is available (1)
  */
 export async function openNexus(): Promise<NexusSession> {
   const baseUrl = nexusBaseUrl();
+  checkPilotConfig();
   const source = await openSource();
   try {
     const { createMtlsClient } = await import("../../lib/mtls/client.ts");

@@ -53,11 +53,36 @@ function realPath(dir: string): string {
   }
 }
 
+// Whether `dir` lies below the user's home. The home itself may be a
+// restricted directory (`/root` for root): the default data directory is
+// below it, so a custom one there is allowed too. A home of `/` grants
+// nothing.
+function belowHome(dir: string, home: string | undefined): boolean {
+  return home !== undefined && home !== "/" && dir.startsWith(home + "/");
+}
+
+function realHome(home: string | undefined): string | undefined {
+  if (home === undefined) return undefined;
+  try {
+    return Deno.realPathSync(home);
+  } catch (e) {
+    // Unknown (or not readable under scoped permissions): the home as
+    // written, which a linked home does not match, so nothing more passes.
+    if (
+      e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotCapable
+    ) {
+      return home;
+    }
+    throw e;
+  }
+}
+
 /**
  * Resolves the nexus data directory and checks that it may be used. A
  * custom directory must not be (or resolve, through symbolic links, into) a
- * restricted system directory, and its parent must exist.
- * Does not create anything.
+ * restricted system directory, unless it lies below `HOME` (both as
+ * written and resolved), where the default `~/.spike/data` is too; its
+ * parent must exist. Does not create anything.
  *
  * @param env where to read `SPIKE_NEXUS_DATA_DIR` and `HOME` (default: the
  * process environment)
@@ -69,8 +94,8 @@ export function resolveDataDir(
   env: (name: string) => string | undefined = (n) => Deno.env.get(n),
 ): string {
   const custom = env("SPIKE_NEXUS_DATA_DIR")?.trim();
+  const home = env("HOME")?.trim();
   if (!custom) {
-    const home = env("HOME")?.trim();
     if (!home || !isAbsolute(home)) {
       throw new ConfigError(
         "HOME is not set to an absolute path: set SPIKE_NEXUS_DATA_DIR to the nexus data directory",
@@ -83,11 +108,16 @@ export function resolveDataDir(
     new ConfigError(
       `SPIKE_NEXUS_DATA_DIR cannot be ${dir}: system directories (${
         RESTRICTED_DIRS.join(", ")
-      } and below) are refused, choose a directory of your own`,
+      } and below) are refused outside your HOME, choose a directory of your own`,
     );
+  const ownHome = home && isAbsolute(home) ? resolve(home) : undefined;
   // The lexical check comes first: some system paths cannot even be probed.
-  if (isRestricted(dir)) throw refused();
-  if (isRestricted(realPath(dir))) throw refused();
+  const inHome = belowHome(dir, ownHome);
+  if (isRestricted(dir) && !inHome) throw refused();
+  const real = realPath(dir);
+  if (isRestricted(real) && !(inHome && belowHome(real, realHome(ownHome)))) {
+    throw refused();
+  }
   return dir;
 }
 
