@@ -6,8 +6,18 @@
  * task, the demo, the benchmarks and the end-to-end tests all start modes
  * with these flags, never with `-A`.
  *
+ * Values are read as the modes read them. A value the mode would refuse
+ * grants nothing, so the mode starts and explains the problem itself.
+ *
  * @module
  */
+import { dirname, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { ConfigError, parseListenAddress } from "../lib/config/env.ts";
+import {
+  EndpointAddressError,
+  parseEndpointAddress,
+} from "../lib/spiffe/endpoint_address.ts";
 
 /** A SPIKE mode. */
 export type Mode = "nexus" | "keeper" | "pilot";
@@ -15,110 +25,247 @@ export type Mode = "nexus" | "keeper" | "pilot";
 /** The environment variables a mode may read; everything else reads as unset. */
 export const ENV_ALLOW = ["SPIKE_*", "SPIFFE_ENDPOINT_SOCKET", "HOME", "USER"];
 
-function listenHosts(address: string): string[] {
-  const colon = address.lastIndexOf(":");
-  const host = address.slice(0, colon);
-  const port = address.slice(colon + 1);
-  return host === "" || host === "0.0.0.0" || host === "::" || host === "[::]"
-    ? [`0.0.0.0:${port}`, `[::]:${port}`]
-    : [
-      `${
-        host.includes(":") && !host.startsWith("[") ? `[${host}]` : host
-      }:${port}`,
-    ];
+type Env = Record<string, string | undefined>;
+
+interface Grants {
+  net: string[];
+  read: string[];
+  write: string[];
 }
 
-function urlHost(url: string): string {
-  const u = new URL(url);
-  return `${u.hostname}:${u.port || "443"}`;
+/** A variable as the modes read it (`envString`): trimmed, blank is unset. */
+function setting(env: Env, name: string): string | undefined {
+  return env[name]?.trim() || undefined;
 }
 
-function home(env: Record<string, string | undefined>): string {
-  return env.HOME ?? "/root";
-}
-
-function socketFlags(env: Record<string, string | undefined>) {
-  if (env.SPIKE_SVID_DIR) {
-    return { net: [], read: [env.SPIKE_SVID_DIR], write: [] };
+function listenHosts(name: string, value: string): string[] {
+  let address: { host: string; port: number };
+  try {
+    address = parseListenAddress(name, value);
+  } catch (e) {
+    if (e instanceof ConfigError) return [];
+    throw e;
   }
-  const socket = env.SPIFFE_ENDPOINT_SOCKET ??
-    "unix:///tmp/spire-agent/public/api.sock";
-  if (socket.startsWith("unix:")) {
+  const { host, port } = address;
+  return host === "" || host === "0.0.0.0" || host === "::"
+    ? [`0.0.0.0:${port}`, `[::]:${port}`]
+    : [`${host.includes(":") ? `[${host}]` : host}:${port}`];
+}
+
+/** host:port of an https URL, or nothing for a value the modes refuse. */
+function httpsHost(value: string): string[] {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return [];
+  }
+  if (url.protocol !== "https:" || url.hostname === "") return [];
+  return [`${url.hostname}:${url.port || "443"}`];
+}
+
+function identityGrants(env: Env, cwd: string): Grants {
+  const svidDir = setting(env, "SPIKE_SVID_DIR");
+  if (svidDir) return { net: [], read: [resolve(cwd, svidDir)], write: [] };
+  const endpoint = setting(env, "SPIFFE_ENDPOINT_SOCKET");
+  if (endpoint === undefined) return { net: [], read: [], write: [] };
+  let address: ReturnType<typeof parseEndpointAddress>;
+  try {
+    address = parseEndpointAddress(endpoint);
+  } catch (e) {
+    if (e instanceof EndpointAddressError) {
+      return { net: [], read: [], write: [] };
+    }
+    throw e;
+  }
+  if (address.kind === "unix") {
     // Deno asks for read and write access to a unix socket it connects to.
-    const path = socket.replace(/^unix:(\/\/)?/, "");
+    const path = address.path;
     return { net: [`unix:${path}`], read: [path], write: [path] };
   }
-  return { net: [socket.replace(/^tcp:\/\//, "")], read: [], write: [] };
+  const host = address.ipv6 ? `[${address.host}]` : address.host;
+  return { net: [`${host}:${address.port}`], read: [], write: [] };
 }
 
-/** Command-line options whose value is a file pilot reads or writes. */
-const PILOT_FILE_OPTIONS = new Set(["-f", "--file", "-o", "--out"]);
+/** The data folder as nexus resolves it (`resolveDataDir`), if it can. */
+function nexusDataDir(env: Env, cwd: string): string | undefined {
+  const custom = setting(env, "SPIKE_NEXUS_DATA_DIR");
+  if (custom) return resolve(cwd, custom);
+  const home = setting(env, "HOME");
+  return home?.startsWith("/") ? join(home, ".spike", "data") : undefined;
+}
 
-function pilotFiles(args: readonly string[], cwd: string): string[] {
-  const files: string[] = [];
-  // `operator drill` takes recovery files as positional arguments.
-  const drillFiles = args[0] === "operator" && args[1] === "drill"
-    ? args.slice(2).filter((a) => !a.startsWith("-"))
-    : [];
-  for (const file of drillFiles) {
-    files.push(file.startsWith("/") ? file : `${cwd}/${file}`);
+/** The recovery folder as pilot resolves it (`recoveryDir`). */
+function pilotRecoveryDir(env: Env, cwd: string): string {
+  const home = setting(env, "HOME");
+  const dir = setting(env, "SPIKE_PILOT_RECOVERY_DIR") ??
+    (home
+      ? `${home}/.spike/recover`
+      : `/tmp/.spike-${setting(env, "USER") ?? "spike"}/recover`);
+  return resolve(cwd, dir);
+}
+
+/** How a pilot command that touches files reads its arguments. */
+export interface PilotFileCommand {
+  /** The command's parseArgs options, as pilot declares them. */
+  options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string }
+  >;
+  /** Options (long names) whose value is a file pilot reads. */
+  reads?: readonly string[];
+  /** Options (long names) whose value is a file pilot creates or replaces. */
+  writes?: readonly string[];
+  /** The positional arguments are files pilot reads. */
+  readsPositionals?: boolean;
+  /** What the command does with the recovery folder. */
+  recoveryDir?: "read" | "write";
+}
+
+const CIPHER: PilotFileCommand = {
+  options: {
+    file: { type: "string", short: "f" },
+    out: { type: "string", short: "o" },
+    json: { type: "boolean" },
+  },
+  reads: ["file"],
+  writes: ["out"],
+};
+
+/**
+ * The pilot commands that touch files, by their first two words, with the
+ * same options as pilot's own parser (modes/pilot): the arguments are parsed
+ * as pilot parses them, so every form it accepts (`-f x`, `-fx`, `--file=x`)
+ * names the same file here. `-f` is a file only for cipher; elsewhere it is
+ * the output format.
+ */
+export const PILOT_FILE_COMMANDS: Readonly<Record<string, PilotFileCommand>> = {
+  "cipher encrypt": CIPHER,
+  "cipher decrypt": CIPHER,
+  "policy apply": {
+    options: {
+      file: { type: "string" },
+      name: { type: "string" },
+      "spiffeid-pattern": { type: "string" },
+      "path-pattern": { type: "string" },
+      permissions: { type: "string" },
+    },
+    reads: ["file"],
+  },
+  "operator recover": { options: {}, recoveryDir: "write" },
+  "operator drill": {
+    options: { format: { type: "string", short: "f" } },
+    readsPositionals: true,
+    recoveryDir: "read",
+  },
+};
+
+function pilotGrants(env: Env, args: readonly string[], cwd: string): Grants {
+  const grants: Grants = { net: [], read: [], write: [] };
+  const url = setting(env, "SPIKE_NEXUS_API_URL") ?? "https://localhost:8553";
+  grants.net.push(...httpsHost(url));
+  const command = PILOT_FILE_COMMANDS[`${args[0]} ${args[1]}`];
+  if (command === undefined) return grants;
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: args.slice(2),
+      options: { ...command.options, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch {
+    // Pilot refuses these arguments before it touches any file.
+    return grants;
   }
-  args.forEach((arg, i) => {
-    const eq = arg.indexOf("=");
-    const name = eq === -1 ? arg : arg.slice(0, eq);
-    if (!PILOT_FILE_OPTIONS.has(name)) return;
-    const value = eq === -1 ? args[i + 1] : arg.slice(eq + 1);
-    if (value && value !== "-") {
-      files.push(value.startsWith("/") ? value : `${cwd}/${value}`);
-    }
-  });
-  return files;
+  if (parsed.values.help === true) return grants;
+  const file = (value: unknown): string[] =>
+    typeof value === "string" && value !== "" && value !== "-"
+      ? [resolve(cwd, value)]
+      : [];
+  for (const name of command.reads ?? []) {
+    grants.read.push(...file(parsed.values[name]));
+  }
+  for (const name of command.writes ?? []) {
+    grants.write.push(...file(parsed.values[name]));
+  }
+  if (command.readsPositionals) {
+    grants.read.push(
+      ...parsed.positionals.filter((p) => p !== "").map((p) => resolve(cwd, p)),
+    );
+  }
+  if (command.recoveryDir !== undefined) {
+    const dir = pilotRecoveryDir(env, cwd);
+    grants.read.push(dir);
+    if (command.recoveryDir === "write") grants.write.push(dir);
+  }
+  return grants;
+}
+
+/**
+ * `--allow-<name>=…`, leaving out entries Deno would split at a comma; no
+ * flag at all for no entries (Deno refuses an empty list).
+ */
+function allowFlag(name: string, entries: readonly string[]): string[] {
+  const usable = [...new Set(entries)].filter((e) => !e.includes(","));
+  return usable.length > 0 ? [`--allow-${name}=${usable.join(",")}`] : [];
 }
 
 /**
  * The scoped permission flags for running `mode` with `env`.
  *
  * @param mode the mode to run
- * @param env the environment the mode will see
- * @param args the mode's own arguments (pilot: files named by -f / -o)
+ * @param env the environment the mode will see; `PWD` is the folder the mode
+ *   runs in, against which relative paths resolve (default: this process's)
+ * @param args the mode's own arguments (pilot: the files a command reads or
+ *   writes, see {@linkcode PILOT_FILE_COMMANDS})
  * @returns flags for `deno run`
  */
 export function permissionFlags(
   mode: Mode,
-  env: Record<string, string | undefined>,
+  env: Env,
   args: readonly string[] = [],
 ): string[] {
-  const identity = socketFlags(env);
+  const cwd = env.PWD ?? Deno.cwd();
+  const identity = identityGrants(env, cwd);
   const net = [...identity.net];
   const read = [...identity.read];
   const write = [...identity.write];
   if (mode === "keeper") {
-    net.push(...listenHosts(env.SPIKE_KEEPER_TLS_PORT ?? ":8443"));
+    net.push(...listenHosts(
+      "SPIKE_KEEPER_TLS_PORT",
+      setting(env, "SPIKE_KEEPER_TLS_PORT") ?? ":8443",
+    ));
   } else if (mode === "nexus") {
-    net.push(...listenHosts(env.SPIKE_NEXUS_TLS_PORT ?? ":8553"));
-    for (const peer of (env.SPIKE_NEXUS_KEEPER_PEERS ?? "").split(",")) {
-      if (peer.trim()) net.push(urlHost(peer.trim()));
+    net.push(...listenHosts(
+      "SPIKE_NEXUS_TLS_PORT",
+      setting(env, "SPIKE_NEXUS_TLS_PORT") ?? ":8553",
+    ));
+    for (
+      const peer of (setting(env, "SPIKE_NEXUS_KEEPER_PEERS") ?? "").split(",")
+    ) {
+      net.push(...httpsHost(peer.trim()));
     }
-    const dataDir = env.SPIKE_NEXUS_DATA_DIR ?? `${home(env)}/.spike/data`;
-    // The parent is read to check it exists before the folder is created.
-    read.push(dataDir, dataDir.replace(/\/[^/]*\/?$/, "") || "/");
-    write.push(dataDir);
-    if (env.SPIKE_NEXUS_AUDIT_LOG) write.push(env.SPIKE_NEXUS_AUDIT_LOG);
+    const dataDir = nexusDataDir(env, cwd);
+    if (dataDir !== undefined) {
+      // The parent is read to check it exists before the folder is created.
+      read.push(dataDir, dirname(dataDir));
+      write.push(dataDir);
+    }
+    const auditLog = setting(env, "SPIKE_NEXUS_AUDIT_LOG");
+    if (auditLog) write.push(resolve(cwd, auditLog));
   } else {
-    net.push(urlHost(env.SPIKE_NEXUS_API_URL ?? "https://localhost:8553"));
-    const recoveryDir = env.SPIKE_PILOT_RECOVERY_DIR ??
-      `${home(env)}/.spike/recover`;
-    const files = pilotFiles(args, env.PWD ?? Deno.cwd());
-    read.push(recoveryDir, ...files);
-    write.push(recoveryDir, ...files);
+    const pilot = pilotGrants(env, args, cwd);
+    net.push(...pilot.net);
+    read.push(...pilot.read);
+    write.push(...pilot.write);
   }
-  const flags = [
+  return [
     "--no-prompt",
-    `--allow-net=${net.join(",")}`,
-    `--allow-read=${read.join(",")}`,
+    ...allowFlag("net", net),
+    ...allowFlag("read", read),
+    ...allowFlag("write", write),
     `--allow-env=${ENV_ALLOW.join(",")}`,
     "--ignore-env",
   ];
-  if (write.length > 0) flags.push(`--allow-write=${write.join(",")}`);
-  return flags;
 }
