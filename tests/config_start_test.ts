@@ -401,7 +401,7 @@ Deno.test("nexus with an audit log in a missing folder stops with one sentence",
       SPIKE_SVID_DIR: `${dir}/nexus`,
       SPIKE_NEXUS_AUDIT_LOG: "/nonexistent-spike/audit.log",
     });
-    assert.notEqual(run.code, 0);
+    assert.equal(run.code, 2);
     assertStopped(
       run,
       run.code,

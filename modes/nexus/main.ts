@@ -78,7 +78,16 @@ export async function main(args: string[]): Promise<number> {
     }
     throw e;
   }
-  return await run(config, log);
+  try {
+    return await run(config, log);
+  } catch (e) {
+    // A setting only found wrong when used (the audit log's folder).
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      return 2;
+    }
+    throw e;
+  }
 }
 
 async function run(config: NexusConfig, log: Logger): Promise<number> {
