@@ -20,32 +20,11 @@ import { readNexusConfig } from "../modes/nexus/config.ts";
 import { resolveDataDir } from "../modes/nexus/store/data_dir.ts";
 import { createDevCa, issueSvidDir } from "../scripts/dev_ca.ts";
 import { type Mode, permissionFlags } from "../scripts/permission_flags.ts";
+import { withEnv } from "./env_support.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const DENO_DIR = Deno.env.get("DENO_DIR") ??
   `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
-
-/** Runs `fn` with these variables set (undefined: unset), then restores. */
-async function withEnv(
-  vars: Record<string, string | undefined>,
-  fn: () => void | Promise<void>,
-): Promise<void> {
-  const saved = Object.fromEntries(
-    Object.keys(vars).map((k) => [k, Deno.env.get(k)]),
-  );
-  const apply = (values: Record<string, string | undefined>) => {
-    for (const [k, v] of Object.entries(values)) {
-      if (v === undefined) Deno.env.delete(k);
-      else Deno.env.set(k, v);
-    }
-  };
-  apply(vars);
-  try {
-    await fn();
-  } finally {
-    apply(saved);
-  }
-}
 
 function configError(pattern: RegExp): (e: unknown) => boolean {
   return (e: unknown) => e instanceof ConfigError && pattern.test(e.message);

@@ -19,6 +19,7 @@ import {
   WorkloadApiError,
 } from "../lib/spiffe/workload_api.ts";
 import { type X509SvidResponseMessage } from "../lib/spiffe/workload_proto.ts";
+import { withEnv } from "./env_support.ts";
 
 interface Fixture {
   ca: DevCa;
@@ -426,27 +427,6 @@ Deno.test("workload API source reads the endpoint from SPIFFE_ENDPOINT_SOCKET", 
     else Deno.env.set("SPIFFE_ENDPOINT_SOCKET", saved);
   }
 });
-
-async function withEnv(
-  vars: Record<string, string | undefined>,
-  fn: () => Promise<void>,
-): Promise<void> {
-  const saved = Object.fromEntries(
-    Object.keys(vars).map((k) => [k, Deno.env.get(k)]),
-  );
-  const apply = (values: Record<string, string | undefined>) => {
-    for (const [k, v] of Object.entries(values)) {
-      if (v === undefined) Deno.env.delete(k);
-      else Deno.env.set(k, v);
-    }
-  };
-  apply(vars);
-  try {
-    await fn();
-  } finally {
-    apply(saved);
-  }
-}
 
 Deno.test("openSvidSource uses the Workload API when SPIKE_SVID_DIR is unset", async () => {
   await withFixture(async (f) => {
