@@ -397,14 +397,15 @@ Deno.test("an unlock from the keepers forgets an operator's partial restore", as
   }
 });
 
-Deno.test("status reports each keeper as it is now, not as of the last push", async () => {
+Deno.test("status with probe reports each keeper as it is now, not as of the last push", async () => {
   const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
   try {
     await cluster.start();
     await cluster.waitUnlocked();
     const keeper2 = async () => {
-      const body = (await cluster.call("superuser", "/v1/operator/status"))
-        .body as { keepers: { reachable: unknown; holdsShard: unknown }[] };
+      const body = (await cluster.call("superuser", "/v1/operator/status", {
+        probe: true,
+      })).body as { keepers: { reachable: unknown; holdsShard: unknown }[] };
       const { reachable, holdsShard } = body.keepers[1]!;
       return { reachable, holdsShard };
     };

@@ -633,6 +633,8 @@ Deno.test("spike pilot as a process", async (t) => {
       );
       const run = await h.pilot("superuser", ["status"]);
       assert.equal(run.code, 0, run.stderr);
+      // An operator asking wants the keepers as they are now.
+      assert.deepEqual(bodyJson(h.seen[0]), { probe: true });
       assert.match(run.stdout, /^State: {4}locked\n/);
       assert.match(run.stdout, /Restore: {2}0 collected, 2 remaining/);
       assert.match(run.stdout, / {2}1 {2}https:\/\/k:1 {2}unreachable/);

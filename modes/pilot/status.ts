@@ -96,7 +96,7 @@ export async function runStatus(args: string[]): Promise<number> {
   if (!parsed) return 0;
   const format = parseFormat(stringFlag(parsed.values, "format"));
   const status = await withNexus((nexus) =>
-    nexus.json("/v1/operator/status", {})
+    nexus.json("/v1/operator/status", { probe: true })
   );
   await writeStdout(
     render(status, format, () => formatStatusHuman(status)),

@@ -212,10 +212,14 @@ async function drill(deps: OperatorDeps, ctx: RouteContext) {
 
 async function status(deps: OperatorDeps, ctx: RouteContext) {
   requireRole(ctx.peerId, "superuser", "recover", "restore");
-  readJsonObject(ctx.body);
+  const request = readJsonObject(ctx.body);
   const meta = deps.meta();
-  // Live, not as of the last push: that may be minutes old.
-  if (deps.keepers && meta) await checkKeepers(deps.keepers, meta);
+  // `probe` asks the keepers now (bounded by the keeper timeout) instead of
+  // reporting them as of the last push or recovery attempt, which may be
+  // minutes old; polling callers leave it out and answer at once.
+  if (request.probe === true && deps.keepers && meta) {
+    await checkKeepers(deps.keepers, meta);
+  }
   const collected = deps.restore.collected;
   return jsonResponse(200, {
     state: deps.state.unlocked ? "unlocked" : "locked",
