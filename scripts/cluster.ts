@@ -59,7 +59,7 @@ export interface RunResult {
  * The Deno runtime's own variables, passed to every process so children use
  * the same module cache (no downloads) and the same CA settings as we do.
  */
-function runtimeEnv(): Record<string, string> {
+export function runtimeEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   const home = Deno.env.get("HOME");
   const cache = Deno.env.get("XDG_CACHE_HOME") ??

@@ -139,9 +139,9 @@ if (import.meta.main) {
     socket,
     (call) => call.write(message),
   );
-  console.log(`Serving ${spiffeId} on unix://${socket}`);
   Deno.addSignalListener("SIGINT", () => {
     agent.stop();
     Deno.exit(0);
   });
+  console.log(`Serving ${spiffeId} on unix://${socket}`);
 }

@@ -105,9 +105,12 @@ export async function main(args: string[]): Promise<number> {
     onRefused: (reason, peer) =>
       log.warn("Connection refused", { reason, peer }),
   });
+  // Listen for the stop signals before saying so: a supervisor may send one
+  // the moment it reads the line.
+  const stop = waitForShutdown();
   log.info("Keeper listening", { port: server.port, id: own.uri });
   console.error(`SPIKE keeper ${own.uri} listening on port ${server.port}`);
-  await waitForShutdown();
+  await stop;
   await server.close();
   slot.clear();
   return 0;

@@ -223,6 +223,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       });
     },
   });
+  // Listen for the stop signals before saying so: a supervisor may send one
+  // the moment it reads the line.
+  const stop = waitForShutdown();
   console.error(`SPIKE nexus ${own.uri} listening on port ${server.port}`);
   log.info("Nexus listening", { port: server.port, backend: config.backend });
 
@@ -286,7 +289,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     Deno.exit(1);
   });
 
-  const signal = await waitForShutdown();
+  const signal = await stop;
   log.info("Stopping", { signal });
   abort.abort();
   await lifecycle;

@@ -41,8 +41,9 @@ if (import.meta.main) {
         body,
       }),
   });
+  const stop = waitForShutdown();
   console.log(READY_MARKER);
-  await waitForShutdown();
+  await stop;
   await server.close();
   source.close();
   await source.settled();
