@@ -136,36 +136,63 @@ Deno.test("nexus cipher API over mTLS", async (t) => {
       );
     });
 
-    await t.step("sizes up to the limit pass, over it is 400", async () => {
-      const atLimit = new Uint8Array(MAX).fill(7);
-      const sealed = await su(ENCRYPT, atLimit, STREAM);
-      expectStatus(sealed, 200);
-      expectStatus(
-        await su(ENCRYPT, new Uint8Array(MAX + 1), STREAM),
-        400,
-        "api_bad_request",
-      );
-      expectStatus(
-        await su(ENCRYPT, { plaintext: new Uint8Array(MAX + 1).toBase64() }),
-        400,
-        "api_bad_request",
-      );
-      // A ciphertext of MAX + 16 bytes is over the limit on decrypt.
-      expectStatus(
-        await su(DECRYPT, sealed.bytes, STREAM),
-        400,
-        "api_bad_request",
-      );
-      expectStatus(
-        await su(DECRYPT, {
-          version: 1,
-          nonce: sealed.bytes.slice(1, 13).toBase64(),
-          ciphertext: sealed.bytes.slice(13).toBase64(),
-        }),
-        400,
-        "api_bad_request",
-      );
-    });
+    await t.step(
+      "whatever encrypt takes, decrypt gives back; over the limit is 400",
+      async () => {
+        // The limit counts the ciphertext with its 16-byte tag.
+        const largest = new Uint8Array(MAX - 16).fill(7);
+        const sealed = await su(ENCRYPT, largest, STREAM);
+        expectStatus(sealed, 200);
+        const opened = await su(DECRYPT, sealed.bytes, STREAM);
+        expectStatus(opened, 200);
+        assert.deepEqual(opened.bytes, largest);
+        const sealedJson = await su(ENCRYPT, { plaintext: largest.toBase64() });
+        expectStatus(sealedJson, 200);
+        expectStatus(await su(DECRYPT, sealedJson.json!), 200);
+        for (const n of [MAX - 15, MAX, MAX + 1]) {
+          expectStatus(
+            await su(ENCRYPT, new Uint8Array(n), STREAM),
+            400,
+            "api_bad_request",
+          );
+          expectStatus(
+            await su(ENCRYPT, { plaintext: new Uint8Array(n).toBase64() }),
+            400,
+            "api_bad_request",
+          );
+        }
+        // A ciphertext over the limit is refused before any decryption.
+        const tooLong = new Uint8Array(1 + 12 + MAX + 1);
+        tooLong[0] = 1;
+        expectStatus(
+          await su(DECRYPT, tooLong, STREAM),
+          400,
+          "api_bad_request",
+        );
+        expectStatus(
+          await su(DECRYPT, {
+            version: 1,
+            nonce: tooLong.slice(1, 13).toBase64(),
+            ciphertext: tooLong.slice(13).toBase64(),
+          }),
+          400,
+          "api_bad_request",
+        );
+      },
+    );
+
+    await t.step(
+      "a JSON encrypt without plaintext, or with null, encrypts empty input as upstream does",
+      async () => {
+        for (const body of [{}, { plaintext: null }]) {
+          const sealed = await su(ENCRYPT, body);
+          expectStatus(sealed, 200);
+          const opened = await su(DECRYPT, sealed.json!);
+          expectStatus(opened, 200);
+          assert.equal(opened.json?.plaintext, "");
+        }
+      },
+    );
 
     await t.step("malformed cipher input is 400", async () => {
       const good = (await su(ENCRYPT, { plaintext: "aGk=" })).json!;
@@ -174,7 +201,7 @@ Deno.test("nexus cipher API over mTLS", async (t) => {
         { plaintext: "aGk" },
         { plaintext: "aG k=" },
         { plaintext: 12 },
-        {},
+        { plaintext: false },
       ];
       for (const body of badJson) {
         expectStatus(await su(ENCRYPT, body), 400, "api_bad_request");

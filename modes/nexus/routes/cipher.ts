@@ -21,6 +21,7 @@ import {
   NONCE_BYTES,
   openParts,
   seal,
+  TAG_BYTES,
 } from "../../../lib/crypto/aead.ts";
 import { zero } from "../../../lib/crypto/zero.ts";
 import type { JsonValue } from "../../../lib/wire/json_bytes.ts";
@@ -83,6 +84,17 @@ function checkSize(deps: CipherRouteDeps, length: number, what: string): void {
   }
 }
 
+// The limit is on the ciphertext, tag included, so that whatever encrypt
+// returns, decrypt takes back.
+function checkPlaintextSize(deps: CipherRouteDeps, length: number): void {
+  const limit = deps.maxCipherBytes - TAG_BYTES;
+  if (length > limit) {
+    throw badRequest(
+      `The plaintext is ${length} bytes, over the ${limit} byte limit (the ciphertext limit less the ${TAG_BYTES} byte tag)`,
+    );
+  }
+}
+
 function streamResponse(body: Uint8Array): MtlsResponse {
   return {
     status: 200,
@@ -108,7 +120,7 @@ async function decryptOrRefuse(
 
 async function encrypt(deps: CipherRouteDeps, ctx: RouteContext) {
   if (isStream(ctx)) {
-    checkSize(deps, ctx.body.length, "plaintext");
+    checkPlaintextSize(deps, ctx.body.length);
     requireAllowed(ctx.peerId, "cipher.encrypt", undefined, deps.engine);
     // A copy: the request body is zeroed by the server, not by WebCrypto.
     const plaintext = ctx.body.slice();
@@ -123,9 +135,13 @@ async function encrypt(deps: CipherRouteDeps, ctx: RouteContext) {
     }
   }
   const request = readJsonObject(ctx.body);
-  const plaintext = decodeBase64(request.plaintext, "plaintext");
+  // Absent or null is empty, as upstream's Go client sends a nil slice.
+  const plaintext =
+    request.plaintext === undefined || request.plaintext === null
+      ? new Uint8Array()
+      : decodeBase64(request.plaintext, "plaintext");
   try {
-    checkSize(deps, plaintext.length, "plaintext");
+    checkPlaintextSize(deps, plaintext.length);
     requireAllowed(ctx.peerId, "cipher.encrypt", undefined, deps.engine);
     const sealed = await seal(deps.state.keys.cipher, plaintext);
     return jsonResponse(200, {
