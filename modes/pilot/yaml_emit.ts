@@ -2,8 +2,11 @@
 /**
  * A small YAML emitter for pilot's `--format yaml` output: maps, lists,
  * strings, numbers, booleans and null — the shapes nexus answers with.
- * Strings that YAML would read as something else are double-quoted (JSON
- * string syntax is valid YAML), so the output reads back as the same data.
+ * Strings are plain only when made of a conservative set of characters that
+ * every YAML 1.1 and 1.2 reader takes as that same string; all others are
+ * double-quoted (JSON string syntax, with `\uXXXX` escapes for the
+ * characters YAML would not read raw), so the output reads back as the same
+ * data.
  *
  * @module
  */
@@ -18,36 +21,42 @@ export type YamlValue =
   | readonly YamlValue[]
   | { readonly [key: string]: YamlValue };
 
-// Plain scalars YAML 1.1 or 1.2 would read as null, booleans or numbers.
-const SPECIAL_WORDS =
-  /^(?:~|null|true|false|yes|no|on|off|y|n|\.nan|[-+]?\.inf)$/i;
-const NUMBER_LIKE =
-  /^[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?$|^0x[0-9a-f]+$|^0o[0-7]+$/i;
-// Characters that start a YAML indicator when they lead a plain scalar.
-const LEADING_INDICATOR = /^[-?:,[\]{}#&*!|>'"%@`\s]/;
+// Plain scalars YAML 1.1 or 1.2 would read as null or booleans; every
+// number, timestamp and sexagesimal form starts with a digit, sign or dot,
+// which PLAIN_SAFE never lets a plain scalar start with.
+const SPECIAL_WORDS = /^(?:null|true|false|yes|no|on|off|y|n)$/i;
+// What may stay plain: a conservative set that no YAML 1.1 or 1.2 reader
+// (PyYAML, libyaml, yaml.v2, Psych) resolves to anything but a string. It
+// starts with a letter, `_`, `/` or `^` (never an indicator, digit, sign,
+// dot, `~`, `=` or `<`, so no number, timestamp, merge key, value tag or
+// document marker); single blanks only between other characters; `:` never
+// next to a blank or at the end, and no `#`, so nothing ends the scalar.
+const PLAIN_SAFE =
+  /^[A-Za-z_/^](?:[A-Za-z0-9_/.@+^$*()|\\?=-]|:(?=[^ ])| (?=[^ :]))*$/;
+// JSON.stringify leaves these raw; YAML readers refuse them (U+007F-U+009F,
+// U+FFFE, U+FFFF are not printable) or take them as line breaks or a byte
+// order mark (U+0085, U+2028, U+2029, U+FEFF).
+const RAW_IN_JSON = /[\u007f-\u009f\u2028\u2029\ufeff\ufffe\uffff]/g;
 
 function needsQuotes(text: string): boolean {
-  return text === "" ||
-    SPECIAL_WORDS.test(text) ||
-    NUMBER_LIKE.test(text) ||
-    LEADING_INDICATOR.test(text) ||
-    /\s$/.test(text) ||
-    text.includes(": ") ||
-    text.endsWith(":") ||
-    text.includes(" #") ||
-    // Control characters, line breaks and non-ASCII go through escapes.
-    /[^\x20-\x7e]/.test(text);
+  return !PLAIN_SAFE.test(text) || SPECIAL_WORDS.test(text);
+}
+
+/** A YAML double-quoted scalar: JSON string syntax plus `\uXXXX` escapes. */
+function quote(text: string): string {
+  return JSON.stringify(text).replace(
+    RAW_IN_JSON,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 function scalar(value: null | undefined | boolean | number | string): string {
   if (value === null || value === undefined) return "null";
   if (typeof value === "boolean") return value ? "true" : "false";
   if (typeof value === "number") {
-    return Number.isFinite(value)
-      ? String(value)
-      : JSON.stringify(String(value));
+    return Number.isFinite(value) ? String(value) : quote(String(value));
   }
-  return needsQuotes(value) ? JSON.stringify(value) : value;
+  return needsQuotes(value) ? quote(value) : value;
 }
 
 function isScalar(
