@@ -14,10 +14,14 @@
  *
  * This is not a general YAML parser: it reads one flat mapping of scalars
  * and one-level lists, which is all a policy is, and refuses anything else
- * with the line number.
+ * with the line number. A plain `null`, `Null`, `NULL`, `~` or an empty
+ * value is null, as in YAML, so the field counts as missing; every other
+ * scalar is a string (`true` or `123` are not booleans or numbers here).
+ * JSON files are read strictly: a key given twice is refused, as in YAML.
  *
  * @module
  */
+import { JsonBytesError, parseJsonBytes } from "../../lib/wire/json_bytes.ts";
 
 /** The fields of a policy as read from a file (not yet validated). */
 export interface PolicyFileFields {
@@ -81,10 +85,16 @@ export function parsePolicyFile(text: string): PolicyFileFields {
 function parseJsonObject(text: string): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    // Strict, unlike JSON.parse: a duplicate key must not silently win.
+    value = parseJsonBytes(new TextEncoder().encode(text));
   } catch (e) {
+    if (!(e instanceof JsonBytesError)) throw e;
+    const [, at, what] = /at byte (\d+): (.*)$/.exec(e.message) ??
+      [undefined, undefined, e.message];
     throw new PolicyFileError(
-      `Policy file is not valid JSON: ${(e as Error).message}`,
+      `Policy file is not valid JSON: ${what}${
+        at === undefined ? "" : ` at byte ${at}`
+      }`,
     );
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
@@ -97,15 +107,17 @@ function parseJsonObject(text: string): Record<string, unknown> {
  * Reads the flat YAML mapping of a policy: `key: scalar`, `key: [a, b]`,
  * and `key:` followed by `- item` lines. Scalars may be plain, 'single' or
  * "double" quoted; `#` starts a comment outside quotes. A leading `---`
- * document marker is allowed.
+ * document marker is allowed. A plain `null`, `Null`, `NULL`, `~` or no
+ * value at all is null and read as `undefined`.
  *
  * @param text the YAML text
- * @returns the mapping, lists as string arrays
+ * @returns the mapping, lists as string arrays, null as `undefined`
  * @throws {PolicyFileError} naming the line of the first problem
  */
 export function parsePolicyYaml(text: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   let listKey: string | undefined;
+  const blockKeys: string[] = [];
   const lines = text.split(/\r?\n/);
   lines.forEach((raw, i) => {
     const n = i + 1;
@@ -122,8 +134,9 @@ export function parsePolicyYaml(text: string): Record<string, unknown> {
     const item = /^(\s*)-(?:\s+(.*))?$/.exec(line);
     if (item) {
       if (listKey === undefined) fail("a list item must follow a key");
-      const value = item[2] === undefined ? "" : item[2];
-      (out[listKey!] as string[]).push(readScalar(value, fail));
+      const value = readScalar(item[2] ?? "", fail);
+      if (value === undefined) fail("a list entry cannot be null");
+      (out[listKey!] as string[]).push(value!);
       return;
     }
     if (/^\s/.test(line)) fail("nested mappings are not part of a policy");
@@ -134,6 +147,7 @@ export function parsePolicyYaml(text: string): Record<string, unknown> {
     const value = (rest ?? "").trim();
     if (value === "") {
       listKey = key!;
+      blockKeys.push(key!);
       out[key!] = [];
     } else {
       listKey = undefined;
@@ -142,11 +156,9 @@ export function parsePolicyYaml(text: string): Record<string, unknown> {
         : readScalar(value, fail);
     }
   });
-  // `key:` with no items after it means an empty value, not a list.
-  for (const [key, value] of Object.entries(out)) {
-    if (Array.isArray(value) && value.length === 0 && key !== "permissions") {
-      out[key] = "";
-    }
+  // `key:` with no items after it is null in YAML: the field is missing.
+  for (const key of blockKeys) {
+    if ((out[key] as string[]).length === 0) out[key] = undefined;
   }
   return out;
 }
@@ -174,8 +186,13 @@ function stripComment(line: string, fail: (what: string) => never): string {
   return line;
 }
 
-function readScalar(text: string, fail: (what: string) => never): string {
+/** A scalar's string, or `undefined` for YAML's null. */
+function readScalar(
+  text: string,
+  fail: (what: string) => never,
+): string | undefined {
   const value = text.trim();
+  if (/^(?:|~|null|Null|NULL)$/.test(value)) return undefined;
   if (value.startsWith('"')) {
     if (!value.endsWith('"') || value.length < 2) {
       fail("a quoted value is not closed");
@@ -230,6 +247,8 @@ function readFlowList(text: string, fail: (what: string) => never): string[] {
   items.push(current);
   return items.map((item) => {
     if (item.trim() === "") fail("a [list] has an empty entry");
-    return readScalar(item, fail);
+    const value = readScalar(item, fail);
+    if (value === undefined) fail("a list entry cannot be null");
+    return value!;
   });
 }
