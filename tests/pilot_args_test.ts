@@ -313,6 +313,15 @@ Deno.test("cipher decrypt --json reads the object encrypt --json prints", () => 
   );
   const parsed = parseJsonCiphertext(new TextEncoder().encode(text));
   assert.equal(parsed.version, 1);
+  // Blanks and missing padding decode; nexus gets canonical base64.
+  assert.deepEqual(
+    parseJsonCiphertext(new TextEncoder().encode(JSON.stringify({
+      version: 1,
+      nonce: ` ${"A".repeat(16)}`,
+      ciphertext: "YWJjZA",
+    }))),
+    { version: 1, nonce: "A".repeat(16), ciphertext: "YWJjZA==" },
+  );
   const bad = (value: unknown) =>
     parseJsonCiphertext(new TextEncoder().encode(JSON.stringify(value)));
   assertCliError(

@@ -457,6 +457,30 @@ Deno.test("spike pilot as a process", async (t) => {
       },
     );
 
+    await t.step(
+      "cipher decrypt --json sends nexus canonical base64",
+      async () => {
+        h.reply(() => json(200, { plaintext: "aGk=" }));
+        const dec = await h.pilot(
+          "superuser",
+          ["cipher", "decrypt", "--json"],
+          {
+            stdin: JSON.stringify({
+              version: 1,
+              nonce: " AAAAAAAA\nAAAAAAAA ",
+              ciphertext: "YWJjZA",
+            }),
+          },
+        );
+        assert.equal(dec.code, 0, dec.stderr);
+        assert.deepEqual(bodyJson(h.seen[0]), {
+          version: 1,
+          nonce: "AAAAAAAAAAAAAAAA",
+          ciphertext: "YWJjZA==",
+        });
+      },
+    );
+
     await t.step("operator recover needs the recover role", async () => {
       h.reply(() => json(200, {}));
       assertFails(

@@ -206,9 +206,11 @@ function decodeBase64(text: string): Uint8Array | undefined {
 
 /**
  * Reads the `{version, nonce, ciphertext}` object `encrypt --json` prints.
+ * Base64 is read leniently (blanks, missing padding) and returned in
+ * canonical form.
  *
  * @param input the input bytes (UTF-8 JSON)
- * @returns the object, checked
+ * @returns the object, checked, with canonical base64
  * @throws {CliError} (exit code 2) naming what is wrong
  */
 export function parseJsonCiphertext(input: Uint8Array): JsonCiphertext {
@@ -240,12 +242,19 @@ export function parseJsonCiphertext(input: Uint8Array): JsonCiphertext {
       `The input's "nonce" must be ${NONCE_BYTES} bytes in base64`,
     );
   }
-  if (
-    typeof ciphertext !== "string" || decodeBase64(ciphertext) === undefined
-  ) {
+  const ciphertextBytes = typeof ciphertext === "string"
+    ? decodeBase64(ciphertext)
+    : undefined;
+  if (ciphertextBytes === undefined) {
     throw usageError('The input\'s "ciphertext" must be a base64 string');
   }
-  return { version, nonce, ciphertext };
+  // Nexus reads base64 strictly: send the canonical form of what decoded
+  // here (blanks and missing padding are accepted), not the input text.
+  return {
+    version,
+    nonce: nonceBytes.toBase64(),
+    ciphertext: ciphertextBytes.toBase64(),
+  };
 }
 
 const DECRYPT_CONTEXT: CallContext = {
