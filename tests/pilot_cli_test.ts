@@ -282,6 +282,26 @@ Deno.test("spike pilot as a process", async (t) => {
       );
     });
 
+    await t.step(
+      "secret get <key> writes the value and exactly one newline",
+      async () => {
+        h.reply(() => json(200, { data: { a: "v", b: "v\n", c: "" } }));
+        const one = async (key: string) => {
+          const run = await h.pilot("superuser", [
+            "secret",
+            "get",
+            "apps/db",
+            key,
+          ]);
+          assert.equal(run.code, 0, run.stderr);
+          return run.stdout;
+        };
+        assert.equal(await one("a"), "v\n");
+        assert.equal(await one("b"), "v\n\n");
+        assert.equal(await one("c"), "\n");
+      },
+    );
+
     await t.step("statuses map to exit codes 3, 4 and 5", async () => {
       h.reply(() => json(404, { err: "api_not_found" }));
       assertFails(

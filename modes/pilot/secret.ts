@@ -65,8 +65,8 @@ Usage:
 
 Options:
   -v, --version N   the version to read (default: current)
-  -f, --format F    human (key: value lines; the bare value with [key]),
-                    json or yaml
+  -f, --format F    human (key: value lines; with [key], the bare value
+                    and one newline), json or yaml
   -h, --help        show this help`;
 
 const DELETE_HELP =
@@ -245,7 +245,11 @@ async function get(args: string[]): Promise<number> {
       );
     }
     const value = data[key]!;
-    await writeStdout(render(value, format, () => value));
+    // Exactly one newline after the bare value, so "v", "v\n" and ""
+    // stay distinct (render adds one only when the text lacks it).
+    await writeStdout(
+      format === "human" ? `${value}\n` : render(value, format, () => value),
+    );
     return ExitCode.Ok;
   }
   await writeStdout(render(data, format, () => formatSecretHuman(data)));
