@@ -78,6 +78,44 @@ Deno.test("parseCommand refuses a value on a switch", () => {
   );
 });
 
+Deno.test("parseCommand refuses a single-value flag given twice", () => {
+  const spec = {
+    name: "policy create",
+    help: "help text",
+    options: {
+      name: { type: "string" as const },
+      format: { type: "string" as const, short: "f" },
+      yes: { type: "boolean" as const },
+      versions: { type: "string" as const, short: "v", multiple: true },
+    },
+  };
+  for (
+    const [args, flag] of [
+      [["--name", "d1", "--name", "d2"], "--name"],
+      [["--name=d1", "--name", "d1"], "--name"],
+      [["-f", "json", "--format", "yaml"], "--format"],
+      [["-f", "json", "-f", "json"], "--format"],
+      [["--yes", "--yes"], "--yes"],
+    ] as const
+  ) {
+    assertCliError(
+      () => parseCommand(spec, [...args]),
+      ExitCode.Usage,
+      new RegExp(`^Option ${flag} is given more than once: give it once$`),
+    );
+  }
+  // Flags declared multiple collect every value.
+  assert.deepEqual(
+    parseCommand(spec, ["-v", "1", "--versions", "2,3"])?.values.versions,
+    ["1", "2,3"],
+  );
+  // A value that looks like the flag is not a second use.
+  assert.equal(
+    parseCommand(spec, ["--name=--name", "-f", "json"])?.values.name,
+    "--name",
+  );
+});
+
 Deno.test("parseCommand counts positional arguments", () => {
   assertCliError(
     () => parseCommand(GET_SPEC, []),

@@ -305,10 +305,15 @@ Deno.test("main answers usage errors with exit code 2 before any call", async ()
     assert.equal(await main(["operator"]), 2);
     assert.equal(await main(["cipher", "encrypt", "--nope"]), 2);
     assert.equal(await main(["status", "-f", "toml"]), 2);
+    assert.equal(
+      await main(["policy", "create", "--name", "d1", "--name", "d2"]),
+      2,
+    );
   } finally {
     console.error = error;
   }
-  assert.equal(errors.length, 8);
+  assert.equal(errors.length, 9);
+  assert.match(String(errors[8]), /--name is given more than once/);
   for (const line of errors) assert.ok(!String(line).includes("\n"));
 });
 

@@ -87,6 +87,27 @@ function longName(spec: CommandSpec, short: string): string | undefined {
   return entry ? `--${entry[0]}` : undefined;
 }
 
+// parseArgs keeps only the last value of a repeated flag; a typo such as
+// `--name d1 --name d2` must not silently act on d2.
+function refuseRepeats(
+  spec: CommandSpec,
+  tokens: readonly { kind: string; name?: string }[],
+): void {
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== "option" || token.name === undefined) continue;
+    if (token.name === "help" || spec.options?.[token.name]?.multiple) {
+      continue;
+    }
+    if (seen.has(token.name)) {
+      throw usageError(
+        `Option --${token.name} is given more than once: give it once`,
+      );
+    }
+    seen.add(token.name);
+  }
+}
+
 /**
  * Parses one command's arguments strictly.
  *
@@ -94,8 +115,9 @@ function longName(spec: CommandSpec, short: string): string | undefined {
  * @param args the arguments after the command words
  * @returns the parsed arguments, or `undefined` when `--help` was given and
  *   the help was printed on stdout
- * @throws {CliError} (exit code 2) for unknown flags, missing values or a
- *   wrong number of positional arguments
+ * @throws {CliError} (exit code 2) for unknown flags, missing values, a
+ *   flag given twice that is not `multiple`, or a wrong number of
+ *   positional arguments
  */
 export function parseCommand(
   spec: CommandSpec,
@@ -108,6 +130,7 @@ export function parseCommand(
       options: { ...spec.options, help: { type: "boolean", short: "h" } },
       strict: true,
       allowPositionals: true,
+      tokens: true,
     });
   } catch (e) {
     throw usageError(describeParseError(e, spec));
@@ -116,6 +139,7 @@ export function parseCommand(
     console.log(spec.help);
     return undefined;
   }
+  refuseRepeats(spec, parsed.tokens ?? []);
   const { positionals } = parsed;
   const min = spec.minPositionals ?? 0;
   const max = spec.maxPositionals ?? 0;
