@@ -2,6 +2,7 @@
 // Runs the benchmark's quick preset as `deno task bench --quick` does, so the
 // benchmark cannot rot. Checks what it produces, never how fast it was.
 import assert from "node:assert/strict";
+import { taskArgs } from "./task_support.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -20,22 +21,8 @@ interface Results {
 Deno.test("bench --quick prints the table and writes results, document and chart", async () => {
   const out = await Deno.makeTempDir({ prefix: "spike-bench-test-" });
   try {
-    // The flags of the `bench` task in deno.json.
     const run = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-env",
-        "--allow-read",
-        "--allow-write",
-        "--allow-net=127.0.0.1",
-        "--allow-run",
-        "--allow-sys",
-        `${ROOT}scripts/bench/main.ts`,
-        "--quick",
-        "--out",
-        out,
-      ],
+      args: [...await taskArgs("bench"), "--quick", "--out", out],
       cwd: ROOT,
       stdin: "null",
       stdout: "piped",
@@ -65,7 +52,7 @@ Deno.test("bench --quick prints the table and writes results, document and chart
         "mixed-64",
         "fresh-read",
         "cipher-json-64",
-        "cipher-stream-65536",
+        "cipher-stream-65520",
         "pilot-get",
         "scale-restart",
         "scale-rss-rest",
