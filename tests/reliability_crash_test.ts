@@ -39,6 +39,12 @@ interface Track {
   unsure: boolean;
 }
 
+/** When writers stop: `killing` is set just before nexus is killed. */
+interface Stop {
+  now: boolean;
+  killing: boolean;
+}
+
 /**
  * Writes `track.path` version after version with compare-and-set, so the
  * version of each acknowledged write is known, until the first failure or
@@ -47,7 +53,7 @@ interface Track {
 async function writeUntilFailure(
   client: SpikeClient,
   track: Track,
-  stop: { now: boolean },
+  stop: Stop,
 ): Promise<void> {
   while (!stop.now && track.acked < MAX_WRITES_PER_TRIAL) {
     const next = track.acked + 1;
@@ -59,9 +65,12 @@ async function writeUntilFailure(
         values: valueOf(track.owner, next),
         cas: track.acked,
       })).status;
-    } catch {
-      // No answer: nexus died under this write.
-      return;
+    } catch (e) {
+      // No answer: nexus died under this write, which only the kill may do.
+      if (stop.killing) return;
+      throw new Error(`Write ${track.path}@${next} failed before the kill`, {
+        cause: e,
+      });
     }
     if (status !== 200) {
       throw new Error(`Write ${track.path}@${next} answered ${status}`);
@@ -127,7 +136,7 @@ async function verifyTrack(
 function startWriters(
   clients: SpikeClient[],
   prefix: string,
-  stop: { now: boolean },
+  stop: Stop,
 ): { tracks: Track[]; done: Promise<void[]> } {
   const tracks = clients.map((_, w): Track => ({
     owner: `${prefix}-w${w}`,
@@ -171,9 +180,10 @@ Deno.test("nexus killed at random moments under concurrent writers loses no ackn
     await cluster.start();
     await cluster.waitUnlocked();
     for (let trial = 1; trial <= trials; trial++) {
-      const stop = { now: false };
+      const stop = { now: false, killing: false };
       const { tracks, done } = startWriters(clients, `t${trial}`, stop);
       await sleep(prng.int(50, 500));
+      stop.killing = true;
       await cluster.stopNexus("SIGKILL");
       stop.now = true;
       await done;
@@ -198,6 +208,7 @@ Deno.test("nexus killed at random moments under concurrent writers loses no ackn
         assert.equal(m.currentVersion, version, track.path);
       }
     }
+    assert.ok(acknowledged > 0, "no write was ever acknowledged");
     console.log(
       `${trials} crashes, ${acknowledged} acknowledged writes kept, ` +
         `${unsureStored} unacknowledged writes found whole`,
@@ -237,9 +248,10 @@ Deno.test("every process killed: restore from the recovery files brings back eve
       Deno.readTextFileSync(`${cluster.dir}/recover/spike.recovery.${i}.txt`)
     );
     for (let trial = 1; trial <= trials; trial++) {
-      const stop = { now: false };
+      const stop = { now: false, killing: false };
       const { tracks, done } = startWriters(clients, `loss${trial}`, stop);
       await sleep(prng.int(100, 600));
+      stop.killing = true;
       await Promise.all([
         cluster.stopNexus("SIGKILL"),
         ...[1, 2, 3].map((i) => cluster.stopKeeper(i, "SIGKILL")),
@@ -291,11 +303,9 @@ Deno.test("every process killed: restore from the recovery files brings back eve
         track.unsure = false;
       }
     }
-    console.log(
-      `${trials} total losses restored, ${
-        all.reduce((n, t) => n + t.acked, 0)
-      } writes kept`,
-    );
+    const kept = all.reduce((n, t) => n + t.acked, 0);
+    assert.ok(kept > 0, "no write was ever acknowledged");
+    console.log(`${trials} total losses restored, ${kept} writes kept`);
   } finally {
     for (const c of clients) await c.close();
     await cluster.close();
