@@ -112,7 +112,7 @@ export class SpikeProcess {
   readonly #child: Deno.ChildProcess;
   readonly #done: Promise<Deno.CommandStatus>;
   #exited = false;
-  /** The file its stderr goes to. */
+  /** The file its stdout and stderr go to. */
   readonly logFile: string;
 
   constructor(child: Deno.ChildProcess, logFile: string) {
@@ -347,18 +347,19 @@ export class Cluster {
       env: { ...runtimeEnv(), ...env },
       clearEnv: true,
       stdin: "null",
-      stdout: "null",
+      stdout: "piped",
       stderr: "piped",
     }).spawn();
-    // A read loop, not pipeTo: pipeTo into a file holds bytes back until the
-    // stream ends, and tests read the logs of running processes.
-    (async () => {
-      try {
-        for await (const chunk of child.stderr) log.writeSync(chunk);
-      } finally {
-        log.close();
-      }
-    })();
+    // Both streams go to the log, so a test sweeping logs sees whatever a
+    // process prints. Read loops, not pipeTo: pipeTo into a file holds bytes
+    // back until the stream ends, and tests read the logs of running
+    // processes.
+    const copy = async (stream: ReadableStream<Uint8Array>) => {
+      for await (const chunk of stream) log.writeSync(chunk);
+    };
+    Promise.all([copy(child.stdout), copy(child.stderr)]).finally(() =>
+      log.close()
+    );
     return new SpikeProcess(child, logFile);
   }
 
