@@ -5,24 +5,13 @@
  * task cannot rot apart from the code.
  */
 import assert from "node:assert/strict";
+import { taskArgs } from "./task_support.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-/** The `deno run …` arguments of the "demo" task, without `deno`. */
-async function demoTaskArgs(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const task: unknown = config.tasks?.demo;
-  assert.equal(typeof task, "string", 'deno.json has no "demo" task');
-  const [deno, ...args] = (task as string).trim().split(/\s+/);
-  assert.equal(deno, "deno");
-  assert.equal(args[0], "run");
-  assert.equal(args.at(-1), "scripts/demo.ts");
-  return args;
-}
-
 Deno.test("deno task demo walks through the whole story and exits 0", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: await demoTaskArgs(),
+    args: await taskArgs("demo"),
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { createDevCa, issueSvidDir } from "../scripts/dev_ca.ts";
 import { ExitCode } from "../modes/pilot/exit_codes.ts";
+import { taskArgs } from "./task_support.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -22,14 +23,6 @@ function baseEnv(home: string): Record<string, string> {
   const path = Deno.env.get("PATH");
   if (path !== undefined) env.PATH = path;
   return env;
-}
-
-/** The `deno run …` arguments of the "spike" task, without `deno`. */
-async function spikeTaskArgs(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  const [deno, ...args] = (config.tasks.spike as string).trim().split(/\s+/);
-  assert.equal(deno, "deno");
-  return args.map((a) => a === "scripts/launch.ts" ? `${ROOT}${a}` : a);
 }
 
 /** Runs `deno task spike …` from `cwd`, as an operator would. */
@@ -58,7 +51,7 @@ async function launch(
   const home = await Deno.makeTempDir();
   try {
     const out = await new Deno.Command(Deno.execPath(), {
-      args: [...await spikeTaskArgs(), ...args],
+      args: [...await taskArgs("spike"), ...args],
       cwd: ROOT,
       env: { ...baseEnv(home), ...env },
       clearEnv: true,
@@ -161,7 +154,7 @@ Deno.test("a keeper given only a port listens on it", async () => {
     await issueSvidDir(ca, "spiffe://spike.ist/spike/keeper/1", dir);
     const port = freePort();
     const child = new Deno.Command(Deno.execPath(), {
-      args: [...await spikeTaskArgs(), "keeper"],
+      args: [...await taskArgs("spike"), "keeper"],
       cwd: ROOT,
       env: {
         ...baseEnv(dir),
