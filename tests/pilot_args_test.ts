@@ -379,6 +379,16 @@ Deno.test("cipher decrypt --json reads the object encrypt --json prints", () => 
   );
   assertCliError(() => bad([1]), ExitCode.Usage, /JSON object/);
   assertCliError(
+    () =>
+      parseJsonCiphertext(
+        new TextEncoder().encode(
+          `{"version":1,"nonce":"${parsed.nonce}","ciphertext":"${parsed.ciphertext}","nonce":"${parsed.nonce}"}`,
+        ),
+      ),
+    ExitCode.Usage,
+    /repeats a key/,
+  );
+  assertCliError(
     () => parseJsonCiphertext(new TextEncoder().encode("nope")),
     ExitCode.Usage,
     /not JSON/,

@@ -9,6 +9,7 @@
  * @module
  */
 import { zero } from "../../lib/crypto/zero.ts";
+import { parseJsonBytes } from "../../lib/wire/json_bytes.ts";
 import {
   booleanFlag,
   dispatchSubcommand,
@@ -216,10 +217,11 @@ function decodeBase64(text: string): Uint8Array | undefined {
 export function parseJsonCiphertext(input: Uint8Array): JsonCiphertext {
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(input));
+    // Duplicate keys are refused, as nexus refuses them.
+    value = parseJsonBytes(input);
   } catch {
     throw usageError(
-      'The input is not JSON: --json decrypt reads the {"version", "nonce", "ciphertext"} object "encrypt --json" prints',
+      'The input is not JSON (or repeats a key): --json decrypt reads the {"version", "nonce", "ciphertext"} object "encrypt --json" prints',
     );
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
