@@ -121,6 +121,13 @@ Deno.test("recover replaces older recovery files and leaves other files", async 
     await Deno.writeTextFile(`${dir}/spike.recovery.1.txt`, "old");
     await Deno.writeTextFile(`${dir}/spike.recovery.9.txt`, "old");
     await Deno.writeTextFile(`${dir}/spike.recovery.01.txt`, "old");
+    // What a recover killed half-way leaves behind.
+    for (const suffix of ["tmp", "old"]) {
+      await Deno.writeTextFile(
+        `${dir}/.spike.recovery.3.txt.0123456789abcdef.${suffix}`,
+        "spike:3:…",
+      );
+    }
     await Deno.mkdir(`${dir}/spike.recovery.8.txt`);
     await writeRecoveryFiles(dir, [shard(1, 2), shard(2, 3)]);
     assert.deepEqual(

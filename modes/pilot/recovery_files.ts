@@ -28,6 +28,9 @@ export function recoveryFileName(index: number): string {
  * are never touched.
  */
 const RECOVERY_FILE = /^spike\.recovery\.(\d+)\.txt$/;
+/** A temporary or backup of a recover that was killed before it finished. */
+const LEFTOVER_FILE =
+  /^\.spike\.recovery\.\d+\.txt\.[0-9a-f]{16}\.(?:tmp|old)$/;
 
 /**
  * The recovery folder: `SPIKE_PILOT_RECOVERY_DIR`, else `~/.spike/recover`,
@@ -248,8 +251,9 @@ async function rollBack(pending: readonly Pending[]): Promise<string> {
 }
 
 /**
- * After a successful replace: removes the kept links to the previous files
- * and every other `spike.recovery.<digits>.txt` in `dir`.
+ * After a successful replace: removes the kept links to the previous files,
+ * every other `spike.recovery.<digits>.txt` in `dir`, and the temporaries
+ * and backups of an earlier recover that was killed before it finished.
  *
  * @throws {CliError} naming the first file that could not be removed
  */
@@ -263,9 +267,8 @@ async function removeOld(
   );
   for await (const entry of Deno.readDir(dir)) {
     const path = `${dir}/${entry.name}`;
-    if (
-      RECOVERY_FILE.test(entry.name) && !entry.isDirectory && !keep.has(path)
-    ) {
+    if (entry.isDirectory || keep.has(path)) continue;
+    if (RECOVERY_FILE.test(entry.name) || LEFTOVER_FILE.test(entry.name)) {
       old.push(path);
     }
   }
