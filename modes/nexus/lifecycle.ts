@@ -78,9 +78,9 @@ export class NewStoreRefusedError extends Error {
  * key's share: pushing would overwrite the shards of a store nexus cannot
  * see (a wrong or unmounted data directory). After the push, each keeper's
  * shard is read back and checked, so one keeper listed twice (two spellings
- * of one host) cannot pass for two. The meta record is written only once `threshold`
- * keepers hold their own verified share, so a crash in between leaves an
- * empty store, never a store whose key nobody holds.
+ * of one host) cannot pass for two. The meta record is written only once
+ * `threshold` keepers hold their own verified share, so a crash in between
+ * leaves an empty store, never a store whose key nobody holds.
  *
  * @param options the store, split parameters, the state to unlock, and the
  * keepers
@@ -145,9 +145,10 @@ export async function initializeNewStore(options: {
 }
 
 /**
- * What a keeper holds while a new store is created: nothing (or it cannot
- * be reached), the new share of its own position, the new share of
- * position `n` (one keeper listed twice), or a shard of another key.
+ * What a keeper holds, checked against a set of commitments: nothing (or it
+ * cannot be reached), the share of its own position, the share of position
+ * `n` (a reordered list, or one keeper listed twice), or a shard of another
+ * key.
  */
 type Holding = "none" | "own" | number | "foreign";
 
@@ -302,16 +303,11 @@ export async function checkKeepers(
   keepers: Keepers,
   meta: StoreMeta,
 ): Promise<void> {
-  await Promise.all(keepers.statuses.map(async (status) => {
-    const shard = await keepers.fetchShard(status.index);
-    if (!shard) return;
-    try {
-      status.holdsShard = shard.index === status.index &&
-        await verifyShard(meta.storeId, shard, meta.commitments);
-    } finally {
-      zero(shard.value);
-    }
-  }));
+  const holdings = await readHoldings(keepers, meta.storeId, meta.commitments);
+  holdings.forEach((holding, i) => {
+    // "none": fetching already recorded an unreachable or empty keeper.
+    if (holding !== "none") keepers.statuses[i]!.holdsShard = holding === "own";
+  });
 }
 
 /**
