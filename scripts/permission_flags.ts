@@ -14,6 +14,7 @@
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, parseListenAddress } from "../lib/config/env.ts";
+import { resolveRecoveryDir } from "../lib/config/recovery_dir.ts";
 import {
   EndpointAddressError,
   parseEndpointAddress,
@@ -95,14 +96,9 @@ function nexusDataDir(env: Env, cwd: string): string | undefined {
   return home?.startsWith("/") ? join(home, ".spike", "data") : undefined;
 }
 
-/** The recovery folder as pilot resolves it (`recoveryDir`). */
+/** The recovery folder as pilot resolves it. */
 function pilotRecoveryDir(env: Env, cwd: string): string {
-  const home = setting(env, "HOME");
-  const dir = setting(env, "SPIKE_PILOT_RECOVERY_DIR") ??
-    (home
-      ? `${home}/.spike/recover`
-      : `/tmp/.spike-${setting(env, "USER") ?? "spike"}/recover`);
-  return resolve(cwd, dir);
+  return resolve(resolveRecoveryDir((name) => env[name], cwd));
 }
 
 /** How a pilot command that touches files reads its arguments. */

@@ -1,8 +1,8 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
+import { resolveRecoveryDir } from "../lib/config/recovery_dir.ts";
 import assert from "node:assert/strict";
 import {
   findRecoveryFiles,
-  recoveryDir,
   writeRecoveryFiles,
 } from "../modes/pilot/recovery_files.ts";
 import {
@@ -245,12 +245,12 @@ Deno.test("the recovery folder comes from SPIKE_PILOT_RECOVERY_DIR, else HOME", 
   };
   try {
     Deno.env.set("SPIKE_PILOT_RECOVERY_DIR", "/var/r");
-    assert.equal(recoveryDir(), "/var/r");
+    assert.equal(resolveRecoveryDir(), "/var/r");
     Deno.env.set("SPIKE_PILOT_RECOVERY_DIR", "rel");
-    assert.equal(recoveryDir(), `${Deno.cwd()}/rel`);
+    assert.equal(resolveRecoveryDir(), `${Deno.cwd()}/rel`);
     Deno.env.delete("SPIKE_PILOT_RECOVERY_DIR");
     Deno.env.set("HOME", "/home/op");
-    assert.equal(recoveryDir(), "/home/op/.spike/recover");
+    assert.equal(resolveRecoveryDir(), "/home/op/.spike/recover");
   } finally {
     for (
       const [name, value] of [["SPIKE_PILOT_RECOVERY_DIR", saved.dir], [

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { resolveRecoveryDir } from "../../lib/config/recovery_dir.ts";
 import { isAllZero, zero } from "../../lib/crypto/zero.ts";
 import { isShardIndex, type Shard } from "../../lib/shard/mod.ts";
 import {
@@ -27,11 +28,7 @@ import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { type NexusSession, withNexus } from "./nexus.ts";
 import { render, writeStdout } from "./output.ts";
-import {
-  findRecoveryFiles,
-  recoveryDir,
-  writeRecoveryFiles,
-} from "./recovery_files.ts";
+import { findRecoveryFiles, writeRecoveryFiles } from "./recovery_files.ts";
 import { parseShardInput, readShardInput } from "./shard_input.ts";
 
 /** Help of `spike pilot operator`. */
@@ -165,7 +162,7 @@ async function recover(args: string[]): Promise<number> {
     args,
   );
   if (!parsed) return 0;
-  const dir = recoveryDir();
+  const dir = resolveRecoveryDir();
   const shards = await withNexus(async (nexus) => {
     nexus.requireRole("recover", "recover");
     const { body } = await nexus.post("/v1/operator/recover", "{}", {
@@ -358,7 +355,7 @@ async function drill(args: string[]): Promise<number> {
   const format = parseFormat(stringFlag(parsed.values, "format"));
   let files = parsed.positionals;
   if (files.length === 0) {
-    const dir = recoveryDir();
+    const dir = resolveRecoveryDir();
     files = await findRecoveryFiles(dir);
     if (files.length === 0) {
       throw usageError(

@@ -33,23 +33,6 @@ const LEFTOVER_FILE =
   /^\.spike\.recovery\.\d+\.txt\.[0-9a-f]{16}\.(?:tmp|old)$/;
 
 /**
- * The recovery folder: `SPIKE_PILOT_RECOVERY_DIR`, else `~/.spike/recover`,
- * else `/tmp/.spike-$USER/recover`.
- *
- * @returns an absolute path
- */
-export function recoveryDir(): string {
-  const configured = Deno.env.get("SPIKE_PILOT_RECOVERY_DIR")?.trim();
-  const home = Deno.env.get("HOME")?.trim();
-  const dir = configured
-    ? configured
-    : home
-    ? `${home}/.spike/recover`
-    : `/tmp/.spike-${Deno.env.get("USER")?.trim() || "spike"}/recover`;
-  return dir.startsWith("/") ? dir : `${Deno.cwd()}/${dir}`;
-}
-
-/**
  * Makes sure the recovery folder exists and is private: a missing folder
  * (and missing parents) is created with mode 0700; an existing one is used
  * as it is, never chmodded, since it may belong to the wider system
