@@ -107,6 +107,54 @@ export async function waitForPort(
   throw new Error(`Nothing listened on port ${port} within ${timeoutMs} ms`);
 }
 
+/**
+ * Runs `spike pilot …` as a process, with the flags the launcher would
+ * scope to `env` and `args`, in `cwd`, seeing only `env` (and the runtime's
+ * own variables).
+ *
+ * @param args pilot arguments
+ * @param env pilot's environment
+ * @param cwd the folder pilot runs in
+ * @param stdin text or bytes for standard input, else none
+ * @returns exit code and output
+ */
+export async function runPilot(
+  args: string[],
+  env: Record<string, string>,
+  cwd: string,
+  stdin?: string | Uint8Array,
+): Promise<RunResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...permissionFlags("pilot", { ...env, PWD: cwd }, args),
+      MAIN,
+      "pilot",
+      ...args,
+    ],
+    env: { ...runtimeEnv(), ...env },
+    clearEnv: true,
+    cwd,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(
+      typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin,
+    );
+    await writer.close();
+  }
+  const out = await child.output();
+  const decoder = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: decoder.decode(out.stdout),
+    stderr: decoder.decode(out.stderr),
+  };
+}
+
 /** A running SPIKE process. */
 export class SpikeProcess {
   readonly #child: Deno.ChildProcess;
@@ -433,34 +481,12 @@ export class Cluster {
     args: string[],
     options: { stdin?: string; env?: Record<string, string> } = {},
   ): Promise<RunResult> {
-    const env = { ...this.pilotEnv(identity), ...options.env };
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...permissionFlags("pilot", { ...env, PWD: this.dir }, args),
-        MAIN,
-        "pilot",
-        ...args,
-      ],
-      env: { ...runtimeEnv(), ...env },
-      clearEnv: true,
-      cwd: this.dir,
-      stdin: options.stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (options.stdin !== undefined) {
-      const writer = child.stdin.getWriter();
-      await writer.write(new TextEncoder().encode(options.stdin));
-      await writer.close();
-    }
-    const out = await child.output();
-    const decoder = new TextDecoder();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
+    return await runPilot(
+      args,
+      { ...this.pilotEnv(identity), ...options.env },
+      this.dir,
+      options.stdin,
+    );
   }
 
   /**

@@ -7,13 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { createDevCa, type DevCa, issueSvidDir } from "../scripts/dev_ca.ts";
-import { permissionFlags } from "../scripts/permission_flags.ts";
+import { runPilot, type RunResult } from "../scripts/cluster.ts";
 import { type MtlsResponse, serveMtls } from "../lib/mtls/server.ts";
 import { issueMaterial, TestSource } from "./mtls_support.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const DENO_DIR = Deno.env.get("DENO_DIR") ??
-  `${Deno.env.get("HOME") ?? "/root"}/.cache/deno`;
 
 interface Seen {
   path: string;
@@ -21,12 +17,6 @@ interface Seen {
   contentType: string;
   peer: string;
   body: Uint8Array;
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
 }
 
 const json = (status: number, value: unknown): MtlsResponse => ({
@@ -52,7 +42,7 @@ class Harness {
     identity: string,
     args: string[],
     options: { stdin?: string | Uint8Array; env?: Record<string, string> } = {},
-  ): Promise<Run> {
+  ): Promise<RunResult> {
     const env: Record<string, string> = {
       SPIKE_SVID_DIR: `${this.dir}/svid/${identity}`,
       SPIKE_NEXUS_API_URL: `https://127.0.0.1:${this.port}`,
@@ -60,42 +50,12 @@ class Harness {
       HOME: this.dir,
       ...options.env,
     };
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...permissionFlags("pilot", { ...env, PWD: this.dir }, args),
-        MAIN,
-        "pilot",
-        ...args,
-      ],
-      env: { ...env, DENO_DIR },
-      clearEnv: true,
-      cwd: this.dir,
-      stdin: options.stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (options.stdin !== undefined) {
-      const writer = child.stdin.getWriter();
-      await writer.write(
-        typeof options.stdin === "string"
-          ? new TextEncoder().encode(options.stdin)
-          : options.stdin,
-      );
-      await writer.close();
-    }
-    const out = await child.output();
-    const decoder = new TextDecoder();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
+    return await runPilot(args, env, this.dir, options.stdin);
   }
 }
 
 /** Asserts a failure: exit code, nothing on stdout, one line on stderr. */
-function assertFails(run: Run, code: number, pattern: RegExp) {
+function assertFails(run: RunResult, code: number, pattern: RegExp) {
   assert.equal(run.code, code, run.stderr);
   assert.equal(run.stdout, "");
   assert.match(run.stderr.trimEnd(), pattern);
