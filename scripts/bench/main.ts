@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { Cluster } from "../cluster.ts";
 import {
   type BenchOptions,
   HELP,
@@ -14,7 +13,7 @@ import {
   parseOptions,
 } from "./options.ts";
 import { chart, markdown, type Row, type RunInfo, table } from "./report.ts";
-import { Scenarios } from "./scenarios.ts";
+import { createBenchCluster, Scenarios } from "./scenarios.ts";
 import { profileReadWrite } from "./profile.ts";
 import { readProcFile } from "./proc_stats.ts";
 
@@ -61,13 +60,7 @@ async function runScenarios(opts: BenchOptions): Promise<{
   notes: string[];
 }> {
   const dir = await Deno.makeTempDir({ prefix: "spike-bench-" });
-  const cluster = await Cluster.create({
-    dir,
-    keepers: 5,
-    threshold: 3,
-    logLevel: "WARN",
-    nexusEnv: { SPIKE_NEXUS_AUDIT_LOG: `${dir}/audit.log` },
-  });
+  const cluster = await createBenchCluster(dir);
   const scenarios = new Scenarios(cluster, opts);
   const rows: Row[] = [];
   let keep = false;

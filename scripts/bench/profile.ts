@@ -5,9 +5,8 @@
  *
  * @module
  */
-import { Cluster } from "../cluster.ts";
 import type { BenchOptions } from "./options.ts";
-import { Scenarios } from "./scenarios.ts";
+import { createBenchCluster, Scenarios } from "./scenarios.ts";
 
 interface CallFrame {
   functionName: string;
@@ -149,14 +148,10 @@ export function profileReport(profile: CpuProfile, limit = 15): string {
 export async function profileReadWrite(opts: BenchOptions): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "spike-bench-prof-" });
   const profDir = `${dir}/prof`;
-  const cluster = await Cluster.create({
-    dir,
-    keepers: 5,
-    threshold: 3,
-    logLevel: "WARN",
-    nexusEnv: { SPIKE_NEXUS_AUDIT_LOG: `${dir}/audit.log` },
-    extraFlags: ["--cpu-prof", `--cpu-prof-dir=${profDir}`],
-  });
+  const cluster = await createBenchCluster(dir, [
+    "--cpu-prof",
+    `--cpu-prof-dir=${profDir}`,
+  ]);
   try {
     await cluster.start();
     await cluster.waitUnlocked();

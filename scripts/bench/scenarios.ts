@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Cluster } from "../cluster.ts";
+import { Cluster } from "../cluster.ts";
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { openFileSvidSource } from "../../lib/spiffe/file_source.ts";
 import { hasRole } from "../../lib/spiffe/roles.ts";
@@ -106,6 +106,28 @@ class Baseline {
     }
     await this.#child.status;
   }
+}
+
+/**
+ * The cluster every benchmark pass measures: 5 keepers, threshold 3, nexus
+ * on SQLite in `dir`, with its audit log in a file there, as in production.
+ *
+ * @param dir the cluster folder
+ * @param extraFlags extra `deno run` flags for nexus (a profiler)
+ * @returns the cluster, not started
+ */
+export function createBenchCluster(
+  dir: string,
+  extraFlags: string[] = [],
+): Promise<Cluster> {
+  return Cluster.create({
+    dir,
+    keepers: 5,
+    threshold: 3,
+    logLevel: "WARN",
+    nexusEnv: { SPIKE_NEXUS_AUDIT_LOG: `${dir}/audit.log` },
+    extraFlags,
+  });
 }
 
 /** Runs the scenarios against a started, unlocked cluster. */
