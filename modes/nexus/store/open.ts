@@ -149,9 +149,11 @@ export class NexusStore {
         (message) => log?.warn(message),
       ),
       (done, total) => {
-        if (performance.now() - lastReport < 5000 && done < total) return;
+        const progress = { paths: done, of: total };
+        log?.debug("Migrating the store", progress);
+        if (performance.now() - lastReport < 5000) return;
         lastReport = performance.now();
-        log?.info("Migrating the store", { paths: done, of: total });
+        log?.info("Migrating the store", progress);
       },
     );
     log?.warn("Store migrated to format 2", {
