@@ -19,6 +19,15 @@ const WEB = 600;
 const DB = 550;
 
 const pad = (i: number) => String(i).padStart(4, "0");
+const POLICY_NAMES = [
+  "extra-0",
+  "extra-1",
+  "extra-2",
+  "extra-3",
+  "extra-4",
+  "web-gate",
+  "web-list",
+];
 
 Deno.test("secret and policy lists page by keyset, and pilot follows the pages", async (t) => {
   const cluster = await Cluster.create({ backend: "memory", logLevel: "WARN" });
@@ -127,19 +136,10 @@ Deno.test("secret and policy lists page by keyset, and pilot follows the pages",
       await t.step(
         "policy list pages the same way, with upstream's filters",
         async () => {
-          const names = [
-            "extra-0",
-            "extra-1",
-            "extra-2",
-            "extra-3",
-            "extra-4",
-            "web-gate",
-            "web-list",
-          ];
           const whole = await su.post(`${POLICY}?action=list`, {});
           assert.deepEqual(
             whole.json,
-            { policies: names.map((name) => ({ id: "", name })) },
+            { policies: POLICY_NAMES.map((name) => ({ id: "", name })) },
           );
           const page = await su.post(`${POLICY}?action=list`, {
             limit: 3,
@@ -244,15 +244,7 @@ Deno.test("secret and policy lists page by keyset, and pilot follows the pages",
           "policy list",
         ),
       );
-      assert.deepEqual(names, [
-        "extra-0",
-        "extra-1",
-        "extra-2",
-        "extra-3",
-        "extra-4",
-        "web-gate",
-        "web-list",
-      ]);
+      assert.deepEqual(names, POLICY_NAMES);
     });
   } finally {
     await cluster.close();

@@ -10,12 +10,12 @@ import {
   keyCheckValue,
   type PurposeKeys,
 } from "../lib/crypto/kdf.ts";
-import { ApiError } from "../lib/wire/errors.ts";
 import { SecretService } from "../modes/nexus/secrets/secret_service.ts";
 import { Keyring, openKeyring } from "../modes/nexus/store/keyring.ts";
 import { RecordCipher } from "../modes/nexus/store/record_cipher.ts";
 import type { StoreMeta } from "../modes/nexus/store/backend.ts";
 import { type NexusStore, openStore } from "../modes/nexus/store/open.ts";
+import { rejectsWith } from "./store_support.ts";
 
 const ALL = { prefix: "", after: "", limit: undefined };
 const STORE_URL = new URL("../modes/nexus/store/open.ts", import.meta.url);
@@ -96,21 +96,6 @@ function exists(file: string): boolean {
 
 function contains(haystack: Uint8Array, needle: string): boolean {
   return new TextDecoder("latin1").decode(haystack).includes(needle);
-}
-
-async function rejectsWith(
-  p: Promise<unknown>,
-  code: string,
-): Promise<ApiError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof ApiError, `expected ApiError, got ${caught}`);
-  assert.equal(caught.code, code);
-  return caught;
 }
 
 Deno.test("sqlite store reopens with secrets, policies and meta intact", async () => {
