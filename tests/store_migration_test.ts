@@ -18,7 +18,7 @@ import { openKeyring } from "../modes/nexus/store/keyring.ts";
 import { type NexusStore, openStore } from "../modes/nexus/store/open.ts";
 import { RecordCipher } from "../modes/nexus/store/record_cipher.ts";
 import { Cluster } from "../scripts/cluster.ts";
-import { rejectsWith } from "./store_support.ts";
+import { newStoreKeys, rejectsWith } from "./store_support.ts";
 
 const FIXTURE = new URL("./fixtures/schema1/", import.meta.url).pathname;
 const STORE_URL = new URL("../modes/nexus/store/open.ts", import.meta.url);
@@ -309,6 +309,35 @@ Deno.test("a schema-1 deleted flag that disagrees with the sealed deletion time 
       ),
       lines.join("\n"),
     );
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("a schema-1 store that was never initialized opens as a new format-2 store", async () => {
+  await using copy = await fixtureCopy();
+  // What the first release left when it stopped before its keepers took
+  // the shards: the schema, no meta, no rows.
+  exec(
+    copy.file,
+    `DELETE FROM secret_versions; DELETE FROM secrets; DELETE FROM policies;
+     DELETE FROM shard_commitments;
+     UPDATE meta SET store_id = NULL, key_check = NULL, threshold = NULL,
+       share_count = NULL`,
+  );
+  const store = await openStore({
+    backend: "sqlite",
+    dataDir: copy.dataDir,
+    maxVersions: 10,
+  });
+  try {
+    assert.equal(store.backend.schema1, undefined);
+    assert.equal(await store.readMeta(), undefined);
+    const keys = await newStoreKeys();
+    await store.initMeta(keys.meta);
+    await store.unlock(keys.keys);
+    assert.equal((await store.readMeta())!.schemaVersion, 2);
+    assert.equal(await store.secrets.put("p", { k: "v" }), 1);
   } finally {
     await store.close();
   }

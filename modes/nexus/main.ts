@@ -34,7 +34,7 @@ import { type NexusStore, openStore, resolveDataDir } from "./store/open.ts";
 import { IntegrityError } from "./store/integrity.ts";
 import type { PolicyRecord } from "./store/policy_store.ts";
 import { ErrorCode } from "../../lib/wire/errors.ts";
-import type { StoreMeta } from "./store/backend.ts";
+import { StoreError, type StoreMeta } from "./store/backend.ts";
 
 const HELP = `spike nexus: the SPIKE secrets store
 
@@ -141,7 +141,19 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   const audit = await AuditLog.open(config.auditLog);
   const engine = new PolicyEngine();
   const state = new RootKeyState(async (keys) => {
-    await store.unlock(keys);
+    try {
+      await store.unlock(keys);
+    } catch (e) {
+      // A failed migration or a damaged keyring: the operator needs the
+      // sentence (these messages name paths and rules, never values).
+      log.error("The store cannot be unlocked", {
+        error: e instanceof Error ? e.name : "unknown",
+        msg: e instanceof StoreError || e instanceof IntegrityError
+          ? e.message
+          : undefined,
+      });
+      throw e;
+    }
     const problems = await engine.reload(() =>
       loadPolicies(store, (message, policy) => {
         log.warn(message, policy === undefined ? {} : { policy });

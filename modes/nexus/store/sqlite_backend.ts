@@ -797,5 +797,31 @@ function createOrCheckSchema(db: DatabaseSync, file: string): number {
       `The database file ${file} has unknown schema version ${version}`,
     );
   }
+  if (version === 1 && isEmptySchema1(db)) {
+    // Created by the first release but never initialized (it stopped before
+    // its keepers took the shards): nothing to migrate, start it anew.
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      db.exec(`
+        DROP TABLE secret_versions; DROP TABLE secrets; DROP TABLE policies;
+        DROP TABLE shard_commitments; DROP TABLE meta;
+        ${SCHEMA}`);
+      db.exec("COMMIT");
+    } catch (e) {
+      db.exec("ROLLBACK");
+      throw e;
+    }
+    return SCHEMA_VERSION;
+  }
   return version;
+}
+
+function isEmptySchema1(db: DatabaseSync): boolean {
+  const row = db.prepare(
+    `SELECT (SELECT store_id FROM meta WHERE id = 1) IS NULL
+        AND NOT EXISTS (SELECT 1 FROM secrets)
+        AND NOT EXISTS (SELECT 1 FROM policies)
+        AND NOT EXISTS (SELECT 1 FROM shard_commitments) AS empty`,
+  ).get() as Row;
+  return row.empty === 1;
 }
