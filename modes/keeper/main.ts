@@ -7,6 +7,7 @@
  */
 import {
   ConfigError,
+  envBool,
   envString,
   parseListenAddress,
 } from "../../lib/config/env.ts";
@@ -30,6 +31,8 @@ Environment:
   SPIKE_SVID_DIR             SVID files (svid.pem, svid_key.pem, svid_bundle.pem)
   SPIFFE_ENDPOINT_SOCKET     SPIFFE Workload API, when SPIKE_SVID_DIR is unset
   SPIKE_TRUST_ROOT_NEXUS     trust domains of nexus (only nexus reads the shard)
+  SPIKE_KEEPER_ALLOW_BOOTSTRAP  also take shards from spike/bootstrap
+                             identities, as upstream did (default false)
   SPIKE_SYSTEM_LOG_LEVEL     DEBUG, INFO, WARN (default), ERROR
   SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT  time to send request headers (10s)
   SPIKE_HTTP_SERVER_REQUEST_TIMEOUT      time to send a whole request (60s)
@@ -42,6 +45,8 @@ const MAX_BODY_BYTES = 4096;
 export interface KeeperConfig extends ServerTimeouts {
   /** Listen host ("" = all interfaces) and port. */
   readonly listen: { host: string; port: number };
+  /** Whether `spike/bootstrap` identities may store a shard (upstream's habit). */
+  readonly allowBootstrap: boolean;
 }
 
 /**
@@ -58,6 +63,7 @@ export function readKeeperConfig(): KeeperConfig {
       "SPIKE_KEEPER_TLS_PORT",
       envString("SPIKE_KEEPER_TLS_PORT", ":8443"),
     ),
+    allowBootstrap: envBool("SPIKE_KEEPER_ALLOW_BOOTSTRAP", false),
     ...readServerTimeouts(),
   };
 }
@@ -100,8 +106,12 @@ export async function main(args: string[]): Promise<number> {
     maxBodyBytes: MAX_BODY_BYTES,
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
-    authorizePeer: (id) => hasRole(id, "nexus") || hasRole(id, "bootstrap"),
-    handler: keeperHandler(slot, log),
+    // Only nexus has business here. A bootstrap identity could otherwise
+    // overwrite every keeper's shard and lock the store at the next start.
+    authorizePeer: (id) =>
+      hasRole(id, "nexus") ||
+      (config.allowBootstrap && hasRole(id, "bootstrap")),
+    handler: keeperHandler(slot, log, config.allowBootstrap),
     onRefused: (reason, peer) =>
       log.warn("Connection refused", { reason, peer }),
   });
