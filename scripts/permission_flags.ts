@@ -16,6 +16,10 @@ import { parseArgs } from "node:util";
 import { ConfigError, parseListenAddress } from "../lib/config/env.ts";
 import { resolveRecoveryDir } from "../lib/config/recovery_dir.ts";
 import {
+  FEDERATED_BUNDLES_VARIABLE,
+  parseFederatedBundles,
+} from "../lib/spiffe/bundle_config.ts";
+import {
   EndpointAddressError,
   parseEndpointAddress,
 } from "../lib/spiffe/endpoint_address.ts";
@@ -65,9 +69,27 @@ function httpsHost(value: string): string[] {
   return [`${url.hostname}:${url.port || "443"}`];
 }
 
+/** The federated bundle files an SVID directory source reads. */
+function federatedBundleFiles(env: Env, cwd: string): string[] {
+  const raw = setting(env, FEDERATED_BUNDLES_VARIABLE);
+  if (raw === undefined) return [];
+  try {
+    return [...parseFederatedBundles(raw).values()].map((p) => resolve(cwd, p));
+  } catch (e) {
+    if (e instanceof ConfigError) return [];
+    throw e;
+  }
+}
+
 function identityGrants(env: Env, cwd: string): Grants {
   const svidDir = setting(env, "SPIKE_SVID_DIR");
-  if (svidDir) return { net: [], read: [resolve(cwd, svidDir)], write: [] };
+  if (svidDir) {
+    return {
+      net: [],
+      read: [resolve(cwd, svidDir), ...federatedBundleFiles(env, cwd)],
+      write: [],
+    };
+  }
   const endpoint = setting(env, "SPIFFE_ENDPOINT_SOCKET");
   if (endpoint === undefined) return { net: [], read: [], write: [] };
   let address: ReturnType<typeof parseEndpointAddress>;

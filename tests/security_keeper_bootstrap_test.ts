@@ -5,7 +5,7 @@
 // SPIKE_KEEPER_ALLOW_BOOTSTRAP=true brings upstream's habit back.
 import assert from "node:assert/strict";
 import { Cluster } from "../scripts/cluster.ts";
-import { waitFor } from "./reliability_support.ts";
+import { waitForKeeperShards } from "./reliability_support.ts";
 
 const BOOTSTRAP = "spiffe://spike.ist/spike/bootstrap";
 
@@ -29,13 +29,7 @@ Deno.test("a bootstrap identity cannot overwrite keeper shards unless the keeper
       values: { password: "kept" },
     });
     assert.equal(put.status, 200);
-    await waitFor("every keeper to hold its shard", async () => {
-      const status = await cluster.call("superuser", "/v1/operator/status", {
-        probe: true,
-      });
-      const keepers = status.body?.keepers as { holdsShard: boolean }[];
-      return keepers.every((k) => k.holdsShard === true);
-    });
+    await waitForKeeperShards(cluster);
 
     await t.step("keepers refuse the bootstrap identity", async () => {
       for (const i of [1, 2, 3]) {

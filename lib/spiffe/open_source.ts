@@ -8,6 +8,7 @@
  * @module
  */
 import { envString } from "../config/env.ts";
+import { readBundleConfig } from "./bundle_config.ts";
 import type { SvidSource } from "./source.ts";
 
 /**
@@ -16,6 +17,8 @@ import type { SvidSource } from "./source.ts";
  * @param options `watch: false` for a short-lived process that needs no
  *   file watcher (SVID directory only; polling still applies)
  * @returns the live source
+ * @throws {ConfigError} when a bundle setting or federated bundle file is
+ *   invalid
  * @throws when the source cannot provide an SVID (see the chosen source)
  */
 export async function openSvidSource(
@@ -24,9 +27,13 @@ export async function openSvidSource(
   const dir = envString("SPIKE_SVID_DIR", "");
   if (dir) {
     const { openFileSvidSource } = await import("./file_source.ts");
+    const bundles = readBundleConfig();
     return await openFileSvidSource(
       dir,
-      options.watch === undefined ? {} : { watch: options.watch },
+      options.watch === undefined ? { bundles } : {
+        watch: options.watch,
+        bundles,
+      },
     );
   }
   const { openWorkloadApiSource } = await import("./workload_api.ts");

@@ -259,6 +259,41 @@ export function verifyX509Svid(
 }
 
 /**
+ * Whether a certificate chain has a path to `caDer` as its trust anchor,
+ * through its own intermediates, by signatures and CA rules only (no leaf
+ * rules). Used to tell whether a CA without a SPIFFE ID is the one that
+ * issued this process's own SVID.
+ *
+ * @param chain DER certificates, leaf first, then intermediates
+ * @param caDer the candidate anchor
+ * @param now the time to check validity at; default now
+ * @returns true when the chain leads to the CA; false for anything
+ *   unparsable
+ */
+export function chainsToCa(
+  chain: readonly Uint8Array[],
+  caDer: Uint8Array,
+  now: Date = new Date(),
+): boolean {
+  try {
+    const [leaf, ...rest] = chain.map((der) => parseCertificate(der));
+    if (leaf === undefined) return false;
+    return chainsToRoot(
+      leaf,
+      0,
+      rest,
+      new Set(),
+      [parseCertificate(caDer)],
+      now,
+      [],
+    );
+  } catch (e) {
+    if (e instanceof CertificateParseError) return false;
+    throw e;
+  }
+}
+
+/**
  * Verifies this process's own X.509-SVID: every rule of
  * {@linkcode verifyX509Svid}, plus that the private key is a PKCS#8 key
  * matching the leaf's public key (as go-spiffe's `ParseX509SVID`).

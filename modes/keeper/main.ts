@@ -19,6 +19,7 @@ import { checkSharedConfig } from "../../lib/config/shared.ts";
 import { createLogger } from "../../lib/log.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
+import type { SvidSource } from "../../lib/spiffe/source.ts";
 import { hasRole } from "../../lib/spiffe/roles.ts";
 import { waitForShutdown } from "../../lib/shutdown.ts";
 import { keeperHandler } from "./routes.ts";
@@ -90,7 +91,18 @@ export async function main(args: string[]): Promise<number> {
     throw e;
   }
   const log = createLogger("keeper");
-  using source = await openSvidSource();
+  let opened: SvidSource;
+  try {
+    opened = await openSvidSource();
+  } catch (e) {
+    // A federated bundle file that is missing or names the wrong domain.
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      return 2;
+    }
+    throw e;
+  }
+  using source = opened;
   const own = source.current().id;
   if (!hasRole(own, "keeper")) {
     console.error(
