@@ -8,11 +8,15 @@
  * @module
  */
 import { envString } from "../config/env.ts";
+import { createLogger } from "../log.ts";
 import { readBundleConfig } from "./bundle_config.ts";
+import { adoptOwnTrustDomain } from "./roles.ts";
 import type { SvidSource } from "./source.ts";
 
 /**
- * Opens the configured SVID source and waits for its first SVID.
+ * Opens the configured SVID source and waits for its first SVID. Roles
+ * whose trust roots no `SPIKE_TRUST_ROOT*` variable sets are then trusted
+ * in that SVID's trust domain (see `adoptOwnTrustDomain`).
  *
  * @param options `watch: false` for a short-lived process that needs no
  *   file watcher (SVID directory only; polling still applies)
@@ -28,14 +32,22 @@ export async function openSvidSource(
   if (dir) {
     const { openFileSvidSource } = await import("./file_source.ts");
     const bundles = readBundleConfig();
-    return await openFileSvidSource(
-      dir,
-      options.watch === undefined ? { bundles } : {
-        watch: options.watch,
-        bundles,
-      },
+    return adopted(
+      await openFileSvidSource(
+        dir,
+        options.watch === undefined ? { bundles } : {
+          watch: options.watch,
+          bundles,
+        },
+      ),
     );
   }
   const { openWorkloadApiSource } = await import("./workload_api.ts");
-  return await openWorkloadApiSource();
+  return adopted(await openWorkloadApiSource());
+}
+
+/** Lets roles without configured trust roots trust the SVID's own domain. */
+function adopted(source: SvidSource): SvidSource {
+  adoptOwnTrustDomain(source.current().id, createLogger("spiffe"));
+  return source;
 }

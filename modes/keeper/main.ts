@@ -20,7 +20,7 @@ import { createLogger } from "../../lib/log.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
 import type { SvidSource } from "../../lib/spiffe/source.ts";
-import { hasRole } from "../../lib/spiffe/roles.ts";
+import { hasRole, ownRoleProblem } from "../../lib/spiffe/roles.ts";
 import { waitForShutdown } from "../../lib/shutdown.ts";
 import { keeperHandler } from "./routes.ts";
 import { ShardSlot } from "./shard_slot.ts";
@@ -104,10 +104,9 @@ export async function main(args: string[]): Promise<number> {
   }
   using source = opened;
   const own = source.current().id;
-  if (!hasRole(own, "keeper")) {
-    console.error(
-      `This SVID (${own.uri}) is not a keeper identity: keepers need spiffe://<trust domain>/spike/keeper`,
-    );
+  const notKeeper = ownRoleProblem(own, "keeper", "keeper");
+  if (notKeeper !== undefined) {
+    console.error(notKeeper);
     return 1;
   }
   const slot = new ShardSlot();

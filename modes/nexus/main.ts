@@ -10,7 +10,7 @@ import { createLogger, type Logger } from "../../lib/log.ts";
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
-import { hasRole } from "../../lib/spiffe/roles.ts";
+import { hasRole, ownRoleProblem } from "../../lib/spiffe/roles.ts";
 import { waitForShutdown } from "../../lib/shutdown.ts";
 import { derivePurposeKeys, keyCheckValue } from "../../lib/crypto/kdf.ts";
 import { PolicyEngine } from "./policy/engine.ts";
@@ -93,10 +93,9 @@ export async function main(args: string[]): Promise<number> {
 async function run(config: NexusConfig, log: Logger): Promise<number> {
   using source = await openSvidSource();
   const own = source.current().id;
-  if (!hasRole(own, "nexus")) {
-    console.error(
-      `This SVID (${own.uri}) is not a nexus identity: nexus needs spiffe://<trust domain>/spike/nexus`,
-    );
+  const notNexus = ownRoleProblem(own, "nexus", "nexus");
+  if (notNexus !== undefined) {
+    console.error(notNexus);
     return 1;
   }
   const store = await openStore({

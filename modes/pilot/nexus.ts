@@ -14,7 +14,13 @@ import {
 import { checkSharedConfig } from "../../lib/config/shared.ts";
 import type { MtlsClient, MtlsResult } from "../../lib/mtls/client.ts";
 import type { SpiffeId } from "../../lib/spiffe/id.ts";
-import { hasRole, type Role, roleId } from "../../lib/spiffe/roles.ts";
+import {
+  describeTrustRoots,
+  hasRole,
+  type Role,
+  ROLE_PATHS,
+  roleId,
+} from "../../lib/spiffe/roles.ts";
 import type { SvidSource } from "../../lib/spiffe/source.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
 import { ErrorCode } from "../../lib/wire/errors.ts";
@@ -211,10 +217,16 @@ export class NexusSession implements Disposable {
     } catch (e) {
       const { MtlsClientError } = await import("../../lib/mtls/client.ts");
       if (e instanceof MtlsClientError) {
+        // A wrong trust root is the usual cause: say which ones apply.
+        const hint = e.kind === "unauthorized-server"
+          ? `: nexus must be ${
+            ROLE_PATHS.nexus.slice(1)
+          } in a trust domain of ${describeTrustRoots("nexus")}`
+          : "";
         throw new CliError(
           `Cannot reach SPIKE Nexus at ${this.baseUrl}: ${
             lowerFirst(e.message)
-          }`,
+          }${hint}`,
           ExitCode.Unreachable,
         );
       }
