@@ -336,6 +336,9 @@ export async function canUseNetns(): Promise<boolean> {
   return true;
 }
 
+/** The most body bytes one "huge" answer sends. */
+const HUGE_BODY_CAP = 512 * 1024 * 1024;
+
 /** How a {@linkcode FakeServer} treats the connections it accepts. */
 export type FakeBehavior =
   /** TLS handshake, then reads and never answers. */
@@ -347,7 +350,13 @@ export type FakeBehavior =
   /** Accepts TCP and never speaks TLS. */
   | "blackhole"
   /** TLS handshake, records what the client sends, answers 200 `{}`. */
-  | "record";
+  | "record"
+  /**
+   * TLS handshake, then answers a body of up to 512 MiB of zeros, as fast
+   * as the client reads: odd connections declare 4 GiB, even ones declare
+   * no length and end the body by closing.
+   */
+  | "huge";
 
 /** One connection a fake server accepted. */
 export interface FakeConnection {
@@ -367,6 +376,8 @@ export class FakeServer {
   readonly connections: FakeConnection[] = [];
   /** Application bytes received over TLS, over every connection. */
   received = 0;
+  /** Body bytes handed to TLS by the "huge" behavior, over every connection. */
+  sent = 0;
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
   readonly #timers = new Set<ReturnType<typeof setInterval>>();
@@ -471,6 +482,28 @@ export class FakeServer {
               `Content-Length: ${body.length}\r\n\r\n${body}`,
           );
         }
+      } else if (behavior === "huge") {
+        socket.write(
+          index % 2 === 1
+            ? "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +
+              `Content-Length: ${2 ** 32}\r\n\r\n`
+            : "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +
+              "Connection: close\r\n\r\n",
+        );
+        const zeros = new Uint8Array(64 * 1024);
+        let sent = 0;
+        const pump = () => {
+          while (sent < HUGE_BODY_CAP && !socket.destroyed) {
+            sent += zeros.length;
+            this.sent += zeros.length;
+            if (!socket.write(zeros)) {
+              socket.once("drain", pump);
+              return;
+            }
+          }
+          socket.end();
+        };
+        pump();
       } else if (behavior === "record") {
         socket.end(
           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +

@@ -14,6 +14,12 @@ import {
   takeShardArray,
 } from "../../lib/wire/json_bytes.ts";
 
+/**
+ * The largest keeper answer read: a shard answer is about 140 bytes and
+ * every other answer is shorter, so anything longer is hostile or broken.
+ */
+export const KEEPER_ANSWER_LIMIT = 4096;
+
 /** What nexus knows about one keeper. */
 export interface KeeperStatus {
   /** The keeper's 1-based position in SPIKE_NEXUS_KEEPER_PEERS = its share index. */
@@ -79,7 +85,7 @@ export class Keepers {
       const res = await this.#client.post(
         `${status.url}/v1/store/shard`,
         "{}",
-        { timeoutMs: this.#timeoutMs },
+        { timeoutMs: this.#timeoutMs, maxResponseBytes: KEEPER_ANSWER_LIMIT },
       );
       body = res.body;
       if (res.status === 404) {
@@ -125,7 +131,7 @@ export class Keepers {
       const res = await this.#client.post(
         `${status.url}/v1/store/contribute`,
         body,
-        { timeoutMs: this.#timeoutMs },
+        { timeoutMs: this.#timeoutMs, maxResponseBytes: KEEPER_ANSWER_LIMIT },
       );
       if (res.status !== 200) {
         this.#failed(status, `Keeper answered ${res.status}`, true);

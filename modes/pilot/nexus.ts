@@ -42,6 +42,35 @@ export interface CallContext {
   badRequest?: string;
 }
 
+/** The largest answer pilot reads from most routes (status, recover, writes). */
+export const SMALL_ANSWER_LIMIT = 1024 * 1024;
+/**
+ * The largest answer of the routes that return stored data: secret values
+ * (up to nexus's request limit, and JSON escaping can grow them), lists of
+ * paths and policies, and cipher results.
+ */
+export const DATA_ANSWER_LIMIT = 64 * 1024 * 1024;
+
+const DATA_ROUTES = new Set([
+  "/v1/store/secrets?action=get",
+  "/v1/store/secrets?action=list",
+  "/v1/store/secrets/metadata?action=get",
+  "/v1/acl/policy?action=list",
+  "/v1/cipher/encrypt",
+  "/v1/cipher/decrypt",
+]);
+
+/**
+ * The response size limit of a route: a hostile or broken server cannot
+ * make pilot buffer more than this.
+ *
+ * @param route path and query, as pilot sends it
+ * @returns the limit in bytes
+ */
+export function answerLimit(route: string): number {
+  return DATA_ROUTES.has(route) ? DATA_ANSWER_LIMIT : SMALL_ANSWER_LIMIT;
+}
+
 /** The message for a locked nexus (HTTP 503). */
 export const LOCKED_MESSAGE =
   "SPIKE Nexus is locked: it is waiting for its root key (from keepers, or `spike pilot operator restore`)";
@@ -213,9 +242,17 @@ export class NexusSession implements Disposable {
     try {
       result = await this.#client.post(`${this.baseUrl}${route}`, body, {
         contentType,
+        maxResponseBytes: answerLimit(route),
       });
     } catch (e) {
       const { MtlsClientError } = await import("../../lib/mtls/client.ts");
+      if (e instanceof MtlsClientError && e.kind === "too-large") {
+        throw new CliError(
+          `SPIKE Nexus at ${this.baseUrl} answered more than ${
+            answerLimit(route)
+          } bytes; the answer was refused`,
+        );
+      }
       if (e instanceof MtlsClientError) {
         // A wrong trust root is the usual cause: say which ones apply.
         const hint = e.kind === "unauthorized-server"
