@@ -23,8 +23,11 @@ import { peerChainDer, tlsIdentity } from "./tls_material.ts";
 export interface MtlsClientOptions {
   /** This client's SVID and the trust bundles servers are verified with. */
   source: SvidSource;
-  /** Whether a server with this verified SPIFFE ID may be talked to. */
-  authorizeServer: (id: SpiffeId) => boolean;
+  /**
+   * Whether a server with this verified SPIFFE ID may be talked to: true,
+   * false, or the reason it may not (which then ends the error message).
+   */
+  authorizeServer: (id: SpiffeId) => boolean | string;
   /**
    * Bound on a whole request (connect, handshake, send, receive); default
    * `SPIKE_HTTP_CLIENT_TIMEOUT` or 60 s.
@@ -208,15 +211,18 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
             : "Server SVID could not be verified",
         );
       }
-      let allowed = false;
+      let allowed: boolean | string = false;
       try {
         allowed = authorizeServer(id);
       } catch {
         // A failing authorizer refuses, like one that says no.
       }
-      return allowed
-        ? undefined
-        : new ServerRejected(`Server ${id.uri} is not authorized`);
+      if (allowed === true) return undefined;
+      return new ServerRejected(
+        `Server ${id.uri} is not authorized${
+          typeof allowed === "string" ? `: ${allowed}` : ""
+        }`,
+      );
     };
     const agentOptions: https.AgentOptions = {
       ...tlsIdentity(material),

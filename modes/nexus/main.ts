@@ -10,14 +10,18 @@ import { createLogger, type Logger } from "../../lib/log.ts";
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
-import { hasRole, ownRoleProblem } from "../../lib/spiffe/roles.ts";
+import {
+  describeTrustRoots,
+  hasRole,
+  ownRoleProblem,
+} from "../../lib/spiffe/roles.ts";
 import { waitForShutdown } from "../../lib/shutdown.ts";
 import { derivePurposeKeys, keyCheckValue } from "../../lib/crypto/kdf.ts";
 import { PolicyEngine } from "./policy/engine.ts";
 import { ConfigError } from "../../lib/config/env.ts";
 import { type NexusConfig, readNexusConfig } from "./config.ts";
 import { RootKeyState } from "./root_key.ts";
-import { Keepers } from "./keepers.ts";
+import { authorizeKeeper, Keepers } from "./keepers.ts";
 import { RestoreSession } from "./restore.ts";
 import {
   initializeNewStore,
@@ -39,7 +43,9 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_TLS_PORT                 listen address [:8553]
   SPIKE_NEXUS_BACKEND_STORE            sqlite or memory [sqlite]
   SPIKE_NEXUS_DATA_DIR                 data folder [~/.spike/data]
-  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite)
+  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite);
+                                       pin each keeper's SPIFFE ID with
+                                       https://keeper-1:8443#spiffe://<td>/spike/keeper/1
   SPIKE_NEXUS_SHAMIR_SHARES            shares = number of keepers [3]
   SPIKE_NEXUS_SHAMIR_THRESHOLD         shares needed to rebuild the key [2]
   SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL   shard push period [5m]
@@ -98,6 +104,17 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     console.error(notNexus);
     return 1;
   }
+  const unpinnable = config.keeperPeers.find((peer) =>
+    peer.spiffeId !== undefined && !hasRole(peer.spiffeId, "keeper")
+  );
+  if (unpinnable !== undefined) {
+    console.error(
+      `SPIKE_NEXUS_KEEPER_PEERS pins ${unpinnable.spiffeId} for ${unpinnable.url}, which is not a keeper identity here: keepers are trusted in ${
+        describeTrustRoots("keeper")
+      }`,
+    );
+    return 2;
+  }
   const store = await openStore({
     backend: config.backend,
     dataDir: config.backend === "sqlite" ? resolveDataDir() : undefined,
@@ -130,15 +147,27 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       log.error("Stored policy is invalid; it grants nothing", { ...p });
     }
   });
-  const keeperClient = config.backend === "sqlite"
-    ? createMtlsClient({
-      source,
-      authorizeServer: (id) => hasRole(id, "keeper"),
-      timeoutMs: config.keeperTimeoutMs,
-    })
-    : undefined;
-  const keepers = keeperClient
-    ? new Keepers(config.keeperPeers, keeperClient, config.keeperTimeoutMs)
+  const keepers = config.backend === "sqlite"
+    ? new Keepers(
+      config.keeperPeers,
+      (peer) =>
+        createMtlsClient({
+          source,
+          authorizeServer: (id) => {
+            const verdict = authorizeKeeper(peer, id);
+            if (verdict !== true && hasRole(id, "keeper")) {
+              log.warn("A keeper presented another SPIFFE ID than pinned", {
+                url: peer.url,
+                pinned: peer.spiffeId,
+                presented: id.uri,
+              });
+            }
+            return verdict;
+          },
+          timeoutMs: config.keeperTimeoutMs,
+        }),
+      config.keeperTimeoutMs,
+    )
     : undefined;
   const abort = new AbortController();
   const syncNow = () => {
@@ -293,7 +322,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   abort.abort();
   await lifecycle;
   await server.close();
-  keeperClient?.close();
+  keepers?.close();
   await store.close();
   audit.close();
   restore.clear();
