@@ -150,6 +150,7 @@ Deno.test("nexus refuses zero and overflowing durations, naming the variable", a
       "SPIKE_NEXUS_KEEPER_TIMEOUT",
       "SPIKE_NEXUS_RECOVERY_MAX_INTERVAL",
       "SPIKE_NEXUS_RESTORE_TIMEOUT",
+      "SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL",
     ]
   ) {
     for (const [value, why] of [["0s", "positive"], ["0", "positive"]]) {

@@ -59,6 +59,9 @@ Deno.test("hostile identities are refused at the right layer and audited", async
   const cluster = await Cluster.create({ keepers: 2, threshold: 2 });
   const audit = `${cluster.dir}/audit.log`;
   cluster.options.nexusEnv.SPIKE_NEXUS_AUDIT_LOG = audit;
+  // Refusals from one source are audited once per interval, then counted;
+  // a tiny interval audits each of these attempts on its own line.
+  cluster.options.nexusEnv.SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL = "1ms";
   const foreign = await createDevCa("evil.example");
   const rogue = await createDevCa(TD);
   const now = Date.now();

@@ -37,6 +37,8 @@ Environment:
   SPIKE_SYSTEM_LOG_LEVEL     DEBUG, INFO, WARN (default), ERROR
   SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT  time to send request headers (10s)
   SPIKE_HTTP_SERVER_REQUEST_TIMEOUT      time to send a whole request (60s)
+  SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL refused connections are logged once
+                                         per source and counted per interval (60s)
 `;
 
 /** Body limit: a contribute request is well under 1 KiB. */
@@ -123,8 +125,7 @@ export async function main(args: string[]): Promise<number> {
       hasRole(id, "nexus") ||
       (config.allowBootstrap && hasRole(id, "bootstrap")),
     handler: keeperHandler(slot, log, config.allowBootstrap),
-    onRefused: (reason, peer) =>
-      log.warn("Connection refused", { reason, peer }),
+    refusalIntervalMs: config.refusalIntervalMs,
   });
   // Listen for the stop signals before saying so: a supervisor may send one
   // the moment it reads the line.

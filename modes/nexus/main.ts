@@ -55,9 +55,11 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_MAX_SECRET_VERSIONS      versions kept per secret [10]
   SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE  cipher size limit in bytes [65536]
   SPIKE_NEXUS_MAX_REQUEST_BYTES        request body limit [1048576]
-  SPIKE_NEXUS_AUDIT_LOG                audit log file [stderr]
+  SPIKE_NEXUS_AUDIT_LOG                audit log file, reopened on SIGHUP [stderr]
   SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT  time to send request headers [10s]
   SPIKE_HTTP_SERVER_REQUEST_TIMEOUT    time to send a whole request [60s]
+  SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL  refused connections: one line per
+                                       source, then a count per interval [60s]
   SPIKE_SVID_DIR / SPIFFE_ENDPOINT_SOCKET  where the SVID comes from
   SPIKE_SYSTEM_LOG_LEVEL               DEBUG, INFO, WARN, ERROR [WARN]
 `;
@@ -208,6 +210,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     maxBodyBytes: config.maxBodyBytes,
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
+    refusalIntervalMs: config.refusalIntervalMs,
     authorizePeer: () => true,
     handler: createDispatcher({
       routes,
@@ -215,11 +218,11 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       audit,
       log,
     }),
-    onRefused: (reason, peer) => {
-      log.warn("Connection refused", { reason, peer });
+    // The server logs these, one line per source and interval, plus a count.
+    onRefused: (reason, peer, count) => {
       audit.write({
         trail: "tls",
-        caller: peer ?? null,
+        caller: peer,
         route: "",
         action: "handshake",
         resource: null,
@@ -227,6 +230,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         status: 0,
         err: reason,
         durationMs: 0,
+        ...(count === undefined ? {} : { count }),
       });
     },
     // The server answers these (400, 413) before the dispatcher runs; they
@@ -254,6 +258,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   // Listen for the stop signals before saying so: a supervisor may send one
   // the moment it reads the line.
   const stop = waitForShutdown();
+  // SIGHUP reopens the audit file, for logrotate (and would otherwise kill).
+  const reopenAudit = () => void audit.reopen(log);
+  Deno.addSignalListener("SIGHUP", reopenAudit);
   console.error(`SPIKE nexus ${own.uri} listening on port ${server.port}`);
   log.info("Nexus listening", { port: server.port, backend: config.backend });
 
@@ -324,6 +331,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   await server.close();
   keepers?.close();
   await store.close();
+  Deno.removeSignalListener("SIGHUP", reopenAudit);
   audit.close();
   restore.clear();
   state.clear();
