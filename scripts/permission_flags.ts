@@ -136,6 +136,11 @@ export interface PilotFileCommand {
   writes?: readonly string[];
   /** The positional arguments are files pilot reads. */
   readsPositionals?: boolean;
+  /**
+   * The positional arguments after the first may name files pilot reads:
+   * `key=@file` and `@file` (secret put).
+   */
+  readsAtFiles?: boolean;
   /** What the command does with the recovery folder. */
   recoveryDir?: "read" | "write";
 }
@@ -170,6 +175,7 @@ export const PILOT_FILE_COMMANDS: Readonly<Record<string, PilotFileCommand>> = {
     },
     reads: ["file"],
   },
+  "secret put": { options: { cas: { type: "string" } }, readsAtFiles: true },
   "operator recover": { options: {}, recoveryDir: "write" },
   "operator drill": {
     options: { format: { type: "string", short: "f" } },
@@ -211,6 +217,13 @@ function pilotGrants(env: Env, args: readonly string[], cwd: string): Grants {
     grants.read.push(
       ...parsed.positionals.filter((p) => p !== "").map((p) => resolve(cwd, p)),
     );
+  }
+  if (command.readsAtFiles) {
+    for (const arg of parsed.positionals.slice(1)) {
+      // `@file` alone, or the value of `key=@file` (split at the first "=").
+      const value = arg.startsWith("@") ? arg : arg.slice(arg.indexOf("=") + 1);
+      if (value.startsWith("@")) grants.read.push(...file(value.slice(1)));
+    }
   }
   if (command.recoveryDir !== undefined) {
     const dir = pilotRecoveryDir(env, cwd);

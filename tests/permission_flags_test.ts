@@ -273,3 +273,29 @@ Deno.test("federated bundle files are readable next to the SVID directory, and o
   });
   assert.deepEqual(allowed(invalid, "read"), ["/svid"]);
 });
+
+Deno.test("secret put may read the files of key=@file and @file, and nothing else", () => {
+  const put = pilot([
+    "secret",
+    "put",
+    "apps/tls",
+    "cert=@tls/cert.pem",
+    "key=@/etc/tls/key.pem",
+    "password=-",
+    "user=app",
+    "note=a=@b",
+    "--cas",
+    "3",
+  ]);
+  assert.deepEqual(allowed(put, "read"), [
+    "/svid",
+    `${CWD}/tls/cert.pem`,
+    "/etc/tls/key.pem",
+  ]);
+  assert.deepEqual(allowed(put, "write"), []);
+  const json = pilot(["secret", "put", "apps/db", "@values.json"]);
+  assert.deepEqual(allowed(json, "read"), ["/svid", `${CWD}/values.json`]);
+  // The path is never a file.
+  const path = pilot(["secret", "put", "@apps", "k=v"]);
+  assert.deepEqual(allowed(path, "read"), ["/svid"]);
+});
