@@ -31,6 +31,7 @@ Environment:
   SPIKE_KEEPER_TLS_PORT      listen address (default ":8443")
   SPIKE_SVID_DIR             SVID files (svid.pem, svid_key.pem, svid_bundle.pem)
   SPIFFE_ENDPOINT_SOCKET     SPIFFE Workload API, when SPIKE_SVID_DIR is unset
+  SPIKE_FEDERATED_BUNDLES    with SPIKE_SVID_DIR: <trust domain>=<PEM file>,...
   SPIKE_TRUST_ROOT_NEXUS     trust domains of nexus (only nexus reads the shard)
   SPIKE_KEEPER_ALLOW_BOOTSTRAP  also take shards from spike/bootstrap
                              identities, as upstream did (default false)

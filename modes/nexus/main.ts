@@ -61,6 +61,10 @@ Environment (defaults in brackets):
   SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL  refused connections: one line per
                                        source, then a count per interval [60s]
   SPIKE_SVID_DIR / SPIFFE_ENDPOINT_SOCKET  where the SVID comes from
+  SPIKE_FEDERATED_BUNDLES              with SPIKE_SVID_DIR: federated bundles,
+                                       <trust domain>=<PEM file>,...
+  SPIKE_TRUST_ROOT                     trust domain of SPIKE's roles [this
+                                       SVID's own]
   SPIKE_SYSTEM_LOG_LEVEL               DEBUG, INFO, WARN, ERROR [WARN]
 `;
 
