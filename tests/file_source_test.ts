@@ -5,6 +5,7 @@ import * as x509 from "@peculiar/x509";
 import {
   createDevCa,
   type DevCa,
+  issueIntermediateCa,
   issueSvid,
   issueSvidDir,
   writeSvidDir,
@@ -159,6 +160,17 @@ Deno.test("file source anchors a CA without a SPIFFE ID only when its SVID chain
       trustCasWithoutId: true,
     });
     assert.deepEqual(optedIn.get("a.org"), [der(plainRoot), der(unrelated)]);
+
+    // With the intermediate in the bundle file rather than svid.pem
+    // (spiffe-helper's add_intermediates_to_bundle), the root still counts.
+    const intermediate = await issueIntermediateCa(plainRoot);
+    await issueSvidDir(intermediate, ID, dir, {
+      bundle: [plainRoot, intermediate, unrelated],
+    });
+    assert.deepEqual((await bundlesOf(dir)).get("a.org"), [
+      der(plainRoot),
+      der(intermediate),
+    ]);
 
     // An SVID from a CA that names its trust domain does not adopt a CA
     // without one, wherever it is in the file.

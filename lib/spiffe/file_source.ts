@@ -175,7 +175,8 @@ function groupBundle(
       (message) => bundleError(dir, i, message),
     );
     if (domains.size === 0) {
-      if (config.trustCasWithoutId || chainsToCa(chain, der)) {
+      const others = ders.filter((other) => other !== der);
+      if (config.trustCasWithoutId || chainsToCa(chain, der, others)) {
         add(ownTrustDomain, der);
       } else {
         ignored.push({
