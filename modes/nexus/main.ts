@@ -10,14 +10,18 @@ import { createLogger, type Logger } from "../../lib/log.ts";
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
-import { hasRole } from "../../lib/spiffe/roles.ts";
+import {
+  describeTrustRoots,
+  hasRole,
+  ownRoleProblem,
+} from "../../lib/spiffe/roles.ts";
 import { waitForShutdown } from "../../lib/shutdown.ts";
 import { derivePurposeKeys, keyCheckValue } from "../../lib/crypto/kdf.ts";
 import { PolicyEngine } from "./policy/engine.ts";
 import { ConfigError } from "../../lib/config/env.ts";
 import { type NexusConfig, readNexusConfig } from "./config.ts";
 import { RootKeyState } from "./root_key.ts";
-import { Keepers } from "./keepers.ts";
+import { authorizeKeeper, Keepers } from "./keepers.ts";
 import { RestoreSession } from "./restore.ts";
 import {
   initializeNewStore,
@@ -42,7 +46,9 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_TLS_PORT                 listen address [:8553]
   SPIKE_NEXUS_BACKEND_STORE            sqlite or memory [sqlite]
   SPIKE_NEXUS_DATA_DIR                 data folder [~/.spike/data]
-  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite)
+  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite);
+                                       pin each keeper's SPIFFE ID with
+                                       https://keeper-1:8443#spiffe://<td>/spike/keeper/1
   SPIKE_NEXUS_SHAMIR_SHARES            shares = number of keepers [3]
   SPIKE_NEXUS_SHAMIR_THRESHOLD         shares needed to rebuild the key [2]
   SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL   shard push period [5m]
@@ -52,10 +58,16 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_MAX_SECRET_VERSIONS      versions kept per secret [10]
   SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE  cipher size limit in bytes [65536]
   SPIKE_NEXUS_MAX_REQUEST_BYTES        request body limit [1048576]
-  SPIKE_NEXUS_AUDIT_LOG                audit log file [stderr]
+  SPIKE_NEXUS_AUDIT_LOG                audit log file, reopened on SIGHUP [stderr]
   SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT  time to send request headers [10s]
   SPIKE_HTTP_SERVER_REQUEST_TIMEOUT    time to send a whole request [60s]
+  SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL  refused connections: one line per
+                                       source, then a count per interval [60s]
   SPIKE_SVID_DIR / SPIFFE_ENDPOINT_SOCKET  where the SVID comes from
+  SPIKE_FEDERATED_BUNDLES              with SPIKE_SVID_DIR: federated bundles,
+                                       <trust domain>=<PEM file>,...
+  SPIKE_TRUST_ROOT                     trust domain of SPIKE's roles [this
+                                       SVID's own]
   SPIKE_SYSTEM_LOG_LEVEL               DEBUG, INFO, WARN, ERROR [WARN]
 `;
 
@@ -115,11 +127,21 @@ async function loadPolicies(
 async function run(config: NexusConfig, log: Logger): Promise<number> {
   using source = await openSvidSource();
   const own = source.current().id;
-  if (!hasRole(own, "nexus")) {
-    console.error(
-      `This SVID (${own.uri}) is not a nexus identity: nexus needs spiffe://<trust domain>/spike/nexus`,
-    );
+  const notNexus = ownRoleProblem(own, "nexus", "nexus");
+  if (notNexus !== undefined) {
+    console.error(notNexus);
     return 1;
+  }
+  const unpinnable = config.keeperPeers.find((peer) =>
+    peer.spiffeId !== undefined && !hasRole(peer.spiffeId, "keeper")
+  );
+  if (unpinnable !== undefined) {
+    console.error(
+      `SPIKE_NEXUS_KEEPER_PEERS pins ${unpinnable.spiffeId} for ${unpinnable.url}, which is not a keeper identity here: keepers are trusted in ${
+        describeTrustRoots("keeper")
+      }`,
+    );
+    return 2;
   }
   const store = await openStore({
     backend: config.backend,
@@ -174,15 +196,27 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       log.error("Stored policy is invalid; it grants nothing", { ...p });
     }
   });
-  const keeperClient = config.backend === "sqlite"
-    ? createMtlsClient({
-      source,
-      authorizeServer: (id) => hasRole(id, "keeper"),
-      timeoutMs: config.keeperTimeoutMs,
-    })
-    : undefined;
-  const keepers = keeperClient
-    ? new Keepers(config.keeperPeers, keeperClient, config.keeperTimeoutMs)
+  const keepers = config.backend === "sqlite"
+    ? new Keepers(
+      config.keeperPeers,
+      (peer) =>
+        createMtlsClient({
+          source,
+          authorizeServer: (id) => {
+            const verdict = authorizeKeeper(peer, id);
+            if (verdict !== true && hasRole(id, "keeper")) {
+              log.warn("A keeper presented another SPIFFE ID than pinned", {
+                url: peer.url,
+                pinned: peer.spiffeId,
+                presented: id.uri,
+              });
+            }
+            return verdict;
+          },
+          timeoutMs: config.keeperTimeoutMs,
+        }),
+      config.keeperTimeoutMs,
+    )
     : undefined;
   const abort = new AbortController();
   const syncNow = () => {
@@ -223,6 +257,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     maxBodyBytes: config.maxBodyBytes,
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
+    refusalIntervalMs: config.refusalIntervalMs,
     authorizePeer: () => true,
     handler: createDispatcher({
       routes,
@@ -230,11 +265,11 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       audit,
       log,
     }),
-    onRefused: (reason, peer) => {
-      log.warn("Connection refused", { reason, peer });
+    // The server logs these, one line per source and interval, plus a count.
+    onRefused: (reason, peer, count) => {
       audit.write({
         trail: "tls",
-        caller: peer ?? null,
+        caller: peer,
         route: "",
         action: "handshake",
         resource: null,
@@ -242,6 +277,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         status: 0,
         err: reason,
         durationMs: 0,
+        ...(count === undefined ? {} : { count }),
       });
     },
     // The server answers these (400, 413) before the dispatcher runs; they
@@ -269,6 +305,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   // Listen for the stop signals before saying so: a supervisor may send one
   // the moment it reads the line.
   const stop = waitForShutdown();
+  // SIGHUP reopens the audit file, for logrotate (and would otherwise kill).
+  const reopenAudit = () => void audit.reopen(log);
+  Deno.addSignalListener("SIGHUP", reopenAudit);
   console.error(`SPIKE nexus ${own.uri} listening on port ${server.port}`);
   log.info("Nexus listening", { port: server.port, backend: config.backend });
 
@@ -337,8 +376,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   abort.abort();
   await lifecycle;
   await server.close();
-  keeperClient?.close();
+  keepers?.close();
   await store.close();
+  Deno.removeSignalListener("SIGHUP", reopenAudit);
   audit.close();
   restore.clear();
   state.clear();
