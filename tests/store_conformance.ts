@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import type { ListPage } from "../modes/nexus/store/key_listing.ts";
 import type { SecretService } from "../modes/nexus/secrets/secret_service.ts";
+import { IntegrityLedger } from "../modes/nexus/store/integrity_ledger.ts";
 import { rejectsWith, type StoreFixture } from "./store_support.ts";
 
 const NOT_FOUND = "api_not_found";
@@ -557,5 +558,54 @@ export function storeConformance(
     assert.doesNotMatch(e.message, /alpha|bravo/);
     await rejectsWith(s.metadata("a"), INTEGRITY);
     assert.deepEqual(await s.get("b"), { k: "bravo" });
+  });
+
+  Deno.test(`${kind}: every write keeps the integrity row in step with the rows`, async () => {
+    await using f = await fresh(2);
+    const s = f.store.secrets;
+    const p = f.store.policies;
+    const b = f.store.backend;
+    const inStep = async (writes: number) => {
+      const snapshot = await b.readIntegrity();
+      assert.ok(snapshot.row, "an integrity row");
+      assert.equal(snapshot.row.generation, writes);
+      const rebuilt = new IntegrityLedger(
+        f.keys.keys.integrity,
+        f.keys.storeId,
+        snapshot,
+        snapshot.row.epoch,
+      );
+      assert.equal(rebuilt.mismatch(snapshot.row), undefined);
+      assert.deepEqual(f.store.ledger!.row, snapshot.row);
+    };
+    await inStep(0);
+    for (let i = 0; i < 3; i++) await s.put("a", { k: `${i}` });
+    await s.delete("a", [3]);
+    await s.undelete("a", [3]);
+    await p.putPolicy({
+      name: "x",
+      spiffeIdPattern: "spiffe://spike\\.ist/x",
+      pathPattern: "a",
+      permissions: ["read"],
+    });
+    await p.deletePolicy("x");
+    await inStep(7);
+    // Refused writes change nothing: a stale revision, an existing version
+    // row, side by side with writes that land.
+    const head = (await b.readSecret("a"))!.head;
+    const record = new Uint8Array([1, 2, 3]);
+    const outcomes = await Promise.allSettled([
+      s.put("b", { k: "1" }),
+      b.writeSecret("a", 1, { head }),
+      b.writeSecret("a", 5, { head, insert: { version: 2, record } }),
+      s.put("c", { k: "1" }),
+    ]);
+    assert.deepEqual(outcomes.map((o) => o.status), [
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+    ]);
+    await inStep(9);
   });
 }

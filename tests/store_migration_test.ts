@@ -13,7 +13,10 @@ import type { Logger } from "../lib/log.ts";
 import { parseRecoveryText, type Shard } from "../lib/shard/mod.ts";
 import { rebuildRootKey } from "../modes/nexus/lifecycle.ts";
 import { parseHead } from "../modes/nexus/secrets/secret_head.ts";
-import type { StoreMeta } from "../modes/nexus/store/backend.ts";
+import {
+  SCHEMA_VERSION,
+  type StoreMeta,
+} from "../modes/nexus/store/backend.ts";
 import { openKeyring } from "../modes/nexus/store/keyring.ts";
 import { type NexusStore, openStore } from "../modes/nexus/store/open.ts";
 import { RecordCipher } from "../modes/nexus/store/record_cipher.ts";
@@ -145,8 +148,10 @@ Deno.test("a schema-1 store migrates on its first unlock, keeping every version,
   const { store, meta } = await unlockCopy(copy.dataDir, recordingLog(lines));
   try {
     assert.equal(meta.schemaVersion, 1);
-    assert.equal((await store.readMeta())!.schemaVersion, 2);
+    assert.equal((await store.readMeta())!.schemaVersion, SCHEMA_VERSION);
     assert.ok(lines.some((l) => l.startsWith("Store migrated to format 2")));
+    assert.ok(lines.some((l) => l.startsWith("Store digest anchored")));
+    assert.equal(store.hold, undefined);
     assert.ok(!lines.some((l) => /disagreed/.test(l)), lines.join("\n"));
     const tables = Object.keys(rows(copy.file));
     assert.ok(!tables.some((t) => t.startsWith("schema1_")), String(tables));
@@ -259,8 +264,9 @@ Deno.test("a schema-1 store migrates on its first unlock, keeping every version,
   const lines2: string[] = [];
   const again = await unlockCopy(copy.dataDir, recordingLog(lines2));
   try {
-    assert.equal(again.meta.schemaVersion, 2);
-    assert.ok(!lines2.some((l) => /Migrat/.test(l)));
+    assert.equal(again.meta.schemaVersion, SCHEMA_VERSION);
+    assert.ok(!lines2.some((l) => /Migrat|anchor/.test(l)), lines2.join());
+    assert.equal(again.store.hold, undefined);
     assert.deepEqual(await again.store.secrets.get("apps/db/creds"), {
       pass: "four",
     });
@@ -336,7 +342,7 @@ Deno.test("a schema-1 store that was never initialized opens as a new format-2 s
     const keys = await newStoreKeys();
     await store.initMeta(keys.meta);
     await store.unlock(keys.keys);
-    assert.equal((await store.readMeta())!.schemaVersion, 2);
+    assert.equal((await store.readMeta())!.schemaVersion, SCHEMA_VERSION);
     assert.equal(await store.secrets.put("p", { k: "v" }), 1);
   } finally {
     await store.close();
@@ -503,7 +509,7 @@ say("unlocked");
   assert.deepEqual(rows(copy.file), before);
   const { store } = await unlockCopy(copy.dataDir);
   try {
-    assert.equal((await store.readMeta())!.schemaVersion, 2);
+    assert.equal((await store.readMeta())!.schemaVersion, SCHEMA_VERSION);
     for (const i of [0, 1234, BULK - 1]) {
       const path = `bulk/${String(i).padStart(5, "0")}`;
       assert.deepEqual(await store.secrets.get(path), { n: `${path}#3` });

@@ -1,8 +1,9 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
-// 100,000 secrets × 3 versions: opening, unlocking and listing decrypt
-// nothing, so they work even when the bulk rows hold bytes that could never
-// open; the real secrets among them stay readable and writable, and a
-// bulk row read is an integrity error.
+// 100,000 secrets × 3 versions: opening, unlocking (which checks the store
+// digest of every head's revision) and listing decrypt nothing, so they
+// work even when the bulk rows hold bytes that could never open; the real
+// secrets among them stay readable and writable, and a bulk row read is an
+// integrity error.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { derivePurposeKeys, keyCheckValue } from "../lib/crypto/kdf.ts";
@@ -66,11 +67,20 @@ Deno.test("store with 100,000 secrets × 3 versions opens and lists pages withou
       db.close();
     }
 
+    // Rows written behind nexus's back fail the store digest: the store is
+    // held until accepted as it is, which anchors the digest anew.
+    store = await openStore({ backend: "sqlite", dataDir, maxVersions: 10 });
+    await store.unlock(keys);
+    assert.equal(store.hold?.kind, "tampered");
+    await store.accept(1);
+    await store.close();
+
     const started = performance.now();
     store = await openStore({ backend: "sqlite", dataDir, maxVersions: 10 });
     try {
       await store.unlock(keys);
       const ready = performance.now() - started;
+      assert.equal(store.hold, undefined);
       const firstPage = await store.secrets.list({
         prefix: "",
         after: "",

@@ -13,7 +13,10 @@ import {
 import { SecretService } from "../modes/nexus/secrets/secret_service.ts";
 import { Keyring, openKeyring } from "../modes/nexus/store/keyring.ts";
 import { RecordCipher } from "../modes/nexus/store/record_cipher.ts";
-import type { StoreMeta } from "../modes/nexus/store/backend.ts";
+import {
+  SCHEMA_VERSION,
+  type StoreMeta,
+} from "../modes/nexus/store/backend.ts";
 import { type NexusStore, openStore } from "../modes/nexus/store/open.ts";
 import { rejectsWith } from "./store_support.ts";
 
@@ -119,7 +122,10 @@ Deno.test("sqlite store reopens with secrets, policies and meta intact", async (
     maxVersions: 10,
   });
   try {
-    assert.deepEqual(await again.readMeta(), { ...s.meta, schemaVersion: 2 });
+    assert.deepEqual(await again.readMeta(), {
+      ...s.meta,
+      schemaVersion: SCHEMA_VERSION,
+    });
     await again.unlock(s.keys);
     assert.deepEqual(await again.secrets.get("app/db"), {
       user: "admin",
@@ -378,10 +384,18 @@ Deno.test("sqlite data dir is 0700 and database files are 0600", async () => {
 Deno.test("sqlite store with a newer schema version is refused clearly", async () => {
   await using s = await setup();
   await (await open(s)).close();
-  withDb(s.file, (db) => db.exec("UPDATE meta SET schema_version = 3"));
+  withDb(
+    s.file,
+    (db) => db.exec(`UPDATE meta SET schema_version = ${SCHEMA_VERSION + 1}`),
+  );
   await assert.rejects(
     openStore({ backend: "sqlite", dataDir: s.dataDir, maxVersions: 10 }),
-    { name: "StoreError", message: /schema version 3, newer than this build/ },
+    {
+      name: "StoreError",
+      message: new RegExp(
+        `schema version ${SCHEMA_VERSION + 1}, newer than this build`,
+      ),
+    },
   );
 });
 

@@ -280,6 +280,254 @@ Deno.test("an older policy record or policy set put back is refused", async () =
   await integrityError(p.getPolicy("later"));
 });
 
+Deno.test("a head put back older (a delete undone) is refused on read while nexus runs, and holds the store after a restart", async () => {
+  await using t = await sqliteStore();
+  const s = t.store.secrets;
+  await s.put("p", { k: "old-value" });
+  await s.put("p", { k: "revoked-value" });
+  await s.put("other", { k: "fine" });
+  const [before] = sql<{ revision: number; head: Uint8Array }>(
+    t.file,
+    "SELECT revision, head FROM secrets WHERE path = 'p'",
+  );
+  await s.delete("p", [2]);
+  // The head from before the delete, with its revision: it opens, and the
+  // version rows agree with it. Only the revision nexus wrote tells.
+  sql(
+    t.file,
+    "UPDATE secrets SET revision = ?, head = ? WHERE path = 'p'",
+    before!.revision,
+    before!.head,
+  );
+  const e = await integrityError(s.get("p"), "old-value", "revoked-value");
+  assert.match(
+    e.message,
+    /"p" head is at revision 2, but nexus wrote revision 3: the head was rolled back/,
+  );
+  await integrityError(s.get("p", 2), "revoked-value");
+  await integrityError(s.metadata("p"));
+  await integrityError(s.put("p", { k: "x" }));
+  assert.deepEqual(await s.get("other"), { k: "fine" });
+  // Restarted: the digest of the heads no longer matches the sealed one,
+  // so nothing is served until an operator accepts the store as it is.
+  const store = await t.restart();
+  assert.equal(store.hold?.kind, "tampered");
+  assert.match(
+    store.hold!.message,
+    /add up to 3 writes, but its integrity row was sealed at 4: heads or the policy set were rolled back or removed/,
+  );
+  assert.equal(store.ledger, undefined);
+  const accepted = await store.accept(1);
+  assert.equal(accepted.epoch, 1);
+  assert.equal(accepted.generation, 3);
+  assert.equal(store.hold, undefined);
+  assert.deepEqual(await store.secrets.get("p"), { k: "revoked-value" });
+  assert.equal((await t.restart()).hold, undefined);
+});
+
+Deno.test("a path removed with its versions is refused on read while nexus runs, and holds the store after a restart", async () => {
+  await using t = await sqliteStore();
+  const s = t.store.secrets;
+  await s.put("gone", { k: "v1" });
+  await s.put("gone", { k: "v2" });
+  await s.put("stays", { k: "v" });
+  sql(t.file, "DELETE FROM secret_versions WHERE path = 'gone'");
+  sql(t.file, "DELETE FROM secrets WHERE path = 'gone'");
+  const e = await integrityError(s.get("gone"));
+  assert.match(
+    e.message,
+    /no head row, but nexus wrote its revision 2: the path was removed/,
+  );
+  await integrityError(s.put("gone", { k: "again" }));
+  const store = await t.restart();
+  assert.equal(store.hold?.kind, "tampered");
+  assert.match(store.hold!.message, /rolled back or removed/);
+});
+
+Deno.test("a policy set put back older with its rows is refused while nexus runs, and holds the store after a restart", async () => {
+  await using t = await sqliteStore();
+  const p = t.store.policies;
+  const grant = {
+    spiffeIdPattern: "spiffe://spike\\.ist/workload/app",
+    pathPattern: "apps/.*",
+    permissions: ["read"],
+  };
+  await p.putPolicy({ name: "app", ...grant });
+  const saved = {
+    set: sql<{ generation: number; record: Uint8Array }>(
+      t.file,
+      "SELECT generation, record FROM policy_set",
+    )[0]!,
+    row: sql<{ record: Uint8Array }>(
+      t.file,
+      "SELECT record FROM policies WHERE name = 'app'",
+    )[0]!,
+  };
+  assert.equal(await p.deletePolicy("app"), true);
+  // The deleted policy back, set and row together: both open and agree.
+  sql(
+    t.file,
+    "UPDATE policy_set SET generation = ?, record = ?",
+    saved.set.generation,
+    saved.set.record,
+  );
+  sql(
+    t.file,
+    "INSERT INTO policies (name, record) VALUES ('app', ?)",
+    saved.row.record,
+  );
+  const e = await integrityError(p.getPolicy("app"));
+  assert.match(
+    e.message,
+    /generation 1, but nexus wrote generation 2: the policy set was rolled back/,
+  );
+  await integrityError(p.loadPolicies(assert.fail));
+  const store = await t.restart();
+  assert.equal(store.hold?.kind, "tampered");
+});
+
+Deno.test("the integrity row removed, altered or put back older holds the store", async () => {
+  await using t = await sqliteStore();
+  const s = t.store.secrets;
+  await s.put("p", { k: "v" });
+  const [older] = sql<Record<string, number | Uint8Array>>(
+    t.file,
+    "SELECT epoch, generation, digest, mac FROM integrity",
+  );
+  await s.put("p", { k: "w" });
+  await t.store.close();
+  const columns = ["epoch", "generation", "digest", "mac"] as const;
+  const cases: [string, () => void, RegExp][] = [
+    [
+      "put back older",
+      () =>
+        sql(
+          t.file,
+          "UPDATE integrity SET epoch = ?, generation = ?, digest = ?, mac = ?",
+          ...columns.map((c) => older![c]!),
+        ),
+      /add up to 2 writes, but its integrity row was sealed at 1: heads or the policy set were altered/,
+    ],
+    [
+      "generation edited",
+      () => sql(t.file, "UPDATE integrity SET generation = generation + 1"),
+      /does not verify with this store's key/,
+    ],
+    [
+      "removed",
+      () => sql(t.file, "DELETE FROM integrity"),
+      /has secrets or policies but no integrity row/,
+    ],
+  ];
+  const [saved] = sql<Record<string, number | Uint8Array>>(
+    t.file,
+    "SELECT epoch, generation, digest, mac FROM integrity",
+  );
+  for (const [what, tamper, message] of cases) {
+    tamper();
+    const store = await openStore({
+      backend: "sqlite",
+      dataDir: t.dataDir,
+      maxVersions: 10,
+    });
+    try {
+      await store.unlock(t.keys.keys);
+      assert.match(store.hold?.message ?? "", message, what);
+    } finally {
+      await store.close();
+    }
+    sql(t.file, "DELETE FROM integrity");
+    sql(
+      t.file,
+      "INSERT INTO integrity (id, epoch, generation, digest, mac) VALUES (1, ?, ?, ?, ?)",
+      ...columns.map((c) => saved![c]!),
+    );
+  }
+  assert.equal((await t.restart()).hold, undefined);
+  assert.deepEqual(await t.store.secrets.get("p"), { k: "w" });
+});
+
+Deno.test("a store changed underneath a running nexus refuses the next write", async () => {
+  await using t = await sqliteStore();
+  const s = t.store.secrets;
+  await s.put("p", { k: "v" });
+  const [older] = sql<{ mac: Uint8Array }>(t.file, "SELECT mac FROM integrity");
+  await s.put("p", { k: "w" });
+  // Another writer (or a copy put in place) changed the integrity row.
+  sql(t.file, "UPDATE integrity SET mac = ?", older!.mac);
+  const e = await integrityError(s.put("q", { k: "x" }));
+  assert.match(e.message, /integrity row is not the one nexus wrote last/);
+  assert.equal(await t.store.backend.readSecret("q"), undefined);
+  // The ledger is as before the refused write: the row put back, writes go on.
+  sql(t.file, "UPDATE integrity SET mac = ?", t.store.ledger!.row.mac);
+  assert.equal(await s.put("q", { k: "x" }), 1);
+});
+
+Deno.test("the full check opens every row, counts them and names what fails, never a value", async () => {
+  await using t = await sqliteStore(3);
+  const s = t.store.secrets;
+  for (let i = 1; i <= 4; i++) await s.put("a", { k: `a-value-${i}` });
+  await s.put("b", { k: "b-value" });
+  await s.put("c", { k: "c-value-1" });
+  await s.put("c", { k: "c-value-2" });
+  await t.store.policies.putPolicy({
+    name: "pol",
+    spiffeIdPattern: "spiffe://spike\\.ist/x",
+    pathPattern: "a",
+    permissions: ["read"],
+  });
+  const clean = await t.store.check();
+  assert.deepEqual(clean, {
+    secrets: 3,
+    versions: 3,
+    policies: 1,
+    digest: { epoch: 0, generation: 8 },
+    problemCount: 0,
+    problems: [],
+  });
+  // A version row's bytes flipped, and another path's head put back.
+  const [record] = sql<{ record: Uint8Array }>(
+    t.file,
+    "SELECT record FROM secret_versions WHERE path = 'a' AND version = 2",
+  );
+  record!.record[30]! ^= 1;
+  sql(
+    t.file,
+    "UPDATE secret_versions SET record = ? WHERE path = 'a' AND version = 2",
+    record!.record,
+  );
+  const [cHead] = sql<{ revision: number; head: Uint8Array }>(
+    t.file,
+    "SELECT revision, head FROM secrets WHERE path = 'c'",
+  );
+  await s.delete("c", [2]);
+  sql(
+    t.file,
+    "UPDATE secrets SET revision = ?, head = ? WHERE path = 'c'",
+    cHead!.revision,
+    cHead!.head,
+  );
+  const report = await t.store.check();
+  const text = JSON.stringify(report);
+  assert.doesNotMatch(text, /value/);
+  assert.equal(report.secrets, 3);
+  assert.deepEqual(
+    report.problems.map((p) => [p.kind, p.name ?? ""]).sort(),
+    [["secret", "a"], ["secret", "c"], ["store", ""]],
+  );
+  assert.equal(report.problemCount, 3);
+  assert.ok(
+    report.problems.some((p) => /"a" version 2 does not open/.test(p.message)),
+    text,
+  );
+  assert.ok(
+    report.problems.some((p) =>
+      /"c" head is at revision 2, but nexus wrote revision 3/.test(p.message)
+    ),
+    text,
+  );
+});
+
 Deno.test("an altered keyring keeps the store locked with an integrity error", async () => {
   await using t = await sqliteStore();
   await t.store.secrets.put("p", { k: "v" });

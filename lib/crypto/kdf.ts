@@ -1,10 +1,11 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
  * HKDF-SHA256 derivation of purpose keys from the root key, so that no key
- * serves two purposes (key check, keyring wrapping).
+ * serves two purposes (key check, keyring wrapping, store integrity).
  *
  * @module
  */
+import { createSecretKey, type KeyObject } from "node:crypto";
 import { zero } from "./zero.ts";
 
 const encoder = new TextEncoder();
@@ -47,6 +48,13 @@ export interface PurposeKeys {
   readonly keyCheck: CryptoKey;
   /** AES-256-GCM key that seals the keyring and wraps its keys. */
   readonly keyring: CryptoKey;
+  /**
+   * HMAC-SHA256 key of the store digest, its checkpoints and the audit
+   * anchors. A node:crypto key, not a WebCrypto one: the digest is updated
+   * inside SQLite's synchronous write transaction, where an `await` cannot
+   * run. Its bytes live outside JS, as a CryptoKey's do.
+   */
+  readonly integrity: KeyObject;
   /** The keys of store schema 1, derived only to migrate such a store. */
   readonly schema1?: Schema1Keys;
 }
@@ -99,6 +107,7 @@ export async function derivePurposeKeys(
   options: { schema1?: boolean } = {},
 ): Promise<PurposeKeys> {
   const checkRaw = await hkdf(rootKey, storeId, "spike/v1/key-check", 32);
+  const integrityRaw = await hkdf(rootKey, storeId, "spike/v3/integrity", 32);
   try {
     const keys = {
       keyCheck: await crypto.subtle.importKey(
@@ -114,6 +123,7 @@ export async function derivePurposeKeys(
         "wrapKey",
         "unwrapKey",
       ]),
+      integrity: createSecretKey(integrityRaw),
     };
     if (!options.schema1) return keys;
     return {
@@ -129,7 +139,7 @@ export async function derivePurposeKeys(
       },
     };
   } finally {
-    zero(checkRaw);
+    zero(checkRaw, integrityRaw);
   }
 }
 

@@ -176,6 +176,11 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       });
       throw e;
     }
+    if (store.hold) {
+      log.error(
+        `${store.hold.message}. Nexus serves no data until an operator accepts the store as it is (spike pilot operator accept-rollback) or restores it from a backup`,
+      );
+    }
     const problems = await engine.reload(() =>
       loadPolicies(store, (message, policy) => {
         log.warn(message, policy === undefined ? {} : { policy });
@@ -261,7 +266,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     authorizePeer: () => true,
     handler: createDispatcher({
       routes,
-      isUnlocked: () => state.unlocked,
+      // A store that fails its digest is held: its key is known, its data
+      // is not served.
+      isUnlocked: () => state.unlocked && store.hold === undefined,
       audit,
       log,
     }),

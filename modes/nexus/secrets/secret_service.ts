@@ -11,9 +11,10 @@
  * - oldest version: the lowest version not deleted, 0 if none.
  *
  * Every read opens the path's sealed head and checks the path's version
- * rows against it (`secret_head.ts`); any disagreement, or a record that
- * does not open where it is read, is an {@linkcode IntegrityError}, never
- * another version's data.
+ * rows against it (`secret_head.ts`), and checks the head's revision
+ * against the one nexus wrote last (`store/integrity_ledger.ts`); any
+ * disagreement, or a record that does not open where it is read, is an
+ * {@linkcode IntegrityError}, never another version's data.
  *
  * Path syntax and the reserved `spike/system/` namespace are checked by the
  * API validation layer, not here; this layer only refuses an empty path.
@@ -23,6 +24,7 @@
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import type { SecretRow, StoreBackend } from "../store/backend.ts";
 import { IntegrityError } from "../store/integrity.ts";
+import type { WrittenRevisions } from "../store/integrity_ledger.ts";
 import {
   listKeys,
   type ListPage,
@@ -139,6 +141,7 @@ export class SecretService {
   #backend: StoreBackend;
   #records: RecordCipher;
   #maxVersions: number;
+  #written: () => WrittenRevisions | undefined;
   #locks = new KeyedMutex();
 
   /**
@@ -147,11 +150,13 @@ export class SecretService {
    * @param backend the raw store
    * @param records seals and opens records with the keyring's data keys
    * @param options settings
+   * @param written the revisions nexus wrote last, once it follows them
    */
   constructor(
     backend: StoreBackend,
     records: RecordCipher,
     options: SecretServiceOptions,
+    written: () => WrittenRevisions | undefined = () => undefined,
   ) {
     if (!Number.isSafeInteger(options.maxVersions) || options.maxVersions < 1) {
       throw new RangeError("Max secret versions must be a whole number from 1");
@@ -159,6 +164,7 @@ export class SecretService {
     this.#backend = backend;
     this.#records = records;
     this.#maxVersions = options.maxVersions;
+    this.#written = written;
   }
 
   /**
@@ -369,14 +375,51 @@ export class SecretService {
     );
   }
 
-  // Reads a path and checks it: the head opens for the row's revision and
-  // the version rows are exactly those the head keeps below its highest.
+  /**
+   * Checks one path completely: its head, its version rows against the
+   * head, and every version record.
+   *
+   * @param path the path
+   * @returns the number of version records opened, or undefined when the
+   *   path is gone (removed since it was listed)
+   * @throws {IntegrityError} naming what fails
+   */
+  async verify(path: string): Promise<number | undefined> {
+    const state = await this.#read(path);
+    if (!state) return undefined;
+    const { head, row } = state;
+    const highest = highestOf(head);
+    for (let v = head.lowest; v < highest; v++) {
+      const again = await this.#backend.readSecret(path, v);
+      // Written meanwhile: the rows belong to another revision now.
+      if (again?.revision !== row.revision) return await this.verify(path);
+      await this.#values(path, v, again.record);
+    }
+    return highest - head.lowest;
+  }
+
+  // Reads a path and checks it: the head is not older than the revision
+  // nexus wrote last, it opens for the row's revision, and the version rows
+  // are exactly those the head keeps below its highest.
   async #read(
     path: string,
     version?: number,
   ): Promise<SecretState | undefined> {
+    // Taken before the read: what nexus wrote only grows, so a head read
+    // afterwards is at least this new unless it was put back.
+    const written = this.#written()?.revisionOf(path) ?? 0;
     const row = await this.#backend.readSecret(path, version);
-    if (!row) return undefined;
+    if (!row) {
+      if (written === 0) return undefined;
+      throw new IntegrityError(
+        `Secret "${path}" has no head row, but nexus wrote its revision ${written}: the path was removed from the store`,
+      );
+    }
+    if (row.revision < written) {
+      throw new IntegrityError(
+        `Secret "${path}" head is at revision ${row.revision}, but nexus wrote revision ${written}: the head was rolled back`,
+      );
+    }
     const head = parseHead(
       await this.#records.open(row.head, {
         table: "secrets",

@@ -13,7 +13,12 @@
  *   names every policy with the generation it was last written at, and its
  *   plaintext generation is the compare-and-set token of every policy write;
  * - the meta row holds what nexus reads before it has the root key (store
- *   id, key check, threshold, shares, commitments) and the sealed keyring.
+ *   id, key check, threshold, shares, commitments) and the sealed keyring;
+ * - the integrity row (schema 3) holds the store digest of every head's
+ *   revision and the policy generation, with the store generation and its
+ *   MAC (`store_digest.ts`); every write updates it in its own transaction
+ *   through the {@linkcode WriteLedger} nexus attaches once unlocked;
+ * - the audit anchor row holds the audit chain's head as last anchored.
  *
  * Plaintext columns, and why: secret paths and policy names (lookup and
  * listing), version numbers (lookup and pruning by cutoff), the head
@@ -30,9 +35,18 @@
  *
  * @module
  */
+import type { IntegrityRow } from "./store_digest.ts";
+
+export type { IntegrityRow };
 
 /** The schema version this build writes and reads. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
+
+/**
+ * The schema of store format 2 without the integrity row: a schema-1
+ * migration writes it, and the first unlock anchors it into schema 3.
+ */
+export const FORMAT2_SCHEMA_VERSION = 2;
 
 /** Length of the random store id in bytes. */
 export const STORE_ID_BYTES = 16;
@@ -98,6 +112,64 @@ export interface SecretWrite {
   readonly insert?: { readonly version: number; readonly record: Sealed };
   /** Afterwards drop every version row below this number. */
   readonly pruneBelow?: number;
+}
+
+/** What the store digest covers, read in one snapshot. */
+export interface IntegritySnapshot {
+  /** The integrity row, absent before anchoring (schema 2, a new store). */
+  readonly row?: IntegrityRow;
+  /** Every secret path, by code point ascending. */
+  readonly paths: readonly string[];
+  /** The revision of each path, in the order of `paths`. */
+  readonly revisions: readonly number[];
+  /** The policy set's generation, 0 before the first policy write. */
+  readonly policyGeneration: number;
+}
+
+/**
+ * What a backend calls inside every write transaction once nexus is
+ * unlocked: the ledger computes the integrity row the transaction stores,
+ * and follows the transaction's outcome. Calls are synchronous, so a
+ * synchronous transaction (SQLite) can make them.
+ */
+export interface WriteLedger {
+  /**
+   * A secret path moved from revision `from` (0: new) to `to`.
+   *
+   * @returns the row to store, replacing the row whose MAC is `replaces`
+   * @throws {IntegrityError} when the ledger never saw revision `from`
+   *   (the store was changed underneath nexus)
+   */
+  secretWritten(
+    path: string,
+    from: number,
+    to: number,
+  ): { row: IntegrityRow; replaces: Uint8Array<ArrayBuffer> };
+  /**
+   * The policy set moved from generation `from` (0: none) to `to`.
+   *
+   * @returns as for {@linkcode secretWritten}
+   */
+  policyWritten(
+    from: number,
+    to: number,
+  ): { row: IntegrityRow; replaces: Uint8Array<ArrayBuffer> };
+  /** A savepoint: what {@linkcode rollbackTo} returns to. */
+  mark(): number;
+  /** Undoes every call after `mark` (their transaction rolled back). */
+  rollbackTo(mark: number): void;
+  /** Every call so far is committed. */
+  commit(): void;
+}
+
+/** The audit chain's head as anchored in the store. */
+export interface AuditAnchorRow {
+  /** Sequence number of the anchored line. */
+  readonly seq: number;
+  /** SHA-256 of that line. */
+  readonly hash: Uint8Array<ArrayBuffer>;
+  /** MAC of the store id, seq and hash under the integrity key. */
+  readonly mac: Uint8Array<ArrayBuffer>;
 }
 
 /** The outcome of a compare-and-set write. */
@@ -201,6 +273,24 @@ export interface StoreBackend {
   ): Promise<WriteResult>;
   /** Stored paths in `range`, by code point ascending, by keyset. */
   listSecretPaths(range: KeyRange): Promise<string[]>;
+
+  /** What the store digest covers, with the integrity row, one snapshot. */
+  readIntegrity(): Promise<IntegritySnapshot>;
+  /**
+   * Stores the integrity row, replacing any: the anchor of a new store, of
+   * a store of schema 2 (which becomes schema 3 in the same transaction),
+   * and of a rollback an operator accepted.
+   */
+  anchorIntegrity(row: IntegrityRow): Promise<void>;
+  /**
+   * From now on, every secret and policy write calls `ledger` inside its
+   * transaction and stores the row it returns; undefined detaches.
+   */
+  attachLedger(ledger: WriteLedger | undefined): void;
+  /** The audit anchor, absent before the first. */
+  readAuditAnchor(): Promise<AuditAnchorRow | undefined>;
+  /** Replaces the audit anchor. */
+  writeAuditAnchor(anchor: AuditAnchorRow): Promise<void>;
 
   /** The policy set, or undefined before the first policy write. */
   readPolicySet(): Promise<PolicySetRow | undefined>;

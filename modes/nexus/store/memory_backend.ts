@@ -8,7 +8,10 @@
  */
 import {
   assertStoreMeta,
+  type AuditAnchorRow,
   compareCodePoints,
+  type IntegrityRow,
+  type IntegritySnapshot,
   type KeyRange,
   type PolicyChange,
   type PolicyRead,
@@ -21,10 +24,12 @@ import {
   type StoreBackend,
   StoreError,
   type StoreMeta,
+  type WriteLedger,
   type WriteResult,
 } from "./backend.ts";
 import { IntegrityError } from "./integrity.ts";
 import { keysInRange, lowerBound } from "./key_listing.ts";
+import { sameBytes } from "./store_digest.ts";
 
 interface StoredSecret {
   revision: number;
@@ -34,6 +39,19 @@ interface StoredSecret {
 }
 
 const copy = (b: Sealed) => b.slice();
+
+const copyRow = (r: IntegrityRow): IntegrityRow => ({
+  epoch: r.epoch,
+  generation: r.generation,
+  digest: copy(r.digest),
+  mac: copy(r.mac),
+});
+
+const copyAnchor = (a: AuditAnchorRow): AuditAnchorRow => ({
+  seq: a.seq,
+  hash: copy(a.hash),
+  mac: copy(a.mac),
+});
 
 function copyMeta(meta: StoreMeta): StoreMeta {
   return {
@@ -60,6 +78,9 @@ export class MemoryBackend implements StoreBackend {
   #paths: string[] = [];
   #policySet: PolicySetRow | undefined;
   #policies = new Map<string, Sealed>();
+  #integrity: IntegrityRow | undefined;
+  #auditAnchor: AuditAnchorRow | undefined;
+  #ledger: WriteLedger | undefined;
   #closed = false;
 
   // Runs `fn` on an open store; a throw becomes a rejection, as with SQLite.
@@ -69,6 +90,35 @@ export class MemoryBackend implements StoreBackend {
       return Promise.resolve(fn());
     } catch (e) {
       return Promise.reject(e);
+    }
+  }
+
+  // Runs a write with the ledger: its row replaces the stored one, and a
+  // throw undoes the ledger's calls, as a rolled-back transaction would.
+  #logged<T>(
+    step: (ledger: WriteLedger) => {
+      row: IntegrityRow;
+      replaces: Uint8Array<ArrayBuffer>;
+    },
+    apply: () => T,
+  ): T {
+    const ledger = this.#ledger;
+    if (!ledger) return apply();
+    const mark = ledger.mark();
+    try {
+      const { row, replaces } = step(ledger);
+      if (!this.#integrity || !sameBytes(this.#integrity.mac, replaces)) {
+        throw new IntegrityError(
+          "The store's integrity row is not the one nexus wrote last: the store was changed or replaced underneath nexus",
+        );
+      }
+      const result = apply();
+      this.#integrity = row;
+      ledger.commit();
+      return result;
+    } catch (e) {
+      ledger.rollbackTo(mark);
+      throw e;
     }
   }
 
@@ -149,12 +199,55 @@ export class MemoryBackend implements StoreBackend {
           if (n < write.pruneBelow) versions.delete(n);
         }
       }
-      if (!stored) {
-        this.#paths.splice(lowerBound(this.#paths, path, false), 0, path);
-      }
       const revision = expectedRevision + 1;
-      this.#secrets.set(path, { revision, head: copy(write.head), versions });
-      return { ok: true, revision };
+      return this.#logged(
+        (ledger) => ledger.secretWritten(path, expectedRevision, revision),
+        () => {
+          if (!stored) {
+            this.#paths.splice(lowerBound(this.#paths, path, false), 0, path);
+          }
+          this.#secrets.set(path, {
+            revision,
+            head: copy(write.head),
+            versions,
+          });
+          return { ok: true, revision };
+        },
+      );
+    });
+  }
+
+  /** See {@linkcode StoreBackend.readIntegrity}. */
+  readIntegrity(): Promise<IntegritySnapshot> {
+    return this.#run(() => ({
+      ...(this.#integrity ? { row: copyRow(this.#integrity) } : {}),
+      paths: [...this.#paths],
+      revisions: this.#paths.map((p) => this.#secrets.get(p)!.revision),
+      policyGeneration: this.#policySet?.generation ?? 0,
+    }));
+  }
+
+  /** See {@linkcode StoreBackend.anchorIntegrity}. */
+  anchorIntegrity(row: IntegrityRow): Promise<void> {
+    return this.#run(() => {
+      this.#integrity = copyRow(row);
+    });
+  }
+
+  /** See {@linkcode StoreBackend.attachLedger}. */
+  attachLedger(ledger: WriteLedger | undefined): void {
+    this.#ledger = ledger;
+  }
+
+  /** See {@linkcode StoreBackend.readAuditAnchor}. */
+  readAuditAnchor(): Promise<AuditAnchorRow | undefined> {
+    return this.#run(() => this.#auditAnchor && copyAnchor(this.#auditAnchor));
+  }
+
+  /** See {@linkcode StoreBackend.writeAuditAnchor}. */
+  writeAuditAnchor(anchor: AuditAnchorRow): Promise<void> {
+    return this.#run(() => {
+      this.#auditAnchor = copyAnchor(anchor);
     });
   }
 
@@ -207,10 +300,16 @@ export class MemoryBackend implements StoreBackend {
         return { ok: false, conflict: true };
       }
       const generation = expectedGeneration + 1;
-      this.#policySet = { generation, record: copy(set) };
-      if (change.record) this.#policies.set(change.name, copy(change.record));
-      else this.#policies.delete(change.name);
-      return { ok: true, revision: generation };
+      return this.#logged(
+        (ledger) => ledger.policyWritten(expectedGeneration, generation),
+        () => {
+          this.#policySet = { generation, record: copy(set) };
+          if (change.record) {
+            this.#policies.set(change.name, copy(change.record));
+          } else this.#policies.delete(change.name);
+          return { ok: true, revision: generation };
+        },
+      );
     });
   }
 
@@ -223,6 +322,9 @@ export class MemoryBackend implements StoreBackend {
     this.#policySet = undefined;
     this.#keyring = undefined;
     this.#meta = undefined;
+    this.#integrity = undefined;
+    this.#auditAnchor = undefined;
+    this.#ledger = undefined;
     return Promise.resolve();
   }
 }

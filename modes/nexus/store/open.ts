@@ -7,7 +7,11 @@
  *
  * Unlocking checks the keys against the key-check value, migrates a
  * schema-1 store (first unlock after an upgrade), creates the keyring of a
- * new store, and unwraps the keyring.
+ * new store, unwraps the keyring, and checks the store digest against the
+ * integrity row (`store_digest.ts`): a store whose rows do not match it is
+ * held (no data served) until an operator accepts its state. A store of
+ * schema 2, which has no integrity row, is checked row by row and
+ * anchored: it becomes schema 3.
  *
  * @module
  */
@@ -16,11 +20,16 @@ import type { Logger } from "../../../lib/log.ts";
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import { SecretService } from "../secrets/secret_service.ts";
 import {
+  FORMAT2_SCHEMA_VERSION,
+  type IntegrityRow,
+  type IntegritySnapshot,
   type Sealed,
   type StoreBackend,
   StoreError,
   type StoreMeta,
 } from "./backend.ts";
+import { IntegrityLedger } from "./integrity_ledger.ts";
+import { type CheckProblem, checkRows } from "./store_check.ts";
 import { prepareDataDir, resolveDataDir } from "./data_dir.ts";
 import { type Keyring, newKeyring, openKeyring } from "./keyring.ts";
 import { MemoryBackend } from "./memory_backend.ts";
@@ -48,6 +57,36 @@ export interface StoreConfig {
   readonly log?: Logger | undefined;
 }
 
+/**
+ * Why a store that unlocked serves nothing: its rows do not match its
+ * integrity row (`tampered`), or it has rows but no integrity row
+ * (`unanchored`).
+ */
+export interface IntegrityHold {
+  /** The kind of problem. */
+  readonly kind: "tampered" | "unanchored";
+  /** One sentence for the operator's log; names no value. */
+  readonly message: string;
+}
+
+/** What `spike pilot operator check` reports: counts, never values. */
+export interface CheckReport {
+  /** Secret paths checked. */
+  readonly secrets: number;
+  /** Version records opened. */
+  readonly versions: number;
+  /** Policy records opened. */
+  readonly policies: number;
+  /** The integrity row as stored, if any. */
+  readonly digest: { readonly epoch: number; readonly generation: number };
+  /** Problems found, in total. */
+  readonly problemCount: number;
+  /** The first problems found (at most 100). */
+  readonly problems: readonly CheckProblem[];
+}
+
+const LISTED_PROBLEMS = 100;
+
 /** The store of one nexus: meta always, data once unlocked. */
 export class NexusStore {
   /** The raw backend (for diagnostics and tests; routes use the services). */
@@ -57,6 +96,10 @@ export class NexusStore {
   #keyring: Keyring | undefined;
   #secrets: SecretService | undefined;
   #policies: PolicyStore | undefined;
+  #keys: PurposeKeys | undefined;
+  #storeId: Uint8Array | undefined;
+  #ledger: IntegrityLedger | undefined;
+  #hold: IntegrityHold | undefined;
 
   /**
    * Wraps a backend.
@@ -94,7 +137,8 @@ export class NexusStore {
    * Enables the data services with keys derived from the root key, after
    * checking them against the stored key-check value. A schema-1 store is
    * migrated first (one transaction: on failure it stays as it was); a
-   * store without a keyring gets one.
+   * store without a keyring gets one. Then the store digest is checked:
+   * see {@linkcode hold} for a store that fails it.
    *
    * @param keys the purpose keys (with `schema1` for a schema-1 store)
    * @throws {StoreError} when the store has no meta yet, the keys do not
@@ -117,11 +161,185 @@ export class NexusStore {
           await this.backend.initKeyring(await newKeyring(keys.keyring)),
     );
     const records = new RecordCipher(keyring);
+    const written = () => this.#ledger;
     this.#keyring = keyring;
-    this.#secrets = new SecretService(this.backend, records, {
-      maxVersions: this.#maxVersions,
-    });
-    this.#policies = new PolicyStore(this.backend, records);
+    this.#keys = keys;
+    this.#storeId = meta.storeId;
+    this.#secrets = new SecretService(
+      this.backend,
+      records,
+      { maxVersions: this.#maxVersions },
+      written,
+    );
+    this.#policies = new PolicyStore(this.backend, records, written);
+    await this.#checkIntegrity(meta.schemaVersion ?? FORMAT2_SCHEMA_VERSION);
+  }
+
+  // Checks the rows against the integrity row and follows writes from
+  // then on; anchors a store that never had an integrity row (a new store,
+  // or one of schema 1 or 2, after checking every row), and holds one that
+  // has rows but lost its integrity row.
+  async #checkIntegrity(schemaVersion: number): Promise<void> {
+    const snapshot = await this.backend.readIntegrity();
+    const ledger = this.#newLedger(snapshot, snapshot.row?.epoch ?? 0);
+    if (snapshot.row) {
+      const problem = ledger.mismatch(snapshot.row);
+      if (problem) {
+        return this.#holdWith({ kind: "tampered", message: problem });
+      }
+      return this.#follow(ledger);
+    }
+    const empty = snapshot.paths.length === 0 &&
+      snapshot.policyGeneration === 0;
+    if (!empty && schemaVersion > FORMAT2_SCHEMA_VERSION) {
+      return this.#holdWith({
+        kind: "unanchored",
+        message:
+          "The store has secrets or policies but no integrity row: it was removed, or the store was written without it",
+      });
+    }
+    if (!empty) {
+      this.#log?.warn(
+        "Checking every row before anchoring the store digest (schema 3)",
+        { location: this.backend.location },
+      );
+      const report = await this.#checkRows();
+      for (const p of report.problems) {
+        this.#log?.warn(`Anchored as it is: ${p.message}`);
+      }
+    }
+    await this.#anchor(ledger);
+    if (!empty) {
+      this.#log?.warn("Store digest anchored: the store is in schema 3", {
+        generation: ledger.row.generation,
+      });
+    }
+  }
+
+  #newLedger(snapshot: IntegritySnapshot, epoch: number): IntegrityLedger {
+    return new IntegrityLedger(
+      this.#keys!.integrity,
+      this.#storeId!,
+      snapshot,
+      epoch,
+    );
+  }
+
+  async #anchor(ledger: IntegrityLedger): Promise<void> {
+    await this.backend.anchorIntegrity(ledger.row);
+    this.#follow(ledger);
+  }
+
+  #follow(ledger: IntegrityLedger): void {
+    this.#ledger = ledger;
+    this.#hold = undefined;
+    this.backend.attachLedger(ledger);
+  }
+
+  #holdWith(hold: IntegrityHold): void {
+    this.#hold = hold;
+    this.#ledger = undefined;
+    this.backend.attachLedger(undefined);
+  }
+
+  /**
+   * Why the unlocked store serves nothing, or undefined when it matches
+   * its integrity row.
+   */
+  get hold(): IntegrityHold | undefined {
+    return this.#hold;
+  }
+
+  /**
+   * The ledger that follows the store's writes: its integrity row, the
+   * revisions nexus wrote. Undefined while locked or held.
+   */
+  get ledger(): IntegrityLedger | undefined {
+    return this.#ledger;
+  }
+
+  /**
+   * Checks every row and the digest: `spike pilot operator check`.
+   *
+   * @param onProgress told after each page of paths
+   * @returns counts and the problems found (names and rules, no values)
+   * @throws {ApiError} `state_not_ready` while locked
+   */
+  async check(onProgress?: (done: number) => void): Promise<CheckReport> {
+    const rows = await this.#checkRows(onProgress);
+    const problems = [...rows.problems];
+    // Read and compared in one turn of the event loop: no write lands in
+    // between (SQLite and memory apply writes in their own turns).
+    const snapshot = await this.backend.readIntegrity();
+    const ledger = this.#ledger;
+    const differences = ledger?.differences(snapshot);
+    const stored = snapshot.row;
+    if (!stored) {
+      problems.push({ kind: "store", message: "The integrity row is missing" });
+    } else {
+      const problem = this.#newLedger(snapshot, stored.epoch).mismatch(stored);
+      if (problem) problems.push({ kind: "store", message: problem });
+    }
+    // Paths the row check named already (a head put back older) are not
+    // named twice; a path removed altogether is only found here.
+    const named = new Set(problems.map((p) => p.name));
+    for (const d of differences?.paths ?? []) {
+      if (named.has(d.path)) continue;
+      problems.push({
+        kind: "secret",
+        name: d.path,
+        message: d.stored === 0
+          ? `Secret "${d.path}" has no head row, but nexus wrote its revision ${d.written}`
+          : d.written === 0
+          ? `Secret "${d.path}" has a head row nexus never wrote`
+          : `Secret "${d.path}" head is at revision ${d.stored}, but nexus wrote revision ${d.written}`,
+      });
+    }
+    if (differences?.policyGeneration !== undefined) {
+      problems.push({
+        kind: "store",
+        message:
+          `The policy set is at generation ${differences.policyGeneration}, but nexus wrote generation ${
+            ledger!.policyGeneration
+          }`,
+      });
+    }
+    return {
+      secrets: rows.secrets,
+      versions: rows.versions,
+      policies: rows.policies,
+      digest: {
+        epoch: stored?.epoch ?? 0,
+        generation: stored?.generation ?? 0,
+      },
+      problemCount: problems.length,
+      problems: problems.slice(0, LISTED_PROBLEMS),
+    };
+  }
+
+  #checkRows(onProgress?: (done: number) => void) {
+    return checkRows(
+      this.secrets,
+      this.policies,
+      (after, limit) => this.backend.listSecretPaths({ after, limit }),
+      onProgress,
+    );
+  }
+
+  /**
+   * Accepts the store as it is now (`spike pilot operator accept-rollback`):
+   * anchors its digest anew at `epoch`, so it orders after every
+   * checkpoint it fell behind, and serves it again.
+   *
+   * @param epoch the new epoch, above any seen
+   * @returns the new integrity row
+   * @throws {ApiError} `state_not_ready` while locked
+   */
+  async accept(epoch: number): Promise<IntegrityRow> {
+    if (!this.#keys) throw notReady();
+    const ledger = this.#newLedger(await this.backend.readIntegrity(), epoch);
+    await this.#anchor(ledger);
+    return ledger.row;
   }
 
   // Rewrites a schema-1 store in format 2; its keyring keeps the schema-1
@@ -202,7 +420,10 @@ export class NexusStore {
     this.#keyring = undefined;
     this.#secrets = undefined;
     this.#policies = undefined;
+    // Queued writes drain on close, still followed by the ledger.
     await this.backend.close();
+    this.#keys = undefined;
+    this.#ledger = undefined;
   }
 
   /** Same as {@linkcode close}. */

@@ -26,6 +26,7 @@ import {
   type ListResult,
 } from "./key_listing.ts";
 import type { RecordCipher } from "./record_cipher.ts";
+import type { WrittenRevisions } from "./integrity_ledger.ts";
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import { KeyedMutex } from "../secrets/path_lock.ts";
 
@@ -92,6 +93,7 @@ function rowMissing(name: string): IntegrityError {
 export class PolicyStore {
   #backend: StoreBackend;
   #records: RecordCipher;
+  #written: () => WrittenRevisions | undefined;
   // Every write replaces the one policy set: in one process they queue up
   // instead of failing each other's compare-and-set.
   #lock = new KeyedMutex();
@@ -101,10 +103,24 @@ export class PolicyStore {
    *
    * @param backend the raw store
    * @param records seals and opens records with the keyring's data keys
+   * @param written the policy generation nexus wrote last, once it follows
+   *   it
    */
-  constructor(backend: StoreBackend, records: RecordCipher) {
+  constructor(
+    backend: StoreBackend,
+    records: RecordCipher,
+    written: () => WrittenRevisions | undefined = () => undefined,
+  ) {
     this.#backend = backend;
     this.#records = records;
+    this.#written = written;
+  }
+
+  // The policy generation nexus wrote last, taken before a read: what it
+  // wrote only grows, so a set read afterwards is at least this new unless
+  // it was put back.
+  #writtenGeneration(): number {
+    return this.#written()?.policyGeneration ?? 0;
   }
 
   /**
@@ -150,8 +166,9 @@ export class PolicyStore {
    * @throws {ApiError} `state_integrity_check` when it fails its check
    */
   async getPolicy(name: string): Promise<PolicyRecord | undefined> {
+    const generation = this.#writtenGeneration();
     const read = await this.#backend.readPolicy(name);
-    const set = await this.#openSet(read.set);
+    const set = await this.#openSet(read.set, generation);
     const written = set.policies.get(name);
     if (written === undefined) {
       if (read.record) throw notInSet(name);
@@ -188,8 +205,9 @@ export class PolicyStore {
   async loadPolicies(
     onProblem: (name: string, error: IntegrityError) => void,
   ): Promise<PolicyRecord[]> {
+    const written = this.#writtenGeneration();
     const snapshot = await this.#backend.readPolicies();
-    const set = await this.#openSet(snapshot.set);
+    const set = await this.#openSet(snapshot.set, written);
     const rows = new Map(snapshot.rows.map((r) => [r.name, r.record]));
     for (const name of rows.keys()) {
       if (!set.policies.has(name)) onProblem(name, notInSet(name));
@@ -227,10 +245,11 @@ export class PolicyStore {
   ): Promise<ListResult> {
     const filtering = filter.spiffeIdPattern !== undefined ||
       filter.pathPattern !== undefined;
+    const written = this.#writtenGeneration();
     const snapshot = filtering
       ? await this.#backend.readPolicies()
       : { set: await this.#backend.readPolicySet(), rows: [] };
-    const set = await this.#openSet(snapshot.set);
+    const set = await this.#openSet(snapshot.set, written);
     let names = sortedEntries(set.policies).map(([name]) => name);
     if (filtering) {
       const rows = new Map(snapshot.rows.map((r) => [r.name, r.record]));
@@ -269,8 +288,9 @@ export class PolicyStore {
   ): Promise<T> {
     return this.#lock.run("", async () => {
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        const written = this.#writtenGeneration();
         const read = await this.#backend.readPolicy(name);
-        const set = await this.#openSet(read.set);
+        const set = await this.#openSet(read.set, written);
         const { change, result } = await plan(set, read.record);
         if (change === undefined) return result;
         const generation = set.generation + 1;
@@ -305,7 +325,17 @@ export class PolicyStore {
     });
   }
 
-  async #openSet(row: PolicySetRow | undefined): Promise<PolicySet> {
+  async #openSet(
+    row: PolicySetRow | undefined,
+    written: number,
+  ): Promise<PolicySet> {
+    if ((row?.generation ?? 0) < written) {
+      throw new IntegrityError(
+        row
+          ? `The policy set is at generation ${row.generation}, but nexus wrote generation ${written}: the policy set was rolled back`
+          : `The policy set is missing, but nexus wrote its generation ${written}: it was removed from the store`,
+      );
+    }
     if (!row) return { generation: 0, policies: new Map() };
     const value = await this.#records.open(row.record, {
       table: "policy_set",

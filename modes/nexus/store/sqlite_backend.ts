@@ -20,6 +20,10 @@ import { join } from "node:path";
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import {
   assertStoreMeta,
+  type AuditAnchorRow,
+  FORMAT2_SCHEMA_VERSION,
+  type IntegrityRow,
+  type IntegritySnapshot,
   type KeyRange,
   type PolicyChange,
   type PolicyRead,
@@ -36,6 +40,7 @@ import {
   type StoreBackend,
   StoreError,
   type StoreMeta,
+  type WriteLedger,
   type WriteResult,
 } from "./backend.ts";
 import { IntegrityError } from "./integrity.ts";
@@ -71,6 +76,23 @@ CREATE TABLE policy_set (
 );
 `;
 
+// The tables schema 3 added: the integrity row and the audit anchor.
+const INTEGRITY_TABLES = `
+CREATE TABLE integrity (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  epoch INTEGER NOT NULL CHECK (epoch >= 0),
+  generation INTEGER NOT NULL CHECK (generation >= 0),
+  digest BLOB NOT NULL,
+  mac BLOB NOT NULL
+);
+CREATE TABLE audit_anchor (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  seq INTEGER NOT NULL,
+  hash BLOB NOT NULL,
+  mac BLOB NOT NULL
+);
+`;
+
 const SCHEMA = `
 CREATE TABLE meta (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -86,6 +108,7 @@ CREATE TABLE shard_commitments (
   commitment BLOB NOT NULL
 );
 ${DATA_TABLES}
+${INTEGRITY_TABLES}
 INSERT INTO meta (id, schema_version) VALUES (1, ${SCHEMA_VERSION});
 `;
 
@@ -151,8 +174,11 @@ export class SqliteBackend implements StoreBackend {
   readonly location: string;
   #db: DatabaseSync;
   #meta: Record<string, StatementSync>;
-  // Prepared once the tables are in the current format.
+  // Prepared once the tables are in format 2.
   #stmt: Record<string, StatementSync> | undefined;
+  // Prepared once the integrity tables exist (schema 3).
+  #integrity: Record<string, StatementSync> | undefined;
+  #ledger: WriteLedger | undefined;
   #queue: Job[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #migrating = false;
@@ -176,7 +202,8 @@ export class SqliteBackend implements StoreBackend {
         "INSERT INTO shard_commitments (share_index, commitment) VALUES (?, ?)",
       ),
     };
-    if (version === SCHEMA_VERSION) this.#stmt = prepareData(db);
+    if (version >= FORMAT2_SCHEMA_VERSION) this.#stmt = prepareData(db);
+    if (version === SCHEMA_VERSION) this.#integrity = prepareIntegrity(db);
   }
 
   /**
@@ -293,18 +320,24 @@ export class SqliteBackend implements StoreBackend {
       for (const job of batch) job.reject(writeFailed(e));
       return;
     }
+    // The ledger follows the transaction: each job's calls are undone with
+    // its savepoint, all of them with the batch.
+    const ledger = this.#ledger;
     const outcomes:
       ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
     for (const job of batch) {
+      const mark = ledger?.mark() ?? 0;
       try {
         db.exec("SAVEPOINT job");
         const value = job.run();
         db.exec("RELEASE job");
         outcomes.push({ ok: true, value });
       } catch (e) {
+        ledger?.rollbackTo(mark);
         if (!db.isTransaction) {
           // SQLite rolled the whole transaction back (disk full, I/O
           // error): nothing of this batch is stored.
+          ledger?.rollbackTo(0);
           for (const j of batch) j.reject(writeFailed(e));
           return;
         }
@@ -328,6 +361,7 @@ export class SqliteBackend implements StoreBackend {
       this.#abort(batch, e);
       return;
     }
+    ledger?.commit();
     batch.forEach((job, i) => {
       const outcome = outcomes[i]!;
       if (outcome.ok) job.resolve(outcome.value);
@@ -336,6 +370,7 @@ export class SqliteBackend implements StoreBackend {
   }
 
   #abort(batch: Job[], error: unknown): void {
+    this.#ledger?.rollbackTo(0);
     try {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
     } catch {
@@ -449,7 +484,119 @@ export class SqliteBackend implements StoreBackend {
       if (write.pruneBelow !== undefined) {
         s.prune!.run(path, write.pruneBelow);
       }
+      if (this.#ledger) {
+        this.#storeIntegrity(
+          this.#ledger.secretWritten(path, expectedRevision, revision),
+        );
+      }
       return { ok: true, revision };
+    });
+  }
+
+  // Inside a write job: replaces the integrity row, if it is still the one
+  // the ledger last wrote.
+  #storeIntegrity(
+    update: { row: IntegrityRow; replaces: Uint8Array<ArrayBuffer> },
+  ): void {
+    const { row, replaces } = update;
+    const changed = this.#integrityStatements.update!.run(
+      row.epoch,
+      row.generation,
+      row.digest,
+      row.mac,
+      replaces,
+    ).changes;
+    if (changed === 0) {
+      throw new IntegrityError(
+        "The store's integrity row is not the one nexus wrote last: the store was changed or replaced underneath nexus",
+      );
+    }
+  }
+
+  get #integrityStatements(): Record<string, StatementSync> {
+    if (!this.#integrity) {
+      throw new StoreError(
+        "The store has no integrity row yet: unlock it first",
+      );
+    }
+    return this.#integrity;
+  }
+
+  /** See {@linkcode StoreBackend.readIntegrity}. */
+  readIntegrity(): Promise<IntegritySnapshot> {
+    return this.#read(() => {
+      const s = this.#data;
+      const rows = s.revisions!.all() as unknown as [string, number][];
+      const set = s.policySet!.get() as Row | undefined;
+      const stored = this.#integrity?.read?.get() as Row | undefined;
+      return {
+        ...(stored
+          ? {
+            row: {
+              epoch: stored.epoch as number,
+              generation: stored.generation as number,
+              digest: bytes(stored.digest),
+              mac: bytes(stored.mac),
+            },
+          }
+          : {}),
+        paths: rows.map((r) => r[0]),
+        revisions: rows.map((r) => r[1]),
+        policyGeneration: (set?.generation ?? 0) as number,
+      };
+    });
+  }
+
+  /** See {@linkcode StoreBackend.anchorIntegrity}. */
+  async anchorIntegrity(row: IntegrityRow): Promise<void> {
+    const db = this.#db;
+    await this.#write(() => {
+      if (!this.#stmt) {
+        throw new StoreError("A schema-1 store is migrated before anchoring");
+      }
+      if (!this.#integrity) {
+        db.exec(INTEGRITY_TABLES);
+        db.prepare("UPDATE meta SET schema_version = ? WHERE id = 1").run(
+          SCHEMA_VERSION,
+        );
+      }
+      db.prepare(
+        `INSERT INTO integrity (id, epoch, generation, digest, mac)
+         VALUES (1, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch,
+           generation = excluded.generation, digest = excluded.digest,
+           mac = excluded.mac`,
+      ).run(row.epoch, row.generation, row.digest, row.mac);
+    });
+    // Only now: had the transaction rolled back, the tables would not exist.
+    this.#integrity ??= prepareIntegrity(db);
+  }
+
+  /** See {@linkcode StoreBackend.attachLedger}. */
+  attachLedger(ledger: WriteLedger | undefined): void {
+    if (ledger && !this.#integrity) {
+      throw new StoreError("Anchor the store's integrity before writing");
+    }
+    this.#ledger = ledger;
+  }
+
+  /** See {@linkcode StoreBackend.readAuditAnchor}. */
+  readAuditAnchor(): Promise<AuditAnchorRow | undefined> {
+    return this.#read(() => {
+      const r = this.#integrity?.auditAnchor?.get() as Row | undefined;
+      return r &&
+        { seq: r.seq as number, hash: bytes(r.hash), mac: bytes(r.mac) };
+    });
+  }
+
+  /** See {@linkcode StoreBackend.writeAuditAnchor}. */
+  writeAuditAnchor(anchor: AuditAnchorRow): Promise<void> {
+    return this.#write(() => {
+      this.#integrityStatements.writeAuditAnchor!.run(
+        anchor.seq,
+        anchor.hash,
+        anchor.mac,
+      );
     });
   }
 
@@ -536,6 +683,11 @@ export class SqliteBackend implements StoreBackend {
       if (cas.changes === 0) return { ok: false, conflict: true };
       if (change.record) s.upsertPolicy!.run(change.name, change.record);
       else s.deletePolicy!.run(change.name);
+      if (this.#ledger) {
+        this.#storeIntegrity(
+          this.#ledger.policyWritten(expectedGeneration, generation),
+        );
+      }
       return { ok: true, revision: generation };
     });
   }
@@ -632,6 +784,7 @@ function prepareData(db: DatabaseSync): Record<string, StatementSync> {
     pathsFrom: paths(
       "SELECT path FROM secrets WHERE path > ? ORDER BY path LIMIT ?",
     ),
+    revisions: paths("SELECT path, revision FROM secrets ORDER BY path"),
     pathsIn: paths(
       "SELECT path FROM secrets WHERE path > ? AND path >= ? AND path < ? ORDER BY path LIMIT ?",
     ),
@@ -652,6 +805,25 @@ function prepareData(db: DatabaseSync): Record<string, StatementSync> {
       "INSERT INTO policies (name, record) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET record = excluded.record",
     ),
     deletePolicy: q("DELETE FROM policies WHERE name = ?"),
+  };
+}
+
+// The statements of the schema-3 tables.
+function prepareIntegrity(db: DatabaseSync): Record<string, StatementSync> {
+  const q = (sql: string) => db.prepare(sql);
+  return {
+    read: q(
+      "SELECT epoch, generation, digest, mac FROM integrity WHERE id = 1",
+    ),
+    update: q(
+      "UPDATE integrity SET epoch = ?, generation = ?, digest = ?, mac = ? WHERE id = 1 AND mac = ?",
+    ),
+    auditAnchor: q("SELECT seq, hash, mac FROM audit_anchor WHERE id = 1"),
+    writeAuditAnchor: q(
+      `INSERT INTO audit_anchor (id, seq, hash, mac) VALUES (1, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+         mac = excluded.mac`,
+    ),
   };
 }
 
@@ -731,9 +903,10 @@ async function migrateSchema1(
     const insertPolicy = q("INSERT INTO policies (name, record) VALUES (?, ?)");
     for (const p of policies.rows) insertPolicy.run(p.name, p.record);
   }
+  // Format 2 without its integrity row: the unlock that follows anchors it.
   q("UPDATE meta SET keyring = ?, schema_version = ? WHERE id = 1").run(
     await convert.keyring(),
-    SCHEMA_VERSION,
+    FORMAT2_SCHEMA_VERSION,
   );
   db.exec(`
     DROP TABLE schema1_secret_versions;
@@ -792,7 +965,10 @@ function createOrCheckSchema(db: DatabaseSync, file: string): number {
       `The database file ${file} has schema version ${version}, newer than this build supports (${SCHEMA_VERSION}): run a newer SPIKE`,
     );
   }
-  if (version !== SCHEMA_VERSION && version !== 1) {
+  if (
+    version !== SCHEMA_VERSION && version !== FORMAT2_SCHEMA_VERSION &&
+    version !== 1
+  ) {
     throw new StoreError(
       `The database file ${file} has unknown schema version ${version}`,
     );
