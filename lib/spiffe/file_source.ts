@@ -5,8 +5,14 @@
  * `svid_key.pem` (PKCS#8) and `svid_bundle.pem` (CA certificates, possibly
  * of several trust domains). The files are re-read when they change.
  *
+ * Files are read and watched through `node:fs`, so the workload SDK runs on
+ * Node.js too; in Deno these are Deno's own file APIs with the same
+ * permission checks.
+ *
  * @module
  */
+import { type FSWatcher, watch } from "node:fs";
+import { readFile as readFileBuffer, stat } from "node:fs/promises";
 import { createLogger } from "../log.ts";
 import { constantTimeEqual, zero } from "../crypto/zero.ts";
 import { parseSpiffeId, SpiffeIdError } from "./id.ts";
@@ -61,16 +67,22 @@ export interface FileSourceOptions {
 async function readFile(dir: string, name: string): Promise<Uint8Array> {
   const path = `${dir}/${name}`;
   try {
-    return await Deno.readFile(path);
+    const buffer = await readFileBuffer(path);
+    // A plain view, not a copy: zeroing it reaches the only key copy, and
+    // slice() on it copies as on any Uint8Array (on a Buffer it shares).
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    const code = (e as { code?: unknown }).code;
+    if (code === "ENOENT") {
       throw new SvidFileError(`SVID file ${path} is missing`);
     }
-    if (e instanceof Deno.errors.PermissionDenied) {
+    if (code === "EACCES" || code === "EPERM") {
       throw new SvidFileError(`SVID file ${path} is not readable`);
     }
     throw new SvidFileError(
-      `SVID file ${path} cannot be read: ${(e as Error).name}`,
+      `SVID file ${path} cannot be read: ${
+        typeof code === "string" ? code : (e as Error).name
+      }`,
     );
   }
 }
@@ -192,8 +204,8 @@ async function statSignature(dir: string): Promise<string> {
   const parts = await Promise.all(
     [SVID_FILE, KEY_FILE, BUNDLE_FILE].map(async (name) => {
       try {
-        const s = await Deno.stat(`${dir}/${name}`);
-        return `${s.ino}:${s.size}:${s.mtime?.getTime()}`;
+        const s = await stat(`${dir}/${name}`);
+        return `${s.ino}:${s.size}:${s.mtimeMs}`;
       } catch {
         return "missing";
       }
@@ -303,10 +315,18 @@ export async function openFileSvidSource(
     });
   }, options.pollMs ?? DEFAULT_POLL_MS);
 
-  let watcher: Deno.FsWatcher | undefined;
+  let watcher: FSWatcher | undefined;
   if (options.watch ?? true) {
     try {
-      watcher = Deno.watchFs(dir, { recursive: false });
+      watcher = watch(dir, { persistent: false }, () => schedule());
+      watcher.on("error", (e) => {
+        if (!closed) {
+          log.warn("Watching the SVID directory stopped; polling only", {
+            dir,
+            error: e.name,
+          });
+        }
+      });
     } catch (e) {
       log.warn("Watching the SVID directory failed; polling only", {
         dir,
@@ -314,20 +334,6 @@ export async function openFileSvidSource(
       });
     }
   }
-  const watching = watcher && (async () => {
-    try {
-      for await (const event of watcher) {
-        if (event.kind !== "access") schedule();
-      }
-    } catch (e) {
-      if (!closed) {
-        log.warn("Watching the SVID directory stopped; polling only", {
-          dir,
-          error: (e as Error).name,
-        });
-      }
-    }
-  })();
 
   const close = () => {
     if (closed) return;
@@ -355,7 +361,7 @@ export async function openFileSvidSource(
     close,
     [Symbol.dispose]: close,
     settled: async () => {
-      await Promise.all([watching, reloading, polling]);
+      await Promise.all([reloading, polling]);
     },
   };
 }

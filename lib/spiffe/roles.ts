@@ -10,6 +10,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { ConfigError } from "../config/env.ts";
 import {
   parseSpiffeId,
@@ -117,7 +118,7 @@ function configuredRoots(role: Role): readonly string[] {
   for (
     const name of [TRUST_ROOT_VARIABLES[role], TRUST_ROOT_FALLBACK_VARIABLE]
   ) {
-    const raw = Deno.env.get(name);
+    const raw = process.env[name];
     // Unset or blank means "not configured"; anything else must be valid.
     if (raw !== undefined && raw.trim() !== "") {
       return cachedTrustRoots(name, raw);
@@ -140,7 +141,7 @@ const DEFAULT_ROOTS: readonly string[] = [DEFAULT_TRUST_ROOT];
 export function checkTrustRootConfig(): void {
   for (const role of ROLES) configuredRoots(role);
   // The fallback counts even when every role has its own variable.
-  const raw = Deno.env.get(TRUST_ROOT_FALLBACK_VARIABLE);
+  const raw = process.env[TRUST_ROOT_FALLBACK_VARIABLE];
   if (raw !== undefined && raw.trim() !== "") {
     cachedTrustRoots(TRUST_ROOT_FALLBACK_VARIABLE, raw);
   }
