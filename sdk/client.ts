@@ -30,7 +30,7 @@ import {
 import { type CallSpec, type RetrySettings, Transport } from "./_transport.ts";
 
 /** Where nexus is when neither the options nor `SPIKE_NEXUS_API_URL` say. */
-export const DEFAULT_NEXUS_URL = "https://localhost:8553";
+const DEFAULT_NEXUS_URL = "https://localhost:8553";
 
 /**
  * Where this workload's X.509-SVID comes from: an SVID directory in the
