@@ -28,24 +28,33 @@ export type ByteJson =
 const MAX_DEPTH = 32;
 const keyDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-function utf8Into(out: number[], codePoint: number): void {
+// The one-character escapes of JSON strings: escape byte -> value byte.
+const ESCAPES: Readonly<Record<number, number>> = {
+  0x22: 0x22,
+  0x5c: 0x5c,
+  0x2f: 0x2f,
+  0x62: 0x08,
+  0x66: 0x0c,
+  0x6e: 0x0a,
+  0x72: 0x0d,
+  0x74: 0x09,
+};
+
+function utf8Into(put: (b: number) => void, codePoint: number): void {
   if (codePoint < 0x80) {
-    out.push(codePoint);
+    put(codePoint);
   } else if (codePoint < 0x800) {
-    out.push(0xc0 | (codePoint >> 6), 0x80 | (codePoint & 0x3f));
+    put(0xc0 | (codePoint >> 6));
+    put(0x80 | (codePoint & 0x3f));
   } else if (codePoint < 0x10000) {
-    out.push(
-      0xe0 | (codePoint >> 12),
-      0x80 | ((codePoint >> 6) & 0x3f),
-      0x80 | (codePoint & 0x3f),
-    );
+    put(0xe0 | (codePoint >> 12));
+    put(0x80 | ((codePoint >> 6) & 0x3f));
+    put(0x80 | (codePoint & 0x3f));
   } else {
-    out.push(
-      0xf0 | (codePoint >> 18),
-      0x80 | ((codePoint >> 12) & 0x3f),
-      0x80 | ((codePoint >> 6) & 0x3f),
-      0x80 | (codePoint & 0x3f),
-    );
+    put(0xf0 | (codePoint >> 18));
+    put(0x80 | ((codePoint >> 12) & 0x3f));
+    put(0x80 | ((codePoint >> 6) & 0x3f));
+    put(0x80 | (codePoint & 0x3f));
   }
 }
 
@@ -87,7 +96,26 @@ export function parseByteJson(bytes: Uint8Array): ByteJson {
   };
   const string = (): Uint8Array => {
     pos++;
-    const out: number[] = [];
+    const start = pos;
+    // Fast path: no escape, so the bytes between the quotes are the value.
+    while (pos < bytes.length) {
+      const c = bytes[pos]!;
+      if (c === 0x22) {
+        const value = bytes.slice(start, pos);
+        pos++;
+        return value;
+      }
+      if (c === 0x5c) break;
+      if (c < 0x20) fail("control character in string");
+      pos++;
+    }
+    if (pos >= bytes.length) fail("unterminated string");
+    const out = new Uint8Array(bytes.length - start);
+    out.set(bytes.subarray(start, pos));
+    let length = pos - start;
+    const put = (b: number) => {
+      out[length++] = b;
+    };
     try {
       for (;;) {
         const c = bytes[pos];
@@ -95,24 +123,15 @@ export function parseByteJson(bytes: Uint8Array): ByteJson {
         if (c === 0x22) break;
         if (c! < 0x20) fail("control character in string");
         if (c !== 0x5c) {
-          out.push(c!);
+          put(c!);
           pos++;
           continue;
         }
         pos++;
         const e = bytes[pos++];
-        const simple: Record<number, number> = {
-          0x22: 0x22,
-          0x5c: 0x5c,
-          0x2f: 0x2f,
-          0x62: 0x08,
-          0x66: 0x0c,
-          0x6e: 0x0a,
-          0x72: 0x0d,
-          0x74: 0x09,
-        };
-        if (e !== undefined && simple[e] !== undefined) {
-          out.push(simple[e]!);
+        const simple = e === undefined ? undefined : ESCAPES[e];
+        if (simple !== undefined) {
+          put(simple);
         } else if (e === 0x75) {
           let cp = hex4();
           if (cp >= 0xd800 && cp <= 0xdbff) {
@@ -126,13 +145,13 @@ export function parseByteJson(bytes: Uint8Array): ByteJson {
           } else if (cp >= 0xdc00 && cp <= 0xdfff) {
             fail("lone surrogate");
           }
-          utf8Into(out, cp);
+          utf8Into(put, cp);
         } else {
           fail("invalid escape");
         }
       }
       pos++;
-      return Uint8Array.from(out);
+      return out.slice(0, length);
     } finally {
       out.fill(0);
     }
