@@ -9,19 +9,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { runtimeEnv } from "../scripts/cluster.ts";
+import { freePort, runtimeEnv } from "../scripts/cluster.ts";
 import { taskArgs } from "./task_support.ts";
 import { eventually, startSdkCluster, TD } from "./sdk_support.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const ORDERS = `spiffe://${TD}/workload/orders`;
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 async function ok(command: string, args: string[], cwd: string) {
   const out = await new Deno.Command(command, {

@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { Spike, SpikeLockedError, SpikeTransportError } from "../sdk/mod.ts";
+import { freePort } from "../scripts/cluster.ts";
 import {
   auditRecords,
   eventually,
@@ -18,13 +19,6 @@ import {
 } from "./sdk_support.ts";
 
 const APP = `spiffe://${TD}/workload/app`;
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 /** A TCP server that accepts and never answers: a black-holed peer. */
 function blackHole(): { url: string; close(): void } {
