@@ -37,13 +37,38 @@ const DEFAULT_NEXUS_URL = "https://localhost:8553";
  * layout `spiffe-helper` writes, a SPIFFE Workload API endpoint (what a
  * SPIRE agent serves), or a source you opened yourself (not closed by the
  * client).
+ *
+ * @example An SVID directory, as `spiffe-helper` writes it (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * import process from "node:process";
+ *
+ * await using spike = await Spike.connect({
+ *   source: { svidDir: process.env.SPIKE_SVID_DIR! },
+ * });
+ * assert.match(spike.spiffeId, /^spiffe:\/\/spike\.ist\//);
+ * ```
  */
 export type SourceOption =
   | { readonly svidDir: string }
   | { readonly endpoint: string }
   | SvidSource;
 
-/** Backoff and deadline of calls to nexus. */
+/** Backoff and deadline of calls to nexus.
+ *
+ * @example A short deadline for a latency-sensitive call site (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using spike = await Spike.connect({
+ *   retry: { deadlineMs: 5_000, initialDelayMs: 100, maxDelayMs: 1_000 },
+ * });
+ * assert.equal((await spike.metadata("docs/db")).path, "docs/db");
+ * ```
+ */
 export interface RetryOptions {
   /**
    * Longest time one call may take, retries and failover included.
@@ -65,7 +90,23 @@ export interface RetryOptions {
   maxDelayMs?: number;
 }
 
-/** Options of {@linkcode Spike.connect}; every one has a default. */
+/** Options of {@linkcode Spike.connect}; every one has a default.
+ *
+ * @example Two nexus replicas, the first one down (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * import process from "node:process";
+ *
+ * await using spike = await Spike.connect({
+ *   nexusUrl: ["https://127.0.0.1:1", process.env.SPIKE_NEXUS_API_URL!],
+ *   attemptTimeoutMs: 2_000,
+ * });
+ * assert.equal(spike.nexusUrls.length, 2);
+ * assert.ok(await spike.getValue("docs/db", "user", { as: "text" }));
+ * ```
+ */
 export interface ConnectOptions {
   /**
    * The nexus URL, or several (HA replicas), tried in order with failover.
@@ -93,7 +134,18 @@ export interface ConnectOptions {
   retry?: RetryOptions | false;
 }
 
-/** What every call accepts. */
+/** What every call accepts.
+ *
+ * @example Cancelling a call (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using spike = await Spike.connect();
+ * const aborted = AbortSignal.abort();
+ * await assert.rejects(spike.get("docs/db", { signal: aborted }));
+ * ```
+ */
 export interface CallOptions {
   /** Cancels the call, retries included; it rejects with the signal's reason. */
   signal?: AbortSignal;
@@ -101,7 +153,18 @@ export interface CallOptions {
   deadlineMs?: number;
 }
 
-/** Options of {@linkcode Spike.get}. */
+/** Options of {@linkcode Spike.get}.
+ *
+ * @example Reading an older version (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using spike = await Spike.connect();
+ * using first = await spike.get("docs/db", { version: 1 });
+ * assert.equal(first.version, 1);
+ * ```
+ */
 export interface GetOptions extends CallOptions {
   /**
    * The version to read.
@@ -111,7 +174,19 @@ export interface GetOptions extends CallOptions {
   version?: number;
 }
 
-/** Options of {@linkcode Spike.getValue}. */
+/** Options of {@linkcode Spike.getValue}.
+ *
+ * @example Bytes or text (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using spike = await Spike.connect();
+ * const bytes = await spike.getValue("docs/db", "user");
+ * const text = await spike.getValue("docs/db", "user", { as: "text" });
+ * assert.equal(new TextDecoder().decode(bytes), text);
+ * ```
+ */
 export interface GetValueOptions extends GetOptions {
   /**
    * `"text"` returns a string (which cannot be zeroed); `"bytes"` returns
@@ -122,7 +197,23 @@ export interface GetValueOptions extends GetOptions {
   as?: "bytes" | "text";
 }
 
-/** Options of {@linkcode Spike.put}. */
+/** Options of {@linkcode Spike.put}.
+ *
+ * @example Writing only over the version read (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * import { SpikeConflictError } from "./mod.ts";
+ *
+ * await using spike = await Spike.connect();
+ * await spike.put("docs/counter", { n: "1" }, { cas: 0 });
+ * await assert.rejects(
+ *   spike.put("docs/counter", { n: "1" }, { cas: 0 }),
+ *   SpikeConflictError,
+ * );
+ * ```
+ */
 export interface PutOptions extends CallOptions {
   /**
    * Compare-and-set: write only if the current version is this one (0: the
@@ -132,7 +223,18 @@ export interface PutOptions extends CallOptions {
   cas?: number;
 }
 
-/** Options of {@linkcode Spike.list}. */
+/** Options of {@linkcode Spike.list}.
+ *
+ * @example Listing in small pages (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using spike = await Spike.connect();
+ * const paths = await spike.list({ prefix: "docs/", pageSize: 2 });
+ * assert.ok(paths.every((p) => p.startsWith("docs/")));
+ * ```
+ */
 export interface ListOptions extends CallOptions {
   /**
    * Only paths starting with this text. Sent to nexus (an extension of
@@ -144,7 +246,21 @@ export interface ListOptions extends CallOptions {
   pageSize?: number;
 }
 
-/** Options of {@linkcode Spike.delete} and {@linkcode Spike.undelete}. */
+/** Options of {@linkcode Spike.delete} and {@linkcode Spike.undelete}.
+ *
+ * @example Deleting two versions at once (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using spike = await Spike.connect();
+ * await spike.put("docs/many", { n: "1" });
+ * await spike.put("docs/many", { n: "2" });
+ * await spike.put("docs/many", { n: "3" });
+ * await spike.delete("docs/many", { versions: [1, 2] });
+ * assert.equal((await spike.metadata("docs/many")).oldestVersion, 3);
+ * ```
+ */
 export interface VersionsOptions extends CallOptions {
   /**
    * The versions; 0 stands for the current version.
@@ -154,7 +270,23 @@ export interface VersionsOptions extends CallOptions {
   versions?: readonly number[];
 }
 
-/** Options of {@linkcode Spike.watch}. */
+/** Options of {@linkcode Spike.watch}.
+ *
+ * @example Stopping a watch (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using spike = await Spike.connect();
+ * const stop = new AbortController();
+ * const versions: number[] = [];
+ * for await (using secret of spike.watch("docs/db", { intervalMs: 1_000, signal: stop.signal })) {
+ *   versions.push(secret.version!);
+ *   stop.abort();
+ * }
+ * assert.equal(versions.length, 1);
+ * ```
+ */
 export interface WatchOptions {
   /**
    * Time between two checks for a new version.
@@ -166,7 +298,20 @@ export interface WatchOptions {
   signal?: AbortSignal;
 }
 
-/** Options of the stream forms of the cipher. */
+/** Options of the stream forms of the cipher.
+ *
+ * @example Refusing an input that is too large (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * import { SpikeBadRequestError } from "./mod.ts";
+ *
+ * await using spike = await Spike.connect();
+ * const big = ReadableStream.from([new Uint8Array(2048)]);
+ * await assert.rejects(spike.encryptStream(big, { maxBytes: 1024 }), SpikeBadRequestError);
+ * ```
+ */
 export interface StreamOptions extends CallOptions {
   /**
    * The most bytes read from the input; more is refused before anything is
@@ -177,7 +322,19 @@ export interface StreamOptions extends CallOptions {
   maxBytes?: number;
 }
 
-/** One version in {@linkcode SecretMetadata}. */
+/** One version in {@linkcode SecretMetadata}.
+ *
+ * @example Telling live and deleted versions apart (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using spike = await Spike.connect();
+ * const { versions } = await spike.metadata("docs/db");
+ * const live = versions.filter((v) => v.deletedTime === null);
+ * assert.ok(live.length >= 1);
+ * ```
+ */
 export interface SecretVersionInfo {
   /** The version number. */
   readonly version: number;
@@ -187,7 +344,18 @@ export interface SecretVersionInfo {
   readonly deletedTime: Date | null;
 }
 
-/** What nexus knows about a secret, without its values. */
+/** What nexus knows about a secret, without its values.
+ *
+ * @example When a secret last changed (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using spike = await Spike.connect();
+ * const meta = await spike.metadata("docs/db");
+ * assert.ok(meta.updatedTime.getTime() >= meta.createdTime.getTime());
+ * ```
+ */
 export interface SecretMetadata {
   /** The secret's path. */
   readonly path: string;
@@ -205,7 +373,22 @@ export interface SecretMetadata {
   readonly versions: readonly SecretVersionInfo[];
 }
 
-/** A readable input for the stream forms of the cipher. */
+/** A readable input for the stream forms of the cipher.
+ *
+ * @example Encrypting an async iterable (needs a running nexus)
+ * ```ts
+ * import { Spike } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using spike = await Spike.connect();
+ * async function* chunks() {
+ *   yield new Uint8Array([1, 2]);
+ *   yield new Uint8Array([3]);
+ * }
+ * const sealed = await spike.encryptStream(chunks());
+ * assert.equal(new Uint8Array(await new Response(sealed).arrayBuffer())[0], 1);
+ * ```
+ */
 export type ByteInput = ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
 const SECRETS = "/v1/store/secrets";
