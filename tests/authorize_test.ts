@@ -3,11 +3,12 @@ import assert from "node:assert/strict";
 import { parseSpiffeId } from "../lib/spiffe/id.ts";
 import {
   authorize,
-  listableSecretPaths,
   type Operation,
+  secretListGrant,
   SYSTEM_PATHS,
 } from "../modes/nexus/policy/authorize.ts";
 import {
+  type ListGrant,
   type Permission,
   PolicyEngine,
   type PolicyRecord,
@@ -338,7 +339,7 @@ Deno.test("authorize: accepts parsed ids and denies invalid ones", () => {
   });
 });
 
-Deno.test("listableSecretPaths: superuser sees all, workloads their list grants, others none", () => {
+Deno.test("secretListGrant: superuser sees all, workloads their list grants, others none", () => {
   withDefaultTrustRoots(() => {
     const app = "spiffe://spike\\.ist/workload/app1";
     const engine = engineWith(
@@ -347,20 +348,29 @@ Deno.test("listableSecretPaths: superuser sees all, workloads their list grants,
       record("beta read", app, "tenants/beta/.*", ["read"]),
     );
     const paths = ["tenants/acme/db", "tenants/beta/db", "z"];
-    assert.deepEqual(listableSecretPaths(IDS.superuser, paths, engine), paths);
-    assert.deepEqual(listableSecretPaths(IDS.workload, paths, engine), [
-      "tenants/acme/db",
+    const visible = (grant: ListGrant | undefined) =>
+      grant === undefined ? paths : paths.filter((p) => grant.allows(p));
+    assert.equal(secretListGrant(IDS.superuser, engine), undefined);
+    const workload = secretListGrant(IDS.workload, engine)!;
+    assert.deepEqual(visible(workload), ["tenants/acme/db"]);
+    // The listing reads only the ranges of the list grants' literal
+    // prefixes (the gate's range holds no secret: it is reserved).
+    assert.deepEqual(workload.prefixes, [
+      "spike/system/secret",
+      "tenants/acme/",
     ]);
-    assert.deepEqual(
-      listableSecretPaths(IDS.lite, paths, engineWith(GRANT_ALL)),
-      [],
-    );
-    assert.deepEqual(
-      listableSecretPaths(IDS.recover, paths, engineWith(GRANT_ALL)),
-      [],
-    );
     const noGate = engineWith(record("acme", app, "tenants/acme/.*", ["list"]));
-    assert.deepEqual(listableSecretPaths(IDS.workload, paths, noGate), []);
-    assert.deepEqual(listableSecretPaths("not an id", paths, engine), []);
+    for (
+      const [who, policies] of [
+        [IDS.lite, engineWith(GRANT_ALL)],
+        [IDS.recover, engineWith(GRANT_ALL)],
+        [IDS.workload, noGate],
+        ["not an id", engine],
+      ] as const
+    ) {
+      const grant = secretListGrant(who, policies)!;
+      assert.deepEqual(visible(grant), []);
+      assert.deepEqual(grant.prefixes, []);
+    }
   });
 });

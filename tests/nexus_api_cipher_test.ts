@@ -14,7 +14,6 @@ import { ApiFixture, expectStatus, TD } from "./nexus_api_support.ts";
 import { parseSpiffeId } from "../lib/spiffe/id.ts";
 import { ApiError, ErrorCode } from "../lib/wire/errors.ts";
 import { cipherRoutes, DECRYPT_PATH } from "../modes/nexus/routes/cipher.ts";
-import { RootKeyState } from "../modes/nexus/root_key.ts";
 import { PolicyEngine } from "../modes/nexus/policy/engine.ts";
 import { routeKey } from "../modes/nexus/router.ts";
 
@@ -430,7 +429,9 @@ Deno.test({
 Deno.test("stream decrypt refuses an unknown version without repeating the caller's byte", async () => {
   const routes = new Map(cipherRoutes({
     maxCipherBytes: MAX,
-    state: new RootKeyState(),
+    cipherKey: () => {
+      throw new Error("Locked");
+    },
     engine: new PolicyEngine(),
   }));
   const decrypt = routes.get(routeKey(DECRYPT_PATH))!;

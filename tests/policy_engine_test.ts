@@ -133,7 +133,7 @@ Deno.test("no policies deny everything", () => {
   const engine = new PolicyEngine();
   assert.equal(engine.size, 0);
   assert.equal(engine.allows(APP, "a", ["read"]), false);
-  assert.deepEqual(engine.listablePaths(APP, ["a"]), []);
+  assert.deepEqual(engine.listGrant(APP).prefixes, []);
 });
 
 Deno.test("grants are per policy, not combined across policies", () => {
@@ -278,12 +278,18 @@ Deno.test("listable paths are those a policy grants list on", () => {
     "tenants/acme",
     "other",
   ];
-  assert.deepEqual(engine.listablePaths(APP, paths), [
-    "tenants/acme/db",
-    "shared/x",
+  const listable = (id: string) => {
+    const grant = engine.listGrant(id);
+    return paths.filter((p) => grant.allows(p));
+  };
+  assert.deepEqual(listable(APP), ["tenants/acme/db", "shared/x"]);
+  assert.deepEqual(engine.listGrant(APP).prefixes, [
+    "tenants/acme/",
+    "shared/",
   ]);
-  assert.deepEqual(engine.listablePaths(OTHER, paths), ["shared/x"]);
-  assert.deepEqual(engine.listablePaths("spiffe://spike.ist/x", paths), []);
+  assert.deepEqual(listable(OTHER), ["shared/x"]);
+  assert.deepEqual(engine.listGrant(OTHER).prefixes, ["shared/"]);
+  assert.deepEqual(listable("spiffe://spike.ist/x"), []);
 });
 
 Deno.test("compileAnchored wraps the pattern and refuses one that escapes the group", () => {

@@ -6,10 +6,6 @@
  * returns each path once. The audit log shows that nexus, not the SDK,
  * filtered and paged.
  *
- * Ignored until the store branch (store format 2) is merged: before it,
- * nexus ignores the fields and answers every path in one page, which the
- * SDK still filters correctly (tests/sdk_secrets_test.ts covers that).
- *
  * @module
  */
 import assert from "node:assert/strict";
@@ -18,40 +14,36 @@ import { auditRecords, policyFor, startSdkCluster, TD } from "./sdk_support.ts";
 
 const APP = `spiffe://${TD}/workload/lister`;
 
-Deno.test({
-  name: "workload SDK: list by prefix follows nexus's pages",
-  ignore: true, // Needs store format 2 (branch `store`) merged into main.
-  fn: async () => {
-    const cluster = await startSdkCluster({ lister: APP }, [
-      policyFor("lister-rw", APP, "apps/.*", ["read", "write", "list"]),
-      policyFor("lister-list", APP, "spike/system/secret", ["list"]),
-    ]);
-    const spike = await Spike.connect({
-      nexusUrl: cluster.nexusUrl,
-      source: { svidDir: cluster.svidDir("lister") },
-    });
-    try {
-      const inside = Array.from({ length: 7 }, (_, i) => `apps/p/s${i}`);
-      for (const path of [...inside, "apps/q/a", "apps/pz", "apps/o"]) {
-        await spike.put(path, { k: "v" });
-      }
-      const before = (await auditRecords(cluster)).length;
-      assert.deepEqual(
-        await spike.list({ prefix: "apps/p/", pageSize: 2 }),
-        inside,
-      );
-      const pages = (await auditRecords(cluster)).slice(before)
-        .filter((r) => r.caller === APP && r.action === "list");
-      assert.equal(pages.length, 4, "7 paths in pages of 2");
-      assert.deepEqual(await spike.list({ pageSize: 3 }), [
-        "apps/o",
-        ...inside,
-        "apps/pz",
-        "apps/q/a",
-      ]);
-    } finally {
-      await spike.close();
-      await cluster.close();
+Deno.test("workload SDK: list by prefix follows nexus's pages", async () => {
+  const cluster = await startSdkCluster({ lister: APP }, [
+    policyFor("lister-rw", APP, "apps/.*", ["read", "write", "list"]),
+    policyFor("lister-list", APP, "spike/system/secret", ["list"]),
+  ]);
+  const spike = await Spike.connect({
+    nexusUrl: cluster.nexusUrl,
+    source: { svidDir: cluster.svidDir("lister") },
+  });
+  try {
+    const inside = Array.from({ length: 7 }, (_, i) => `apps/p/s${i}`);
+    for (const path of [...inside, "apps/q/a", "apps/pz", "apps/o"]) {
+      await spike.put(path, { k: "v" });
     }
-  },
+    const before = (await auditRecords(cluster)).length;
+    assert.deepEqual(
+      await spike.list({ prefix: "apps/p/", pageSize: 2 }),
+      inside,
+    );
+    const pages = (await auditRecords(cluster)).slice(before)
+      .filter((r) => r.caller === APP && r.action === "list");
+    assert.equal(pages.length, 4, "7 paths in pages of 2");
+    assert.deepEqual(await spike.list({ pageSize: 3 }), [
+      "apps/o",
+      ...inside,
+      "apps/pz",
+      "apps/q/a",
+    ]);
+  } finally {
+    await spike.close();
+    await cluster.close();
+  }
 });

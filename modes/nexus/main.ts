@@ -30,8 +30,11 @@ import { AuditLog, newTrailId } from "./audit.ts";
 import { createDispatcher, type Route, routeKey } from "./router.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { dataRoutes } from "./routes/data.ts";
-import { openStore, resolveDataDir } from "./store/open.ts";
-import type { StoreMeta } from "./store/backend.ts";
+import { type NexusStore, openStore, resolveDataDir } from "./store/open.ts";
+import { IntegrityError } from "./store/integrity.ts";
+import type { PolicyRecord } from "./store/policy_store.ts";
+import { ErrorCode } from "../../lib/wire/errors.ts";
+import { StoreError, type StoreMeta } from "./store/backend.ts";
 
 const HELP = `spike nexus: the SPIKE secrets store
 
@@ -90,6 +93,25 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+// The stored policies that pass their integrity check. A policy that fails
+// it grants nothing; a policy set that fails it leaves no policy granting
+// anything (the superuser still works and sees the error on every policy
+// call) rather than keeping nexus locked.
+async function loadPolicies(
+  store: NexusStore,
+  report: (message: string, policy?: string) => void,
+): Promise<PolicyRecord[]> {
+  try {
+    return await store.policies.loadPolicies((name, e) =>
+      report(`${e.message}; it grants nothing`, name)
+    );
+  } catch (e) {
+    if (!(e instanceof IntegrityError)) throw e;
+    report(`${e.message}; no policy grants anything`);
+    return [];
+  }
+}
+
 async function run(config: NexusConfig, log: Logger): Promise<number> {
   using source = await openSvidSource();
   const own = source.current().id;
@@ -103,6 +125,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     backend: config.backend,
     dataDir: config.backend === "sqlite" ? resolveDataDir() : undefined,
     maxVersions: config.maxSecretVersions,
+    log,
   });
   let meta: StoreMeta | undefined = await store.readMeta();
   if (
@@ -118,13 +141,33 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   const audit = await AuditLog.open(config.auditLog);
   const engine = new PolicyEngine();
   const state = new RootKeyState(async (keys) => {
-    await store.unlock(keys);
+    try {
+      await store.unlock(keys);
+    } catch (e) {
+      // A failed migration or a damaged keyring: the operator needs the
+      // sentence (these messages name paths and rules, never values).
+      log.error("The store cannot be unlocked", {
+        error: e instanceof Error ? e.name : "unknown",
+        msg: e instanceof StoreError || e instanceof IntegrityError
+          ? e.message
+          : undefined,
+      });
+      throw e;
+    }
     const problems = await engine.reload(() =>
-      store.policies.listPolicies({
-        onUndecryptable: (name) =>
-          log.error("Stored policy does not decrypt; it grants nothing", {
-            policy: name,
-          }),
+      loadPolicies(store, (message, policy) => {
+        log.warn(message, policy === undefined ? {} : { policy });
+        audit.write({
+          trail: newTrailId(),
+          caller: null,
+          route: "",
+          action: "load-policies",
+          resource: policy ?? null,
+          outcome: "error",
+          status: 0,
+          err: ErrorCode.Integrity,
+          durationMs: 0,
+        });
       })
     );
     for (const p of problems) {
@@ -160,7 +203,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     config.restoreTimeoutMs,
     config.allowThresholdOne,
   );
-  const data = dataRoutes({ config, store, state, engine, log });
+  const data = dataRoutes({ config, store, engine });
   const routes = new Map<string, Route>([
     ...operatorRoutes({
       state,

@@ -125,6 +125,17 @@ export function errorForStatus(
       );
     case 503:
       return new CliError(LOCKED_MESSAGE, ExitCode.NotReady);
+    case 500:
+      if (code === ErrorCode.Integrity) {
+        return new CliError(
+          `SPIKE Nexus found its stored data altered or damaged and refused to serve it (${suffix}); its log names what failed the check`,
+          ExitCode.Failure,
+        );
+      }
+      return new CliError(
+        `SPIKE Nexus failed to handle the request (${suffix})`,
+        ExitCode.Failure,
+      );
     case 507:
       return new CliError(
         "SPIKE Nexus could not save the change: its store is not writable",
@@ -149,6 +160,7 @@ const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   [ErrorCode.TooLarge]: 413,
   [ErrorCode.NotReady]: 503,
   [ErrorCode.Internal]: 500,
+  [ErrorCode.Integrity]: 500,
 };
 
 /** An open connection to nexus; close it (or `using`) when done. */

@@ -10,6 +10,7 @@ import {
   validateSecretPath,
   ValidationError,
 } from "../../lib/wire/validate.ts";
+import { validateListPage } from "../../lib/wire/list_page.ts";
 import {
   dispatchSubcommand,
   FORMAT_OPTION,
@@ -22,6 +23,7 @@ import {
 } from "./args.ts";
 import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
+import { listAllPages, stringsOf } from "./list_pages.ts";
 import { type CallContext, withNexus } from "./nexus.ts";
 import { formatTime, render, writeStdout } from "./output.ts";
 
@@ -35,7 +37,7 @@ Usage:
   spike pilot secret get <path> [key] [-v N] [-f human|json|yaml]
   spike pilot secret delete <path> [-v 1,2,...]
   spike pilot secret undelete <path> [-v 1,2,...]
-  spike pilot secret list [-f human|json|yaml]
+  spike pilot secret list [prefix] [-f human|json|yaml]
   spike pilot secret metadata get <path> [-v N] [-f human|json|yaml]
 
 Run "spike pilot secret <command> --help" for details.`;
@@ -90,10 +92,17 @@ Options:
                     0 means the current version (default)
   -h, --help        show this help`;
 
-const LIST_HELP = `List the paths of all secrets.
+const LIST_HELP = `List the paths of secrets, all or those under a prefix.
 
 Usage:
-  spike pilot secret list [-f human|json|yaml]
+  spike pilot secret list [prefix] [-f human|json|yaml]
+
+Arguments:
+  [prefix]          only paths that start with it, e.g. apps/ (a plain
+                    string, not a pattern)
+
+Lists every path this identity may list, reading nexus's pages one after
+another.
 
 Options:
   -f, --format F    human ("- path" lines), json or yaml
@@ -317,23 +326,38 @@ async function list(args: string[]): Promise<number> {
   const parsed = parseCommand({
     name: "secret list",
     help: LIST_HELP,
+    args: "[prefix]",
     options: FORMAT_OPTION,
+    maxPositionals: 1,
   }, args);
   if (!parsed) return 0;
+  const prefix = parsed.positionals[0] ?? "";
+  try {
+    validateListPage({ prefix });
+  } catch (e) {
+    if (e instanceof ValidationError) {
+      throw usageError(`Invalid prefix: ${lowerFirst(e.message)}`);
+    }
+    throw e;
+  }
   const format = parseFormat(stringFlag(parsed.values, "format"));
-  const answer = await withNexus((nexus) =>
-    nexus.json(`${SECRETS}?action=list`, {})
-  );
-  const keys = Array.isArray(answer.keys)
-    ? answer.keys.filter((k): k is string => typeof k === "string")
-    : [];
+  const keys = (await withNexus((nexus) =>
+    listAllPages(
+      nexus,
+      `${SECRETS}?action=list`,
+      { prefix },
+      (answer) => stringsOf(answer.keys),
+    )
+  )).filter((k) => k.startsWith(prefix));
   await writeStdout(
     render(
       keys,
       format,
       () =>
         keys.length === 0
-          ? "No secrets found."
+          ? prefix === ""
+            ? "No secrets found."
+            : `No secrets found under "${prefix}".`
           : keys.map((k) => `- ${k}\n`).join(""),
     ),
   );

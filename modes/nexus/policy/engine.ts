@@ -18,6 +18,7 @@ import {
   validateSpiffeIdPattern,
 } from "../../../lib/wire/validate.ts";
 import { compileAnchored } from "./pattern.ts";
+import { literalPrefix } from "./literal_prefix.ts";
 
 export type { Permission } from "../../../lib/wire/validate.ts";
 
@@ -69,16 +70,28 @@ export interface PolicyLoadProblem {
 interface CompiledPolicy {
   readonly id: RegExp;
   readonly path: RegExp;
+  /** Every path the policy matches starts with this. */
+  readonly pathPrefix: string;
   readonly permissions: ReadonlySet<Permission>;
+}
+
+/** What a caller may see of the secret list. */
+export interface ListGrant {
+  /** Every listable path starts with one of these. */
+  readonly prefixes: readonly string[];
+  /** Whether the caller may see this path. */
+  allows(path: string): boolean;
 }
 
 function compile(record: PolicyFields): CompiledPolicy {
   // Stored records are checked again: a record written by an older version
   // or edited on disk must not bring back a pattern the API would refuse.
   validatePolicyName(record.name);
+  const pathPattern = validatePathPattern(record.pathPattern);
   return {
     id: compileAnchored(validateSpiffeIdPattern(record.spiffeIdPattern)),
-    path: compileAnchored(validatePathPattern(record.pathPattern)),
+    path: compileAnchored(pathPattern),
+    pathPrefix: literalPrefix(pathPattern),
     permissions: new Set(validatePermissions(record.permissions)),
   };
 }
@@ -217,28 +230,23 @@ export class PolicyEngine {
   }
 
   /**
-   * Keeps the paths on which some policy grants `peerId` the `list`
-   * permission (or `super`), for the secret list operation.
+   * The paths on which some policy grants `peerId` the `list` permission
+   * (or `super`), for the secret list operation: a test per path, and the
+   * literal prefixes of those policies' path patterns, so the listing reads
+   * only their ranges.
    *
    * @param peerId the caller's SPIFFE ID
-   * @param paths the stored secret paths
-   * @returns the listable paths, in the given order
+   * @returns the grant; no prefixes when nothing is listable
    */
-  listablePaths(peerId: string, paths: Iterable<string>): string[] {
-    const listable: string[] = [];
-    if (!withinBounds(peerId, "")) return listable;
-    const mine = this.#policiesOf(peerId).filter((policy) =>
-      grants(policy, ["list"])
-    );
-    if (mine.length === 0) return listable;
-    for (const path of paths) {
-      if (
-        withinBounds(peerId, path) && mine.some((p) => p.path.test(path))
-      ) {
-        listable.push(path);
-      }
-    }
-    return listable;
+  listGrant(peerId: string): ListGrant {
+    const mine = withinBounds(peerId, "")
+      ? this.#policiesOf(peerId).filter((policy) => grants(policy, ["list"]))
+      : [];
+    return {
+      prefixes: mine.map((p) => p.pathPrefix),
+      allows: (path) =>
+        withinBounds(peerId, path) && mine.some((p) => p.path.test(path)),
+    };
   }
 }
 
