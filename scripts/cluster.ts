@@ -76,7 +76,12 @@ export function runtimeEnv(): Record<string, string> {
   return env;
 }
 
-function freePort(): number {
+/**
+ * A TCP port on 127.0.0.1 that nothing listens on right now.
+ *
+ * @returns the port
+ */
+export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
