@@ -220,12 +220,14 @@ Deno.test("parseKeyValuePairs splits at the first '='", () => {
     "url=a=b",
     "empty=",
     "my key=x",
+    "tls.crt=pem",
   ]);
   assert.deepEqual(values, {
     user: "admin",
     url: "a=b",
     empty: "",
     "my key": "x",
+    "tls.crt": "pem",
   });
 });
 
@@ -249,9 +251,14 @@ Deno.test("parseKeyValuePairs errors never repeat a value", () => {
     /"a" is given twice/,
   );
   assertCliError(
-    () => parseKeyValuePairs(["a.b=1"]),
+    () => parseKeyValuePairs(["a/b=1"]),
     ExitCode.Usage,
-    /Invalid key "a.b"/,
+    /Invalid key "a\/b"/,
+  );
+  assertCliError(
+    () => parseKeyValuePairs(["..=1"]),
+    ExitCode.Usage,
+    /Invalid key "\.\."/,
   );
   assertCliError(() => parseKeyValuePairs([]), ExitCode.Usage, /at least one/);
 });

@@ -526,7 +526,21 @@ Deno.test("spike pilot as a process", async (t) => {
             stdin: `spike:1:${HEX1}`,
           }),
           2,
-          /^SPIKE Nexus rejected shard 1: it is not a shard of this installation/,
+          /^SPIKE Nexus rejected shard 1 \(HTTP 400, api_bad_request\)$/,
+        );
+        // A reason from nexus is shown, on one line whatever it holds.
+        h.reply(() =>
+          json(400, {
+            err: "api_bad_request",
+            reason: "It is not a shard of this installation\n\x1b[2Jspoof",
+          })
+        );
+        assertFails(
+          await h.pilot("restore", ["operator", "restore"], {
+            stdin: `spike:1:${HEX1}`,
+          }),
+          2,
+          /^SPIKE Nexus rejected shard 1: it is not a shard of this installation \[2Jspoof$/,
         );
         // 409 is an unlocked nexus or a repeated shard; the state says which.
         for (

@@ -260,13 +260,11 @@ export function parseJsonCiphertext(input: Uint8Array): JsonCiphertext {
 }
 
 const DECRYPT_CONTEXT: CallContext = {
-  badRequest:
-    "SPIKE Nexus could not decrypt the input: it is damaged, too large, or was not encrypted by this SPIKE installation",
+  badRequest: "SPIKE Nexus could not decrypt the input",
 };
 
 const ENCRYPT_CONTEXT: CallContext = {
-  badRequest:
-    "SPIKE Nexus refused to encrypt the input (it may be larger than nexus accepts)",
+  badRequest: "SPIKE Nexus refused to encrypt the input",
 };
 
 async function encrypt(args: string[]): Promise<number> {

@@ -32,7 +32,7 @@ export interface CallContext {
   notFound?: string;
   /** The sentence for 409. */
   conflict?: string;
-  /** The sentence for 400. */
+  /** What was refused, for 400; nexus's reason (or the status) follows. */
   badRequest?: string;
 }
 
@@ -65,15 +65,28 @@ export function nexusBaseUrl(): string {
   return url.href.replace(/\/+$/, "");
 }
 
-function errCode(body: Uint8Array): string | undefined {
+/** The `err` code and the `reason` of an error body, when it has them. */
+function errorFields(
+  body: Uint8Array,
+): { code: string | undefined; reason: string | undefined } {
+  const text = (v: unknown) =>
+    typeof v === "string" && v !== "" ? v : undefined;
   try {
     const value = JSON.parse(new TextDecoder().decode(body));
-    return typeof value?.err === "string" && value.err !== ""
-      ? value.err
-      : undefined;
+    return { code: text(value?.err), reason: text(value?.reason) };
   } catch {
-    return undefined;
+    return { code: undefined, reason: undefined };
   }
+}
+
+/**
+ * A server's reason as one printable line: control characters become
+ * spaces and the length is capped, so a reason cannot rewrite the terminal.
+ */
+function printableReason(reason: string): string {
+  // deno-lint-ignore no-control-regex
+  const line = reason.replace(/[\x00-\x1f\x7f-\x9f]+/g, " ").trim();
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
 /**
@@ -83,6 +96,7 @@ function errCode(body: Uint8Array): string | undefined {
  * @param code the `err` code of the body, if any
  * @param context how to word this call's failures
  * @param self this workload's SPIFFE ID, for 401
+ * @param reason the `reason` of a 400 body, if any
  * @returns the error to throw
  */
 export function errorForStatus(
@@ -90,17 +104,22 @@ export function errorForStatus(
   code: string | undefined,
   context: CallContext,
   self: string,
+  reason?: string,
 ): CliError {
   const suffix = code === undefined
     ? `HTTP ${status}`
     : `HTTP ${status}, ${code}`;
   switch (status) {
-    case 400:
+    case 400: {
+      const what = context.badRequest ??
+        "SPIKE Nexus refused the request as invalid";
       return new CliError(
-        context.badRequest ??
-          `SPIKE Nexus refused the request as invalid (${suffix})`,
+        reason === undefined
+          ? `${what} (${suffix})`
+          : `${what}: ${lowerFirst(printableReason(reason))}`,
         ExitCode.Usage,
       );
+    }
     case 401:
     case 403:
       return new CliError(
@@ -221,9 +240,9 @@ export class NexusSession implements Disposable {
       throw e;
     }
     if (result.status < 200 || result.status > 299) {
-      const code = errCode(result.body);
+      const { code, reason } = errorFields(result.body);
       result.body.fill(0);
-      throw errorForStatus(result.status, code, context, this.id.uri);
+      throw errorForStatus(result.status, code, context, this.id.uri, reason);
     }
     return result;
   }
@@ -266,6 +285,7 @@ export class NexusSession implements Disposable {
         record.err,
         context,
         this.id.uri,
+        typeof record.reason === "string" ? record.reason : undefined,
       );
     }
     return record;

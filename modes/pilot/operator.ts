@@ -166,8 +166,7 @@ async function recover(args: string[]): Promise<number> {
   const shards = await withNexus(async (nexus) => {
     nexus.requireRole("recover", "recover");
     const { body } = await nexus.post("/v1/operator/recover", "{}", {
-      badRequest:
-        "SPIKE Nexus has no recovery shards: it runs without keepers (memory backend)",
+      badRequest: "SPIKE Nexus has no recovery shards",
     });
     return readRecoverAnswer(body);
   });
@@ -255,8 +254,7 @@ async function restore(args: string[]): Promise<number> {
     zero(shard.value);
     try {
       return await nexus.json("/v1/operator/restore", body, {
-        badRequest:
-          `SPIKE Nexus rejected shard ${shard.index}: it is not a shard of this installation`,
+        badRequest: `SPIKE Nexus rejected shard ${shard.index}`,
       });
     } catch (e) {
       if (e instanceof CliError && e.exitCode === ExitCode.Conflict) {

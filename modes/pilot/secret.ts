@@ -7,6 +7,7 @@
  */
 import {
   MAX_NAME_LENGTH,
+  validateSecretKey,
   validateSecretPath,
   ValidationError,
 } from "../../lib/wire/validate.ts";
@@ -49,7 +50,7 @@ Arguments:
   <path>        secret path, e.g. apps/web/db (letters, digits, . _ - / and
                 ( ) ? + * | [ ] { } \\; not under spike/system)
   <key=value>   one or more values; split at the first "="; keys are letters,
-                digits, -, _ and space
+                digits, ., -, _ and space (tls.crt, app.config)
 
 Options:
   --cas N       compare-and-set: store only if the current version is N
@@ -129,8 +130,6 @@ export function checkSecretPath(path: string): string {
   }
 }
 
-const KEY_CHARS = /^[a-zA-Z0-9_ -]+$/;
-
 /**
  * Reads `key=value` arguments (split at the first `=`).
  *
@@ -157,9 +156,12 @@ export function parseKeyValuePairs(
     if (key === "") {
       throw usageError(`Value argument ${i + 1} has an empty key`);
     }
-    if (key.length > MAX_NAME_LENGTH || !KEY_CHARS.test(key)) {
+    try {
+      validateSecretKey(key);
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
       throw usageError(
-        `Invalid key "${key}": keys are 1 to ${MAX_NAME_LENGTH} letters, digits, dashes, underscores and spaces`,
+        `Invalid key "${key}": keys are 1 to ${MAX_NAME_LENGTH} letters, digits, dots, dashes, underscores and spaces, and not . or ..`,
       );
     }
     if (Object.hasOwn(values, key)) {

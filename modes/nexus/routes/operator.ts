@@ -15,6 +15,7 @@ import {
 } from "../../../lib/shard/mod.ts";
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import {
+  JsonBytesError,
   JsonBytesWriter,
   type JsonValue,
   parseJsonBytes,
@@ -52,10 +53,16 @@ function requireRole(peer: SpiffeId, ...roles: Role[]): void {
 
 function requireMeta(deps: OperatorDeps): StoreMeta {
   const meta = deps.meta();
-  if (deps.backend === "memory" || !meta) {
+  if (deps.backend === "memory") {
     throw new ApiError(
       ErrorCode.BadRequest,
-      "Recovery shards need the sqlite backend with keepers",
+      "This nexus runs without keepers (memory backend), so it has no recovery shards",
+    );
+  }
+  if (!meta) {
+    throw new ApiError(
+      ErrorCode.BadRequest,
+      "This nexus has no root key yet: it is still creating its store",
     );
   }
   return meta;
@@ -83,7 +90,10 @@ function readShardRequest(body: Uint8Array): JsonObject {
   try {
     value = parseJsonBytes(body, { plainIntegers: true });
   } catch (e) {
-    throw new ApiError(ErrorCode.BadRequest, (e as Error).message);
+    throw new ApiError(
+      ErrorCode.BadRequest,
+      e instanceof JsonBytesError ? e.message : "Body must be JSON",
+    );
   } finally {
     zero(body);
   }
