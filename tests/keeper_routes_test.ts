@@ -50,9 +50,9 @@ Deno.test("keeper stores a shard of plain integers and refuses numbers written a
       ["/v1/store/contribute", '{"shard":[1,2]}'],
       ["/v1/store/shard", "{"],
       ["/v1/store/nothing", "{}"],
-    ]
+    ] as const
   ) {
-    const res = await handle(request(path!, body!));
+    const res = await handle(request(path, body));
     assert.equal(res.status, 400, path);
     assert.equal(typeof JSON.parse(String(res.body)).reason, "string", path);
   }
