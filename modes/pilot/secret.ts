@@ -17,14 +17,13 @@ import {
   parseCommand,
   parseFormat,
   parseVersion,
-  parseVersionList,
   stringFlag,
-  stringFlags,
 } from "./args.ts";
 import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { type CallContext, withNexus } from "./nexus.ts";
 import { formatTime, render, writeStdout } from "./output.ts";
+import { deleteSecret, undeleteSecret } from "./secret_versions.ts";
 
 const SECRETS = "/v1/store/secrets";
 
@@ -68,27 +67,6 @@ Options:
   -v, --version N   the version to read (default: current)
   -f, --format F    human (key: value lines; with [key], the bare value
                     and one newline), json or yaml
-  -h, --help        show this help`;
-
-const DELETE_HELP =
-  `Soft-delete versions of a secret (undelete can bring them back).
-
-Usage:
-  spike pilot secret delete <path> [-v 1,2,...]
-
-Options:
-  -v, --versions L  comma list of versions, e.g. "1,2" or "1, 2"; may be
-                    repeated; 0 means the current version (default)
-  -h, --help        show this help`;
-
-const UNDELETE_HELP = `Restore soft-deleted versions of a secret.
-
-Usage:
-  spike pilot secret undelete <path> [-v 1,2,...]
-
-Options:
-  -v, --versions L  comma list of versions, e.g. "1,2"; may be repeated;
-                    0 means the current version (default)
   -h, --help        show this help`;
 
 const LIST_HELP = `List the paths of all secrets.
@@ -286,35 +264,6 @@ export function formatSecretHuman(
   return Object.entries(data).map(([k, v]) => `${k}: ${v}\n`).join("");
 }
 
-function versionsCommand(
-  action: "delete" | "undelete",
-  help: string,
-): (args: string[]) => Promise<number> {
-  return async (args) => {
-    const parsed = parseCommand({
-      name: `secret ${action}`,
-      help,
-      args: "<path>",
-      options: { versions: { type: "string", short: "v", multiple: true } },
-      minPositionals: 1,
-      maxPositionals: 1,
-    }, args);
-    if (!parsed) return 0;
-    const path = checkSecretPath(parsed.positionals[0]!);
-    const versions = parseVersionList(stringFlags(parsed.values, "versions"));
-    await withNexus((nexus) =>
-      nexus.json(`${SECRETS}?action=${action}`, { path, versions }, {
-        subject: `Secret "${path}"`,
-        notFound: action === "undelete"
-          ? `Secret "${path}" not found, or none of the given versions is deleted`
-          : `Secret "${path}" not found`,
-      })
-    );
-    await writeStdout("OK\n");
-    return ExitCode.Ok;
-  };
-}
-
 async function list(args: string[]): Promise<number> {
   const parsed = parseCommand({
     name: "secret list",
@@ -426,8 +375,8 @@ export function runSecret(args: string[]): Promise<number> {
   return dispatchSubcommand("secret", SECRET_HELP, {
     put,
     get,
-    delete: versionsCommand("delete", DELETE_HELP),
-    undelete: versionsCommand("undelete", UNDELETE_HELP),
+    delete: (rest) => deleteSecret(rest, checkSecretPath),
+    undelete: (rest) => undeleteSecret(rest, checkSecretPath),
     list,
     metadata: (rest) =>
       dispatchSubcommand("secret metadata", METADATA_GROUP_HELP, {
