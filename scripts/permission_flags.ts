@@ -15,6 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, parseListenAddress } from "../lib/config/env.ts";
 import { resolveRecoveryDir } from "../lib/config/recovery_dir.ts";
+import { normalizeGoStyleFlags } from "../lib/go_style_flags.ts";
 import {
   EndpointAddressError,
   parseEndpointAddress,
@@ -165,7 +166,8 @@ function pilotGrants(env: Env, args: readonly string[], cwd: string): Grants {
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
-      args: args.slice(2),
+      // Read as pilot reads them: `-file=x` is `--file=x` there too.
+      args: normalizeGoStyleFlags(args.slice(2), command.options),
       options: { ...command.options, help: { type: "boolean", short: "h" } },
       strict: true,
       allowPositionals: true,

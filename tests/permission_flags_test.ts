@@ -114,6 +114,10 @@ Deno.test("every form of pilot's file options names the same file", () => {
     ["--file=in.txt", "--out=out.bin"],
     ["--file", "in.txt", "--out", "out.bin"],
     ["--json", "-f", `${CWD}/in.txt`, "-o", `${CWD}/out.bin`],
+    // Go-style forms, which pilot reads the same way.
+    ["-file=in.txt", "-out=out.bin"],
+    ["-file", "in.txt", "-out", "out.bin"],
+    ["-f=in.txt", "-o=out.bin"],
   ];
   for (const form of forms) {
     for (const command of ["encrypt", "decrypt"]) {
@@ -122,7 +126,9 @@ Deno.test("every form of pilot's file options names the same file", () => {
       assert.deepEqual(allowed(flags, "write"), [`${CWD}/out.bin`]);
     }
   }
-  for (const form of [["--file", "p.yaml"], ["--file=p.yaml"]]) {
+  for (
+    const form of [["--file", "p.yaml"], ["--file=p.yaml"], ["-file=p.yaml"]]
+  ) {
     const flags = pilot(["policy", "apply", ...form]);
     assert.deepEqual(allowed(flags, "read"), ["/svid", `${CWD}/p.yaml`]);
   }

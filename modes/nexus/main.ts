@@ -7,6 +7,7 @@
  * @module
  */
 import { createLogger, type Logger } from "../../lib/log.ts";
+import { withoutPermissionAdvice } from "../../lib/permission_error.ts";
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
@@ -284,7 +285,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     console.error(
       e instanceof NewStoreRefusedError
         ? e.message
-        : `Nexus cannot set up its root key: ${e.message}`,
+        : `Nexus cannot set up its root key: ${
+          withoutPermissionAdvice(e.message)
+        }`,
     );
     Deno.exit(1);
   });

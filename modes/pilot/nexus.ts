@@ -18,6 +18,7 @@ import { hasRole, type Role, roleId } from "../../lib/spiffe/roles.ts";
 import type { SvidSource } from "../../lib/spiffe/source.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
 import { ErrorCode } from "../../lib/wire/errors.ts";
+import { permissionErrorOf } from "../../lib/permission_error.ts";
 import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
 
@@ -228,6 +229,9 @@ export class NexusSession implements Disposable {
         contentType,
       });
     } catch (e) {
+      // A connection the launcher did not grant is no network failure.
+      const denied = permissionErrorOf(e);
+      if (denied !== undefined) throw denied;
       const { MtlsClientError } = await import("../../lib/mtls/client.ts");
       if (e instanceof MtlsClientError) {
         throw new CliError(
@@ -309,7 +313,8 @@ async function openSource(): Promise<SvidSource> {
     return await openSvidSource({ watch: false });
   } catch (e) {
     if (e instanceof ConfigError) throw usageError(e.message);
-    if (e instanceof Deno.errors.NotCapable) throw e;
+    const denied = permissionErrorOf(e);
+    if (denied !== undefined) throw denied;
     const reason = e instanceof Error ? e.message : String(e);
     throw new CliError(
       `Cannot get this workload's SVID: ${lowerFirst(reason.split("\n")[0]!)}`,
