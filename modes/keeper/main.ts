@@ -101,9 +101,8 @@ export async function main(args: string[]): Promise<number> {
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
     authorizePeer: (id) => hasRole(id, "nexus") || hasRole(id, "bootstrap"),
+    // Refused connections are logged once, by the server.
     handler: keeperHandler(slot, log),
-    onRefused: (reason, peer) =>
-      log.warn("Connection refused", { reason, peer }),
   });
   // Listen for the stop signals before saying so: a supervisor may send one
   // the moment it reads the line.

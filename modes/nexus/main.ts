@@ -188,8 +188,8 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       audit,
       log,
     }),
+    // The server logs the refusal itself; here it only gets its audit line.
     onRefused: (reason, peer) => {
-      log.warn("Connection refused", { reason, peer });
       audit.write({
         trail: "tls",
         caller: peer ?? null,
