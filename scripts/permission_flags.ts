@@ -150,6 +150,7 @@ export const PILOT_FILE_COMMANDS: Readonly<Record<string, PilotFileCommand>> = {
     reads: ["file"],
   },
   "operator recover": { options: {}, recoveryDir: "write" },
+  "operator restore": { options: {}, readsPositionals: true },
   "operator drill": {
     options: { format: { type: "string", short: "f" } },
     readsPositionals: true,
@@ -189,7 +190,9 @@ function pilotGrants(env: Env, args: readonly string[], cwd: string): Grants {
   }
   if (command.readsPositionals) {
     grants.read.push(
-      ...parsed.positionals.filter((p) => p !== "").map((p) => resolve(cwd, p)),
+      ...parsed.positionals.filter((p) => p !== "" && p !== "-").map((p) =>
+        resolve(cwd, p)
+      ),
     );
   }
   if (command.recoveryDir !== undefined) {

@@ -160,6 +160,14 @@ Deno.test("pilot may only read its input files and only write -o and the recover
     "/home/op/.spike/recover",
   ]);
   assert.deepEqual(allowed(drill, "write"), []);
+  const restore = pilot(["operator", "restore", "spike.recovery.2.txt"]);
+  assert.deepEqual(allowed(restore, "read"), [
+    "/svid",
+    `${CWD}/spike.recovery.2.txt`,
+  ]);
+  assert.deepEqual(allowed(restore, "write"), []);
+  const piped = pilot(["operator", "restore", "-"]);
+  assert.deepEqual(allowed(piped, "read"), ["/svid"]);
   const recover = pilot(["operator", "recover"], {
     SPIKE_PILOT_RECOVERY_DIR: "shards",
   });

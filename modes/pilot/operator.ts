@@ -29,14 +29,18 @@ import { ExitCode } from "./exit_codes.ts";
 import { type NexusSession, withNexus } from "./nexus.ts";
 import { render, writeStdout } from "./output.ts";
 import { findRecoveryFiles, writeRecoveryFiles } from "./recovery_files.ts";
-import { parseShardInput, readShardInput } from "./shard_input.ts";
+import {
+  parseShardInput,
+  readPipedInput,
+  readShardInput,
+} from "./shard_input.ts";
 
 /** Help of `spike pilot operator`. */
 export const OPERATOR_HELP = `Disaster recovery of SPIKE Nexus's root key.
 
 Usage:
   spike pilot operator recover           save the recovery shards to files
-  spike pilot operator restore           give nexus one shard (repeat until restored)
+  spike pilot operator restore [file]    give nexus one shard (repeat until restored)
   spike pilot operator drill [files...]  check shards would restore, change nothing
 
 recover needs an SVID of spike/pilot/role/recover; restore and drill need
@@ -62,11 +66,13 @@ const RESTORE_HELP =
 
 Usage:
   spike pilot operator restore
-  spike pilot operator restore < shard.txt
+  spike pilot operator restore spike.recovery.2.txt
+  spike pilot operator restore < spike.recovery.2.txt
 
 On a terminal the shard is read hidden (type or paste, then Enter); from a
-pipe up to 4096 bytes are read. Run once per shard until nexus reports it
-is restored. Needs an SVID of spike/pilot/role/restore.
+file or a pipe up to 4096 bytes are read. A shard wrapped over lines or in
+uppercase hex is accepted. Run once per shard until nexus reports it is
+restored. Needs an SVID of spike/pilot/role/restore.
 
 Options:
   -h, --help    show this help`;
@@ -212,7 +218,7 @@ export interface RestoreStatus {
 export function formatRestoreStatus(status: RestoreStatus): string {
   if (status.restored) {
     return "SPIKE is now restored and ready to use.\n" +
-      "See https://spike.ist/operations/recovery/ for next steps.\n";
+      'Next steps: README.md, "Operations on bare metal" > "Recovery runbook", step 5 (switch back to the superuser identity; the recovery files stay valid).\n';
   }
   return `Shards collected: ${status.collected}\n` +
     `Shards remaining: ${status.remaining}\n` +
@@ -236,14 +242,22 @@ async function restoreConflict(
 
 async function restore(args: string[]): Promise<number> {
   const parsed = parseCommand(
-    { name: "operator restore", help: RESTORE_HELP },
+    {
+      name: "operator restore",
+      help: RESTORE_HELP,
+      args: "[file]",
+      maxPositionals: 1,
+    },
     args,
   );
   if (!parsed) return 0;
+  const file = parsed.positionals[0];
   const answer = await withNexus(async (nexus) => {
     // The role is checked before the operator types a shard for nothing.
     nexus.requireRole("restore", "restore");
-    const input = await readShardInput();
+    const input = file === undefined || file === "-"
+      ? await readShardInput()
+      : await readShardFileInput(file);
     let shard: Shard;
     try {
       shard = parseShardInput(input);
@@ -272,6 +286,26 @@ async function restore(args: string[]): Promise<number> {
   };
   await writeStdout(formatRestoreStatus(status));
   return ExitCode.Ok;
+}
+
+async function readShardFileInput(file: string): Promise<Uint8Array> {
+  let handle: Deno.FsFile;
+  try {
+    handle = await Deno.open(file, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw usageError(`Shard file "${file}" does not exist`);
+    }
+    throw e;
+  }
+  try {
+    if ((await handle.stat()).isDirectory) {
+      throw usageError(`Shard file "${file}" is a folder`);
+    }
+    return await readPipedInput(handle);
+  } finally {
+    handle.close();
+  }
 }
 
 /** One file's outcome in a drill. */
