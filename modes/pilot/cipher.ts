@@ -35,7 +35,8 @@ Run "spike pilot cipher <command> --help" for details.`;
 const COMMON_OPTIONS =
   `  -f, --file F   read the input from F (default: stdin; "-" is stdin)
   -o, --out F    write the output to F, created with mode 0600
-                 (default: stdout; "-" is stdout)`;
+                 (default: stdout; "-" is stdout; encrypt refuses to write
+                 binary to a terminal)`;
 
 const ENCRYPT_HELP = `Encrypt data.
 
@@ -275,9 +276,16 @@ async function encrypt(args: string[]): Promise<number> {
   }, args);
   if (!parsed) return 0;
   const out = stringFlag(parsed.values, "out");
+  const json = booleanFlag(parsed.values, "json");
+  if (!json && (out === undefined || out === "-") && Deno.stdout.isTerminal()) {
+    // Raw ciphertext would garble the terminal and cannot be copied back.
+    throw usageError(
+      "Refusing to write binary ciphertext to a terminal: give -o FILE, redirect stdout to a file, or use --json for text",
+    );
+  }
   const input = await readInput(stringFlag(parsed.values, "file"));
   try {
-    if (booleanFlag(parsed.values, "json")) {
+    if (json) {
       const answer = await withNexus((nexus) =>
         nexus.json("/v1/cipher/encrypt", {
           plaintext: input.toBase64(),

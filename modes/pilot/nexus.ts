@@ -11,7 +11,9 @@ import {
   envPositiveDuration,
   envString,
 } from "../../lib/config/env.ts";
+import { formatDuration } from "../../lib/config/duration.ts";
 import { checkSharedConfig } from "../../lib/config/shared.ts";
+import { withWaitNote } from "../../lib/wait_note.ts";
 import type { MtlsClient, MtlsResult } from "../../lib/mtls/client.ts";
 import type { SpiffeId } from "../../lib/spiffe/id.ts";
 import { hasRole, type Role, roleId } from "../../lib/spiffe/roles.ts";
@@ -179,12 +181,26 @@ export class NexusSession implements Disposable {
   readonly id: SpiffeId;
   readonly #source: SvidSource;
   readonly #client: MtlsClient;
+  readonly #timeoutMs: number;
 
-  /** Wraps an open source and client; {@linkcode openNexus} builds one. */
-  constructor(baseUrl: string, source: SvidSource, client: MtlsClient) {
+  /**
+   * Wraps an open source and client; {@linkcode openNexus} builds one.
+   *
+   * @param baseUrl the nexus URL
+   * @param source this workload's SVID source
+   * @param client the mTLS client
+   * @param timeoutMs the client's time limit per call, for the wait note
+   */
+  constructor(
+    baseUrl: string,
+    source: SvidSource,
+    client: MtlsClient,
+    timeoutMs: number,
+  ) {
     this.baseUrl = baseUrl;
     this.#source = source;
     this.#client = client;
+    this.#timeoutMs = timeoutMs;
     this.id = source.current().id;
   }
 
@@ -225,9 +241,12 @@ export class NexusSession implements Disposable {
   ): Promise<MtlsResult> {
     let result: MtlsResult;
     try {
-      result = await this.#client.post(`${this.baseUrl}${route}`, body, {
-        contentType,
-      });
+      result = await withWaitNote(
+        this.#client.post(`${this.baseUrl}${route}`, body, { contentType }),
+        `Waiting for SPIKE Nexus at ${this.baseUrl} to answer (up to ${
+          formatDuration(this.#timeoutMs)
+        }, SPIKE_HTTP_CLIENT_TIMEOUT)`,
+      );
     } catch (e) {
       // A connection the launcher did not grant is no network failure.
       const denied = permissionErrorOf(e);
@@ -309,8 +328,9 @@ export class NexusSession implements Disposable {
 
 async function openSource(): Promise<SvidSource> {
   try {
-    // A short-lived CLI needs no file watcher.
-    return await openSvidSource({ watch: false });
+    // A short-lived CLI needs no file watcher, and an operator is better
+    // told at once that the agent's socket is missing than after 30 s.
+    return await openSvidSource({ watch: false, missingSocket: "fail" });
   } catch (e) {
     if (e instanceof ConfigError) throw usageError(e.message);
     const denied = permissionErrorOf(e);
@@ -327,12 +347,13 @@ async function openSource(): Promise<SvidSource> {
  * later or lazily: log level, trust roots, SVID source, and
  * `SPIKE_HTTP_CLIENT_TIMEOUT` (above zero: zero would fail every call).
  *
+ * @returns the time limit per call, from `SPIKE_HTTP_CLIENT_TIMEOUT`
  * @throws {CliError} (exit code 2) naming the first invalid variable
  */
-export function checkPilotConfig(): void {
+export function checkPilotConfig(): number {
   try {
     checkSharedConfig();
-    envPositiveDuration("SPIKE_HTTP_CLIENT_TIMEOUT", 60_000);
+    return envPositiveDuration("SPIKE_HTTP_CLIENT_TIMEOUT", 60_000);
   } catch (e) {
     if (e instanceof ConfigError) throw usageError(e.message);
     throw e;
@@ -349,15 +370,16 @@ export function checkPilotConfig(): void {
  */
 export async function openNexus(): Promise<NexusSession> {
   const baseUrl = nexusBaseUrl();
-  checkPilotConfig();
+  const timeoutMs = checkPilotConfig();
   const source = await openSource();
   try {
     const { createMtlsClient } = await import("../../lib/mtls/client.ts");
     const client = createMtlsClient({
       source,
       authorizeServer: (id) => hasRole(id, "nexus"),
+      timeoutMs,
     });
-    return new NexusSession(baseUrl, source, client);
+    return new NexusSession(baseUrl, source, client, timeoutMs);
   } catch (e) {
     source.close();
     if (e instanceof ConfigError) throw usageError(e.message);
