@@ -31,6 +31,7 @@ const HELP_COMMANDS: string[][] = [
   ["operator", "recover"],
   ["operator", "restore"],
   ["operator", "drill"],
+  ["operator", "push"],
   ["status"],
 ];
 
