@@ -33,7 +33,8 @@ Commands:
   secret put|get|delete|undelete|list|metadata get   manage secrets
   policy create|apply|get|list|delete                manage access policies
   cipher encrypt|decrypt                             encrypt and decrypt with nexus's key
-  operator recover|restore|drill                     disaster recovery of the root key
+  operator recover|restore|drill|push                disaster recovery of the root key,
+                                                     shards to keepers now
   status                                             nexus state, shards and keepers
 
 Environment:
@@ -43,10 +44,12 @@ Environment:
   SPIFFE_ENDPOINT_SOCKET     Workload API address, e.g. unix:///tmp/spire-agent/public/api.sock
   SPIKE_TRUST_ROOT_NEXUS     trust domains nexus's SPIFFE ID may be in (default spike.ist)
   SPIKE_PILOT_RECOVERY_DIR   recovery folder (default ~/.spike/recover)
+  SPIKE_SPIFFE_SOURCE_TIMEOUT  longest wait for the first SVID (default 30s)
   SPIKE_HTTP_CLIENT_TIMEOUT  time limit per request (default 60s)
   SPIKE_SYSTEM_LOG_LEVEL     DEBUG, INFO, WARN or ERROR (default ERROR)
 
-Data goes to stdout; errors go to stderr as one sentence.
+Data goes to stdout; errors go to stderr as one sentence. Go-style flags
+(-format=json, -v=2) are read as their double-dash forms.
 
 Exit codes:
 ${

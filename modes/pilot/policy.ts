@@ -43,7 +43,7 @@ matched against the whole ID or path.
 
 Usage:
   spike pilot policy create --name N --spiffeid-pattern P --path-pattern P --permissions L
-  spike pilot policy apply (--file <policy.yaml|policy.json> | <the create flags>)
+  spike pilot policy apply (--file <policy.yaml|policy.json|-> | <the create flags>)
   spike pilot policy get <name> [-f human|json|yaml]
   spike pilot policy list [--spiffeid-pattern P | --path-pattern P] [-f human|json|yaml]
   spike pilot policy delete <name> [--yes]
