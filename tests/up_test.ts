@@ -50,6 +50,16 @@ class Up {
     Deno.kill(this.child.pid, "SIGINT");
   }
 
+  /** Kills whatever is left of the group (after a failed test) and waits. */
+  async kill(): Promise<void> {
+    try {
+      Deno.kill(-this.child.pid, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await this.child.status;
+  }
+
   /** Waits for the exit, draining stdout. */
   async exit(): Promise<Deno.CommandStatus> {
     for (;;) {
@@ -125,12 +135,7 @@ Deno.test({
       assert.equal(status.code, 0);
       assert.deepEqual(await entries(tmp), [], "up left files behind");
     } finally {
-      try {
-        Deno.kill(-up.child.pid, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
-      await up.child.status;
+      await up.kill();
       await Deno.remove(tmp, { recursive: true });
       await Deno.remove(elsewhere, { recursive: true });
     }
@@ -157,12 +162,7 @@ Deno.test({
       assert.equal(status.code, 0, up.stdout);
       assert.deepEqual(await entries(tmp), [], "up left files behind");
     } finally {
-      try {
-        Deno.kill(-up.child.pid, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
-      await up.child.status;
+      await up.kill();
       await Deno.remove(tmp, { recursive: true });
     }
   },

@@ -19,6 +19,7 @@ import {
 import { CliError, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { type CallContext, withNexus } from "./nexus.ts";
+import { openInputFile, readAllLimited } from "./input_file.ts";
 import { writeStdout } from "./output.ts";
 
 /** Help of `spike pilot cipher`. */
@@ -79,34 +80,6 @@ const OPTIONS = {
   json: { type: "boolean" },
 } as const;
 
-async function readAllLimited(
-  reader: ReadableStream<Uint8Array>,
-  what: string,
-): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    for await (const chunk of reader) {
-      total += chunk.length;
-      if (total > MAX_INPUT_BYTES) {
-        throw usageError(
-          `${what} is larger than ${MAX_INPUT_BYTES} bytes`,
-        );
-      }
-      chunks.push(chunk);
-    }
-    const out = new Uint8Array(total);
-    let offset = 0;
-    for (const chunk of chunks) {
-      out.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return out;
-  } finally {
-    zero(...chunks);
-  }
-}
-
 /**
  * Reads the whole input of a cipher command.
  *
@@ -116,26 +89,18 @@ async function readAllLimited(
  */
 export async function readInput(file: string | undefined): Promise<Uint8Array> {
   if (file === undefined || file === "-") {
-    return await readAllLimited(Deno.stdin.readable, "The input on stdin");
+    return await readAllLimited(
+      Deno.stdin.readable,
+      MAX_INPUT_BYTES,
+      "The input on stdin",
+    );
   }
-  let handle: Deno.FsFile;
-  try {
-    handle = await Deno.open(file, { read: true });
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw usageError(`Input file "${file}" does not exist`);
-    }
-    throw e;
-  }
-  try {
-    if ((await handle.stat()).isDirectory) {
-      throw usageError(`Input file "${file}" is a directory`);
-    }
-  } catch (e) {
-    handle.close();
-    throw e;
-  }
-  return await readAllLimited(handle.readable, `Input file "${file}"`);
+  const handle = await openInputFile(file, "Input file");
+  return await readAllLimited(
+    handle.readable,
+    MAX_INPUT_BYTES,
+    `Input file "${file}"`,
+  );
 }
 
 /**

@@ -28,6 +28,7 @@ import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { type NexusSession, withNexus } from "./nexus.ts";
 import { render, writeStderr, writeStdout } from "./output.ts";
+import { openInputFile } from "./input_file.ts";
 import { findRecoveryFiles, writeRecoveryFiles } from "./recovery_files.ts";
 import {
   parseShardInput,
@@ -322,19 +323,8 @@ async function restore(args: string[]): Promise<number> {
 }
 
 async function readShardFileInput(file: string): Promise<Uint8Array> {
-  let handle: Deno.FsFile;
+  const handle = await openInputFile(file, "Shard file");
   try {
-    handle = await Deno.open(file, { read: true });
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw usageError(`Shard file "${file}" does not exist`);
-    }
-    throw e;
-  }
-  try {
-    if ((await handle.stat()).isDirectory) {
-      throw usageError(`Shard file "${file}" is a folder`);
-    }
     return await readPipedInput(handle);
   } finally {
     handle.close();

@@ -30,6 +30,7 @@ import { ExitCode } from "./exit_codes.ts";
 import { type NexusSession, withNexus } from "./nexus.ts";
 import { formatTime, render, writeStdout } from "./output.ts";
 import { parsePolicyFile, PolicyFileError } from "./policy_file.ts";
+import { readAllLimited } from "./input_file.ts";
 import { confirm } from "./prompt.ts";
 
 const POLICY = "/v1/acl/policy";
@@ -292,23 +293,11 @@ async function create(args: string[]): Promise<number> {
 const MAX_POLICY_STDIN = 1024 * 1024;
 
 async function readPolicyStdin(): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of Deno.stdin.readable) {
-    total += chunk.length;
-    if (total > MAX_POLICY_STDIN) {
-      throw usageError(
-        `The policy on stdin is larger than ${MAX_POLICY_STDIN} bytes`,
-      );
-    }
-    chunks.push(chunk);
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
+  const bytes = await readAllLimited(
+    Deno.stdin.readable,
+    MAX_POLICY_STDIN,
+    "The policy on stdin",
+  );
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
