@@ -119,6 +119,16 @@ Deno.test("push failures and recoveries are logged at warn, and a returning keep
     assert.match(String(back!.keepers), /^3 \(/);
     // One warning per change, not one per retry.
     assert.equal((await nexusLines(cluster, "Shard push failed")).length, 1);
+    // A keeper that restarts between two pushes goes unnoticed until a
+    // probe: pilot status finds it empty and nexus gives it its shard.
+    await cluster.stopKeeper(2);
+    await cluster.startKeeper(2);
+    assert.ok(!(await keeperHolds(cluster, 2)));
+    const status = JSON.parse(
+      ok(await cluster.pilot("superuser", ["status", "-f", "json"]), "status"),
+    );
+    assert.equal(status.keepers[1].holdsShard, true);
+    assert.ok(await keeperHolds(cluster, 2));
     // Only the superuser may push.
     fails(
       await cluster.pilot("restore", ["operator", "push"]),

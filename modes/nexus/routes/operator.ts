@@ -237,6 +237,14 @@ async function status(deps: OperatorDeps, ctx: RouteContext) {
   // minutes old; polling callers leave it out and answer at once.
   if (request.probe === true && deps.keepers && meta) {
     await checkKeepers(deps.keepers, meta);
+    // A keeper that restarted between two pushes answers without its
+    // share: give it back now rather than at the next push.
+    if (
+      deps.state.unlocked &&
+      deps.keepers.statuses.some((k) => k.reachable && k.holdsShard === false)
+    ) {
+      await deps.push?.("status").catch(() => {});
+    }
   }
   const collected = deps.restore.collected;
   return jsonResponse(200, {
