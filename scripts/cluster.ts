@@ -94,13 +94,33 @@ export async function waitForPort(
   timeoutMs: number,
   alive: () => boolean = () => true,
 ): Promise<void> {
+  if (await waitForPortOrExit(port, timeoutMs, alive) === "exited") {
+    throw new Error(`The process for port ${port} exited`);
+  }
+}
+
+/**
+ * Waits until a TCP port accepts connections or its process exits,
+ * whichever comes first: for a process that may rightly stop at once (a
+ * refused start), where the port may open and close between two polls.
+ *
+ * @param port the port on 127.0.0.1
+ * @param timeoutMs how long to wait
+ * @param alive returns false once the process has exited
+ * @returns which came first
+ */
+export async function waitForPortOrExit(
+  port: number,
+  timeoutMs: number,
+  alive: () => boolean,
+): Promise<"listening" | "exited"> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (!alive()) throw new Error(`The process for port ${port} exited`);
+    if (!alive()) return "exited";
     try {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
       conn.close();
-      return;
+      return "listening";
     } catch {
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -440,9 +460,14 @@ export class Cluster {
   /**
    * Starts nexus and waits until it listens (it may still be locked).
    *
+   * @param options `mayExit`: nexus may rightly stop at once (a refused
+   * start), so its exit ends the wait too instead of failing it; the caller
+   * then reads the outcome from {@linkcode SpikeProcess.status}
    * @returns the process
    */
-  async startNexus(): Promise<SpikeProcess> {
+  async startNexus(
+    options: { mayExit?: boolean } = {},
+  ): Promise<SpikeProcess> {
     const proc = this.#spawn(
       "nexus",
       this.nexusEnv(),
@@ -450,7 +475,12 @@ export class Cluster {
       this.options.extraFlags,
     );
     this.nexus = proc;
-    await waitForPort(this.nexusPort, 20_000, () => proc.running);
+    const alive = () => proc.running;
+    if (options.mayExit) {
+      await waitForPortOrExit(this.nexusPort, 20_000, alive);
+    } else {
+      await waitForPort(this.nexusPort, 20_000, alive);
+    }
     return proc;
   }
 
@@ -464,10 +494,14 @@ export class Cluster {
     this.nexus = undefined;
   }
 
-  /** Starts every keeper, then nexus. */
-  async start(): Promise<void> {
+  /**
+   * Starts every keeper, then nexus.
+   *
+   * @param options as for {@linkcode Cluster.startNexus}
+   */
+  async start(options: { mayExit?: boolean } = {}): Promise<void> {
     for (let i = 1; i <= this.options.keepers; i++) await this.startKeeper(i);
-    await this.startNexus();
+    await this.startNexus(options);
   }
 
   /**

@@ -263,7 +263,7 @@ Deno.test("nexus on an empty data folder refuses to overwrite the shards keepers
     await cluster.stopNexus();
     // The data folder is not there (an unmounted volume, a typo).
     await Deno.rename(cluster.dataDir, `${cluster.dataDir}.away`);
-    await cluster.startNexus();
+    await cluster.startNexus({ mayExit: true });
     const { code, log } = await exitOf(cluster);
     assert.equal(code, 1);
     assert.match(
@@ -321,7 +321,7 @@ Deno.test("a new store refuses one keeper listed twice under two names", async (
     const [p1, p2] = cluster.keeperPorts;
     cluster.options.nexusEnv.SPIKE_NEXUS_KEEPER_PEERS =
       `https://127.0.0.1:${p1},https://localhost:${p1},https://127.0.0.1:${p2}`;
-    await cluster.start();
+    await cluster.start({ mayExit: true });
     const { code, log } = await exitOf(cluster);
     assert.equal(code, 1);
     assert.match(log, /listed twice in SPIKE_NEXUS_KEEPER_PEERS/);
