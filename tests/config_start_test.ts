@@ -264,6 +264,28 @@ Deno.test("setDefaultLogLevel applies to loggers made before it, unless the vari
   );
 });
 
+/**
+ * A socket file nothing listens on (its process was killed): connecting
+ * fails with ECONNREFUSED, so a client retries until its timeout.
+ */
+async function staleSocket(path: string): Promise<void> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `Deno.listen({ transport: "unix", path: ${
+        JSON.stringify(path)
+      } }); console.log("up"); await new Promise(() => {});`,
+    ],
+    stdout: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  await reader.read();
+  reader.releaseLock();
+  child.kill("SIGKILL");
+  await child.status;
+  await child.stdout.cancel();
+}
+
 Deno.test("pilot on an unreachable Workload API socket prints one short sentence", async () => {
   const socket = `/tmp/spike-absent-${crypto.randomUUID()}.sock`;
   const env = {
@@ -271,24 +293,37 @@ Deno.test("pilot on an unreachable Workload API socket prints one short sentence
     SPIFFE_ENDPOINT_SOCKET: `unix://${socket}`,
     SPIKE_SPIFFE_SOURCE_TIMEOUT: "1500ms",
   };
-  const quiet = await spike("pilot", env, [...PILOT_LIST]);
+  // No such socket: pilot says so at once.
   assertStopped(
-    quiet,
+    await spike("pilot", env, [...PILOT_LIST]),
     1,
     new RegExp(
-      `^Cannot get this workload's SVID: .* \\(last error: UNAVAILABLE: connect ENOENT ${socket}\\)$`,
+      `^Cannot get this workload's SVID: the Workload API socket ${socket} does not exist \\(SPIFFE_ENDPOINT_SOCKET=unix://${socket}\\): start the SPIRE agent`,
     ),
   );
-  // An explicit level is honoured: the retries show.
-  const loud = await spike(
-    "pilot",
-    { ...env, SPIKE_SYSTEM_LOG_LEVEL: "WARN" },
-    [
-      ...PILOT_LIST,
-    ],
-  );
-  assert.equal(loud.code, 1);
-  assert.match(loud.stderr, /"level":"WARN".*"Workload API stream ended/);
+  // A socket nothing answers on: pilot waits out the timeout and names the
+  // last error only.
+  await staleSocket(socket);
+  try {
+    const quiet = await spike("pilot", env, [...PILOT_LIST]);
+    assertStopped(
+      quiet,
+      1,
+      new RegExp(
+        `^Cannot get this workload's SVID: .* \\(last error: UNAVAILABLE: connect ECONNREFUSED ${socket}\\)$`,
+      ),
+    );
+    // An explicit level is honoured: the retries show.
+    const loud = await spike(
+      "pilot",
+      { ...env, SPIKE_SYSTEM_LOG_LEVEL: "WARN" },
+      [...PILOT_LIST],
+    );
+    assert.equal(loud.code, 1);
+    assert.match(loud.stderr, /"level":"WARN".*"Workload API stream ended/);
+  } finally {
+    await Deno.remove(socket);
+  }
 });
 
 Deno.test("the Workload API timeout message keeps only the cause of a failed connection", async () => {
