@@ -287,7 +287,9 @@ async function staleSocket(path: string): Promise<void> {
 }
 
 Deno.test("pilot on an unreachable Workload API socket prints one short sentence", async () => {
-  const socket = `/tmp/spike-absent-${crypto.randomUUID()}.sock`;
+  // A folder of its own: the machine's /tmp is shared with other runs.
+  const dir = await Deno.makeTempDir({ prefix: "spike-sock-" });
+  const socket = `${dir}/agent.sock`;
   const env = {
     SPIKE_SVID_DIR: "",
     SPIFFE_ENDPOINT_SOCKET: `unix://${socket}`,
@@ -322,7 +324,7 @@ Deno.test("pilot on an unreachable Workload API socket prints one short sentence
     assert.equal(loud.code, 1);
     assert.match(loud.stderr, /"level":"WARN".*"Workload API stream ended/);
   } finally {
-    await Deno.remove(socket);
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
