@@ -57,6 +57,7 @@ Deno.test("bench --quick prints the table and writes results, document and chart
         "scale-restart",
         "scale-rss-rest",
         "scale-list",
+        "scale-list-all",
         "read-scale-c1",
         "recovery",
       ]
@@ -69,6 +70,7 @@ Deno.test("bench --quick prints the table and writes results, document and chart
       assert.ok(row.ratio! > 0, `${id} has no ratio to the baseline`);
     }
     assert.ok(byId.get("scale-restart")!.p50! > 0);
+    assert.equal(byId.get("scale-list")!.target?.text, "≤ 1000 µs server CPU");
     assert.equal(byId.get("read")!.target?.text, "≥ 0.7× baseline");
     assert.equal(byId.get("write")!.target?.text, "≥ 0.4× baseline");
 
