@@ -267,25 +267,15 @@ Deno.test("setDefaultLogLevel applies to loggers made before it, unless the vari
 });
 
 /**
- * A socket file nothing listens on (its process was killed): connecting
- * fails with ECONNREFUSED, so a client retries until its timeout.
+ * A socket that hangs up on every connection, as an agent that is not
+ * ready does: a client gets UNAVAILABLE and retries until its timeout.
  */
-async function staleSocket(path: string): Promise<void> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "eval",
-      `Deno.listen({ transport: "unix", path: ${
-        JSON.stringify(path)
-      } }); console.log("up"); await new Promise(() => {});`,
-    ],
-    stdout: "piped",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  await reader.read();
-  reader.releaseLock();
-  child.kill("SIGKILL");
-  await child.status;
-  await child.stdout.cancel();
+function hangUpSocket(path: string): Deno.Listener {
+  const listener = Deno.listen({ transport: "unix", path });
+  (async () => {
+    for await (const conn of listener) conn.close();
+  })().catch(() => {});
+  return listener;
 }
 
 Deno.test("pilot on an unreachable Workload API socket prints one short sentence", async () => {
@@ -305,17 +295,15 @@ Deno.test("pilot on an unreachable Workload API socket prints one short sentence
       `^Cannot get this workload's SVID: the Workload API socket ${socket} does not exist \\(SPIFFE_ENDPOINT_SOCKET=unix://${socket}\\): start the SPIRE agent`,
     ),
   );
-  // A socket nothing answers on: pilot waits out the timeout and names the
-  // last error only.
-  await staleSocket(socket);
+  // A socket that hangs up: pilot waits out the timeout and names the last
+  // error only.
+  const listener = hangUpSocket(socket);
   try {
     const quiet = await spike("pilot", env, [...PILOT_LIST]);
     assertStopped(
       quiet,
       1,
-      new RegExp(
-        `^Cannot get this workload's SVID: .* \\(last error: UNAVAILABLE: connect ECONNREFUSED ${socket}\\)$`,
-      ),
+      /^Cannot get this workload's SVID: .* \(last error: UNAVAILABLE: [^\n]+\)$/,
     );
     // An explicit level is honoured: the retries show.
     const loud = await spike(
@@ -326,6 +314,7 @@ Deno.test("pilot on an unreachable Workload API socket prints one short sentence
     assert.equal(loud.code, 1);
     assert.match(loud.stderr, /"level":"WARN".*"Workload API stream ended/);
   } finally {
+    listener.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
