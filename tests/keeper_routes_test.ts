@@ -82,3 +82,103 @@ Deno.test("keeper takes a shard from bootstrap only when allowed", async () => {
   assert.equal(slot.get()?.index, 2);
   slot.clear();
 });
+
+function checkpoint(fields: Record<string, unknown> = {}) {
+  return {
+    store: "ab".repeat(16),
+    epoch: 0,
+    generation: 10,
+    digest: "cd".repeat(32),
+    audit: { seq: 7, hash: "ef".repeat(32) },
+    mac: "01".repeat(32),
+    ...fields,
+  };
+}
+
+function contribute(shard: string[], extra: Record<string, unknown>) {
+  const body = JSON.stringify({ ...extra, index: 2 }).slice(1);
+  return request(
+    "/v1/store/contribute",
+    `{"shard":[${shard.join(",")}],${body}`,
+  );
+}
+
+async function heldCheckpoint(
+  handle: ReturnType<typeof keeperHandler>,
+): Promise<unknown> {
+  const res = await handle(request("/v1/store/shard", "{}"));
+  assert.equal(res.status, 200);
+  return JSON.parse(new TextDecoder().decode(res.body as Uint8Array))
+    .checkpoint;
+}
+
+Deno.test("keeper keeps the newest store checkpoint next to its shard and returns it", async () => {
+  const slot = new ShardSlot();
+  const handle = keeperHandler(slot, createLogger("keeper-test"));
+  const shard = Array.from({ length: 32 }, (_, i) => String(i + 1));
+  // Upstream's body, without a checkpoint: the shard alone.
+  assert.equal((await handle(contribute(shard, {}))).status, 200);
+  assert.equal(await heldCheckpoint(handle), undefined);
+  const first = checkpoint();
+  assert.equal(
+    (await handle(contribute(shard, { checkpoint: first }))).status,
+    200,
+  );
+  assert.deepEqual(await heldCheckpoint(handle), first);
+  // Older ones of the same store do not replace it: a lower generation,
+  // or the same generation with an older audit head.
+  for (
+    const older of [
+      checkpoint({ generation: 9, audit: { seq: 99, hash: "00".repeat(32) } }),
+      checkpoint({ audit: { seq: 6, hash: "00".repeat(32) } }),
+      checkpoint({ audit: undefined }),
+    ]
+  ) {
+    const res = await handle(contribute(shard, { checkpoint: older }));
+    assert.equal(res.status, 200, "the shard is stored all the same");
+    assert.deepEqual(await heldCheckpoint(handle), first);
+  }
+  // A higher epoch wins over a higher generation (an accepted rollback).
+  const accepted = checkpoint({ epoch: 1, generation: 3 });
+  await handle(contribute(shard, { checkpoint: accepted }));
+  assert.deepEqual(await heldCheckpoint(handle), accepted);
+  // Another store's checkpoint replaces it, as its shard replaces the shard.
+  const other = checkpoint({ store: "99".repeat(16), generation: 1 });
+  await handle(contribute(shard, { checkpoint: other }));
+  assert.deepEqual(await heldCheckpoint(handle), other);
+  // Without a checkpoint, a push leaves the held one.
+  await handle(contribute(shard, {}));
+  assert.deepEqual(await heldCheckpoint(handle), other);
+  slot.clear();
+});
+
+Deno.test("keeper refuses a malformed checkpoint and changes nothing", async () => {
+  const slot = new ShardSlot();
+  const handle = keeperHandler(slot, createLogger("keeper-test"));
+  const shard = Array.from({ length: 32 }, (_, i) => String(i + 1));
+  const good = checkpoint();
+  await handle(contribute(shard, { checkpoint: good }));
+  const other = Array.from({ length: 32 }, () => "9");
+  for (
+    const bad of [
+      "text",
+      [],
+      checkpoint({ store: "AB".repeat(16) }),
+      checkpoint({ store: "ab" }),
+      checkpoint({ epoch: -1 }),
+      checkpoint({ generation: "10" }),
+      checkpoint({ digest: "cd".repeat(31) }),
+      checkpoint({ mac: undefined }),
+      checkpoint({ audit: { seq: 1 } }),
+      checkpoint({ audit: { seq: 1, hash: "ef".repeat(32), extra: 1 } }),
+      checkpoint({ extra: true }),
+    ]
+  ) {
+    const res = await handle(contribute(other, { checkpoint: bad }));
+    assert.equal(res.status, 400, JSON.stringify(bad));
+    assert.match(JSON.parse(String(res.body)).reason, /Checkpoint must be/);
+  }
+  assert.deepEqual(Array.from(slot.get()!.value), shard.map(Number));
+  assert.deepEqual(await heldCheckpoint(handle), good);
+  slot.clear();
+});

@@ -2,7 +2,9 @@
 /**
  * The keeper's two routes, wire-compatible with upstream SPIKE:
  * `POST /v1/store/contribute` stores the shard, `POST /v1/store/shard`
- * returns it. The optional `index` field is ours; upstream ignores it.
+ * returns it. The optional `index` and `checkpoint` fields are ours;
+ * upstream ignores them. The checkpoint (`lib/wire/checkpoint.ts`) is kept
+ * next to the shard, newest first, and returned with it.
  *
  * @module
  */
@@ -22,6 +24,12 @@ import {
   STATUS_OF,
 } from "../../lib/wire/errors.ts";
 import type { Logger } from "../../lib/log.ts";
+import {
+  type Checkpoint,
+  checkpointJson,
+  parseCheckpoint,
+} from "../../lib/wire/checkpoint.ts";
+import { CheckpointSlot } from "./checkpoint_slot.ts";
 import type { ShardSlot } from "./shard_slot.ts";
 
 function json(status: number, body: string): MtlsResponse {
@@ -34,6 +42,8 @@ function fail(code: ErrorCodeValue, reason?: string): MtlsResponse {
 
 const SHARD_RULE =
   'Body must be {"shard": [32 integers from 0 to 255, not all 0], "index": 0 to 255}';
+const CHECKPOINT_RULE =
+  'Checkpoint must be {"store": 32 hex digits, "epoch": n, "generation": n, "digest": 64 hex digits, "audit": {"seq": n, "hash": 64 hex digits} (optional), "mac": 64 hex digits}';
 
 /**
  * Builds the keeper's request handler over its shard slot.
@@ -49,6 +59,18 @@ export function keeperHandler(
   log: Logger,
   allowBootstrap = false,
 ): (req: MtlsRequest) => Promise<MtlsResponse> {
+  const checkpoints = new CheckpointSlot();
+  const keep = (peer: string, checkpoint: Checkpoint) => {
+    const held = checkpoints.offer(checkpoint);
+    if (held !== checkpoint) {
+      // Only a nexus on an older copy of the store sends one: say so.
+      log.warn("Kept a newer store checkpoint than the one pushed", {
+        peer,
+        held: `epoch ${held.epoch} generation ${held.generation}`,
+        pushed: `epoch ${checkpoint.epoch} generation ${checkpoint.generation}`,
+      });
+    }
+  };
   const contribute = (req: MtlsRequest): MtlsResponse => {
     if (
       !hasRole(req.peerId, "nexus") &&
@@ -70,7 +92,15 @@ export function keeperHandler(
       ) {
         return fail(ErrorCode.BadRequest, SHARD_RULE);
       }
+      const checkpoint = body.checkpoint ?? null;
+      const parsed = checkpoint === null
+        ? undefined
+        : parseCheckpoint(checkpoint);
+      if (checkpoint !== null && !parsed) {
+        return fail(ErrorCode.BadRequest, CHECKPOINT_RULE);
+      }
       slot.set(shard, index);
+      if (parsed) keep(req.peerId.uri, parsed);
       log.info("Shard stored", { peer: req.peerId.uri, index });
       return json(200, "{}");
     } catch (e) {
@@ -96,8 +126,11 @@ export function keeperHandler(
     }
     const held = slot.get();
     if (!held) return fail(ErrorCode.NotFound);
+    const checkpoint = checkpoints.get();
     const body = new JsonBytesWriter().raw('{"shard":').byteArray(held.value)
-      .raw(`,"index":${held.index}}`).finish();
+      .raw(`,"index":${held.index}`)
+      .raw(checkpoint ? `,"checkpoint":${checkpointJson(checkpoint)}}` : "}")
+      .finish();
     zero(held.value);
     return {
       status: 200,
