@@ -20,6 +20,10 @@ import { RootKeyState } from "../modes/nexus/root_key.ts";
 import { RestoreSession } from "../modes/nexus/restore.ts";
 import type { StoreMeta } from "../modes/nexus/store/backend.ts";
 import type { Route } from "../modes/nexus/router.ts";
+import { RollbackGuard } from "../modes/nexus/rollback_guard.ts";
+import { MemoryBackend } from "../modes/nexus/store/memory_backend.ts";
+import { NexusStore } from "../modes/nexus/store/open.ts";
+import { createLogger } from "../lib/log.ts";
 
 const RESTORER = parseSpiffeId("spiffe://spike.ist/spike/pilot/role/restore");
 // A share byte no other array in these tests holds.
@@ -27,6 +31,8 @@ const MARK = 173;
 
 function depsFor(meta: StoreMeta): OperatorDeps {
   const state = new RootKeyState();
+  // Never unlocked: these routes do not reach the store.
+  const store = new NexusStore(new MemoryBackend(), 10);
   return {
     state,
     meta: () => meta,
@@ -35,6 +41,8 @@ function depsFor(meta: StoreMeta): OperatorDeps {
     backend: "sqlite",
     allowThresholdOne: false,
     push: undefined,
+    guard: new RollbackGuard(store, createLogger("test")),
+    check: () => store.check(),
   };
 }
 

@@ -45,6 +45,11 @@ export interface NexusConfig extends ServerTimeouts {
   readonly allowThresholdOne: boolean;
   /** Period of the shard push to keepers, ms. */
   readonly keeperUpdateIntervalMs: number;
+  /**
+   * A store checkpoint reaches the keepers at most this long after a
+   * write (a push follows each burst of writes), ms.
+   */
+  readonly checkpointDelayMs: number;
   /** Cap of the recovery polling backoff, ms. */
   readonly recoveryMaxIntervalMs: number;
   /** Time limit of one call to a keeper, ms. */
@@ -195,6 +200,10 @@ export function readNexusConfig(): NexusConfig {
     "SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL",
     300_000,
   );
+  const checkpointDelayMs = envPositiveDuration(
+    "SPIKE_NEXUS_CHECKPOINT_DELAY",
+    1_000,
+  );
   const recoveryMaxIntervalMs = envPositiveDuration(
     "SPIKE_NEXUS_RECOVERY_MAX_INTERVAL",
     60_000,
@@ -220,6 +229,7 @@ export function readNexusConfig(): NexusConfig {
     threshold,
     allowThresholdOne,
     keeperUpdateIntervalMs,
+    checkpointDelayMs,
     recoveryMaxIntervalMs,
     keeperTimeoutMs,
     restoreTimeoutMs,

@@ -2,7 +2,9 @@
 /**
  * Keeps every keeper supplied with its share once nexus is unlocked: a push
  * every `SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL`, a push at once when asked (a
- * restore, `spike pilot operator push`), and, while a keeper lacks its
+ * restore, `spike pilot operator push`), a push soon after a burst of
+ * writes (so the store checkpoint each push carries trails the store by at
+ * most `SPIKE_NEXUS_CHECKPOINT_DELAY`), and, while a keeper lacks its
  * share, retries to that keeper within seconds, so a keeper that comes back
  * gets its shard at once instead of one interval later. Failures and
  * recoveries are logged at warn, once per change, so the default log level
@@ -13,6 +15,7 @@
 import { zero } from "../../lib/crypto/zero.ts";
 import type { Logger } from "../../lib/log.ts";
 import { splitRootKey } from "../../lib/shard/mod.ts";
+import type { Checkpoint } from "../../lib/wire/checkpoint.ts";
 import { describeKeepers, type Keepers, type KeeperStatus } from "./keepers.ts";
 import { sleep } from "./lifecycle.ts";
 import type { RootKeyState } from "./root_key.ts";
@@ -45,6 +48,8 @@ export interface KeeperSyncOptions {
   readonly intervalMs: number;
   /** Threshold-1 development mode. */
   readonly allowThresholdOne: boolean;
+  /** The store checkpoint to push with the shards, if any. */
+  readonly checkpoint: () => Checkpoint | undefined;
   /** The operational log. */
   readonly log: Logger;
 }
@@ -56,6 +61,8 @@ export class KeeperSync {
   readonly #failing = new Set<number>();
   #chain: Promise<unknown> = Promise.resolve();
   #wake: (() => void) | undefined;
+  #soon: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
 
   /** @param options what the sync needs */
   constructor(options: KeeperSyncOptions) {
@@ -82,6 +89,24 @@ export class KeeperSync {
     return run;
   }
 
+  /**
+   * Pushes within `delayMs`, unless such a push is pending already: one
+   * push follows each burst of writes, carrying the store checkpoint.
+   *
+   * @param delayMs the longest wait
+   */
+  soon(delayMs: number): void {
+    if (this.#soon !== undefined || this.#stopped) return;
+    this.#soon = setTimeout(() => {
+      this.#soon = undefined;
+      this.pushNow("checkpoint").catch((e) =>
+        this.#options.log.error("Shard push failed", {
+          error: (e as Error).name,
+        })
+      );
+    }, delayMs);
+  }
+
   async #push(why: string): Promise<PushResult> {
     const { keepers, state, log } = this.#options;
     const meta = this.#options.meta();
@@ -93,8 +118,9 @@ export class KeeperSync {
         allowThresholdOne: this.#options.allowThresholdOne,
       });
       try {
+        const checkpoint = this.#options.checkpoint();
         const results = await Promise.all(
-          shards.map((s) => keepers.pushShard(s)),
+          shards.map((s) => keepers.pushShard(s, checkpoint)),
         );
         return results.filter(Boolean).length;
       } finally {
@@ -135,6 +161,10 @@ export class KeeperSync {
    */
   async run(signal: AbortSignal, pushFirst: boolean): Promise<void> {
     const { intervalMs, log } = this.#options;
+    signal.addEventListener("abort", () => {
+      this.#stopped = true;
+      clearTimeout(this.#soon);
+    });
     let retryMs = RETRY_FIRST_MS;
     let push = pushFirst;
     while (!signal.aborted) {

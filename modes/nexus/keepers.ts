@@ -1,7 +1,8 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
- * Nexus's side of the keeper protocol: fetch a keeper's shard, push a
- * keeper its shard, and remember what each keeper did last, for status.
+ * Nexus's side of the keeper protocol: fetch a keeper's shard (and the
+ * store checkpoint it keeps), push a keeper its shard with the current
+ * checkpoint, and remember what each keeper did last, for status.
  *
  * @module
  */
@@ -12,14 +13,20 @@ import type { KeeperPeer } from "./config.ts";
 import type { Shard } from "../../lib/shard/mod.ts";
 import { zero } from "../../lib/crypto/zero.ts";
 import {
+  type Checkpoint,
+  checkpointJson,
+  parseCheckpoint,
+} from "../../lib/wire/checkpoint.ts";
+import {
   JsonBytesWriter,
   parseJsonBytes,
   takeShardArray,
 } from "../../lib/wire/json_bytes.ts";
 
 /**
- * The largest keeper answer read: a shard answer is about 140 bytes and
- * every other answer is shorter, so anything longer is hostile or broken.
+ * The largest keeper answer read: a shard answer with its store checkpoint
+ * is about 450 bytes and every other answer is shorter, so anything longer
+ * is hostile or broken.
  */
 export const KEEPER_ANSWER_LIMIT = 4096;
 
@@ -77,6 +84,8 @@ export function authorizeKeeper(
 export class Keepers {
   readonly #clients: MtlsClient[];
   readonly #timeoutMs: number;
+  // The checkpoint each keeper answered with last, by position.
+  readonly #checkpoints: (Checkpoint | undefined)[] = [];
   /** Status per keeper, in configuration order. */
   readonly statuses: KeeperStatus[];
 
@@ -101,6 +110,18 @@ export class Keepers {
       lastPush: null,
       lastError: null,
     }));
+  }
+
+  /**
+   * The store checkpoints the keepers answered with at their last shard
+   * read (`lib/wire/checkpoint.ts`), unchecked: nexus checks their MACs.
+   *
+   * @returns the well-formed ones, by keeper position
+   */
+  checkpoints(): { index: number; checkpoint: Checkpoint }[] {
+    return this.#checkpoints.flatMap((checkpoint, i) =>
+      checkpoint ? [{ index: i + 1, checkpoint }] : []
+    );
   }
 
   /** Drops every keeper connection. */
@@ -128,6 +149,7 @@ export class Keepers {
   async fetchShard(position: number): Promise<Shard | undefined> {
     const status = this.statuses[position - 1]!;
     let body: Uint8Array | undefined;
+    this.#checkpoints[position - 1] = undefined;
     try {
       const res = await this.#clients[position - 1]!.post(
         `${status.url}/v1/store/shard`,
@@ -153,6 +175,7 @@ export class Keepers {
       }
       status.reachable = true;
       status.lastError = null;
+      this.#checkpoints[position - 1] = parseCheckpoint(answer?.checkpoint);
       const held = answer?.index;
       const known = typeof held === "number" && Number.isInteger(held) &&
         held >= 1 && held <= this.statuses.length;
@@ -165,15 +188,19 @@ export class Keepers {
   }
 
   /**
-   * Pushes keeper `shard.index` its shard.
+   * Pushes keeper `shard.index` its shard, and with it the store's
+   * checkpoint.
    *
    * @param shard the shard for that keeper (not zeroed here)
+   * @param checkpoint the checkpoint to keep next to it
    * @returns whether the keeper stored it
    */
-  async pushShard(shard: Shard): Promise<boolean> {
+  async pushShard(shard: Shard, checkpoint?: Checkpoint): Promise<boolean> {
     const status = this.statuses[shard.index - 1]!;
     const body = new JsonBytesWriter().raw('{"shard":').byteArray(shard.value)
-      .raw(`,"index":${shard.index}}`).finish();
+      .raw(`,"index":${shard.index}`)
+      .raw(checkpoint ? `,"checkpoint":${checkpointJson(checkpoint)}}` : "}")
+      .finish();
     try {
       const res = await this.#clients[shard.index - 1]!.post(
         `${status.url}/v1/store/contribute`,

@@ -24,6 +24,7 @@ import { type NexusConfig, readNexusConfig } from "./config.ts";
 import { RootKeyState } from "./root_key.ts";
 import { authorizeKeeper, Keepers } from "./keepers.ts";
 import { RestoreSession } from "./restore.ts";
+import { RollbackGuard } from "./rollback_guard.ts";
 import {
   initializeNewStore,
   NewStoreRefusedError,
@@ -52,6 +53,8 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_SHAMIR_SHARES            shares = number of keepers [3]
   SPIKE_NEXUS_SHAMIR_THRESHOLD         shares needed to rebuild the key [2]
   SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL   shard push period [5m]
+  SPIKE_NEXUS_CHECKPOINT_DELAY         a store checkpoint reaches the keepers
+                                       at most this long after a write [1s]
   SPIKE_NEXUS_RECOVERY_MAX_INTERVAL    cap of the keeper polling backoff [60s]
   SPIKE_NEXUS_KEEPER_TIMEOUT           time limit of one keeper call [5s]
   SPIKE_NEXUS_RESTORE_TIMEOUT          partial restore shards expire after [15m]
@@ -162,6 +165,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   }
   const audit = await AuditLog.open(config.auditLog);
   const engine = new PolicyEngine();
+  const guard = new RollbackGuard(store, log);
   const state = new RootKeyState(async (keys) => {
     try {
       await store.unlock(keys);
@@ -176,11 +180,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       });
       throw e;
     }
-    if (store.hold) {
-      log.error(
-        `${store.hold.message}. Nexus serves no data until an operator accepts the store as it is (spike pilot operator accept-rollback) or restores it from a backup`,
-      );
-    }
+    // Before anything is served: the store against the checkpoints of the
+    // keepers that answered (those whose shards rebuilt the key among them).
+    guard.settle(keepers?.checkpoints() ?? []);
     const problems = await engine.reload(() =>
       loadPolicies(store, (message, policy) => {
         log.warn(message, policy === undefined ? {} : { policy });
@@ -231,9 +233,12 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       meta: () => meta,
       intervalMs: config.keeperUpdateIntervalMs,
       allowThresholdOne: config.allowThresholdOne,
+      checkpoint: () => guard.checkpoint(),
       log,
     })
     : undefined;
+  // Each burst of writes reaches the keepers' checkpoints within the delay.
+  store.onCommit(() => sync?.soon(config.checkpointDelayMs));
   const restore = new RestoreSession(
     state,
     () => meta,
@@ -250,6 +255,8 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       backend: config.backend,
       allowThresholdOne: config.allowThresholdOne,
       push: sync && ((why: string) => sync.pushNow(why)),
+      guard,
+      check: () => store.check(),
     }).map(([path, route]): [string, Route] => [routeKey(path), route]),
     ...data,
   ]);
@@ -264,9 +271,10 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     authorizePeer: () => true,
     handler: createDispatcher({
       routes,
-      // A store that fails its digest is held: its key is known, its data
-      // is not served.
-      isUnlocked: () => state.unlocked && store.hold === undefined,
+      // A store that fails its digest or is older than the keepers'
+      // checkpoint is held: its key is known, its data is not served.
+      isUnlocked: () => state.unlocked && guard.serving,
+      heldReason: () => state.unlocked ? guard.status()?.reason : undefined,
       audit,
       log,
     }),

@@ -12,7 +12,7 @@ import type { SpiffeId } from "../../lib/spiffe/id.ts";
 import { ApiError, ErrorCode } from "../../lib/wire/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import { type AuditLog, newTrailId } from "./audit.ts";
-import { errorResponse } from "./http.ts";
+import { errorResponse, jsonResponse } from "./http.ts";
 
 /** What a route handler gets. */
 export interface RouteContext {
@@ -64,6 +64,8 @@ function outcomeOf(status: number): string {
 export function createDispatcher(options: {
   routes: RouteTable;
   isUnlocked: () => boolean;
+  /** Why a nexus that has its key serves no data (a held store), if so. */
+  heldReason?: () => string | undefined;
   audit: AuditLog;
   log: Logger;
 }): (req: MtlsRequest) => Promise<MtlsResponse> {
@@ -91,7 +93,11 @@ export function createDispatcher(options: {
       );
     } else if (route.needsUnlock && !isUnlocked()) {
       err = ErrorCode.NotReady;
-      response = errorResponse(ErrorCode.NotReady);
+      // A held store says why (a 503 otherwise carries the code alone).
+      const held = options.heldReason?.();
+      response = held === undefined
+        ? errorResponse(ErrorCode.NotReady)
+        : jsonResponse(503, { err: ErrorCode.NotReady, reason: held });
     } else {
       try {
         response = await route.handler(ctx);

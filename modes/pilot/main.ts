@@ -35,6 +35,8 @@ Commands:
   cipher encrypt|decrypt                             encrypt and decrypt with nexus's key
   operator recover|restore|drill|push                disaster recovery of the root key,
                                                      shards to keepers now
+  operator check|accept-rollback                     check every stored row; serve a
+                                                     store held as rolled back
   status                                             nexus state, shards and keepers
 
 Environment:

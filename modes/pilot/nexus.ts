@@ -134,7 +134,7 @@ function printableReason(reason: string): string {
  * @param code the `err` code of the body, if any
  * @param context how to word this call's failures
  * @param self this workload's SPIFFE ID, for 401
- * @param reason the `reason` of a 400 body, if any
+ * @param reason the `reason` of a 400 or 503 body, if any
  * @returns the error to throw
  */
 export function errorForStatus(
@@ -181,7 +181,15 @@ export function errorForStatus(
         ExitCode.Usage,
       );
     case 503:
-      return new CliError(LOCKED_MESSAGE, ExitCode.NotReady);
+      // A held store says why: it has its key, but serves no data.
+      return new CliError(
+        reason === undefined
+          ? LOCKED_MESSAGE
+          : `SPIKE Nexus serves no data: ${
+            lowerFirst(printableReason(reason))
+          }`,
+        ExitCode.NotReady,
+      );
     case 500:
       if (code === ErrorCode.Integrity) {
         return new CliError(

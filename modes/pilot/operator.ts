@@ -1,8 +1,9 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
- * `spike pilot operator recover|restore|drill`: export the recovery shards
- * to files, feed shards back to a nexus that lost its keepers, and rehearse
- * a restore without changing anything. Shard bytes never become JS strings:
+ * `spike pilot operator recover|restore|drill|push`: export the recovery
+ * shards to files, feed shards back to a nexus that lost its keepers,
+ * rehearse a restore without changing anything, and push the shards now
+ * (`check` and `accept-rollback` live in `store_integrity.ts`). Shard bytes never become JS strings:
  * bodies are built and read as bytes and zeroed after use.
  *
  * @module
@@ -30,6 +31,7 @@ import { type NexusSession, withNexus } from "./nexus.ts";
 import { render, writeStderr, writeStdout } from "./output.ts";
 import { openInputFile } from "./input_file.ts";
 import { findRecoveryFiles, writeRecoveryFiles } from "./recovery_files.ts";
+import { acceptRollback, check } from "./store_integrity.ts";
 import {
   parseShardInput,
   readPipedInput,
@@ -37,17 +39,20 @@ import {
 } from "./shard_input.ts";
 
 /** Help of `spike pilot operator`. */
-export const OPERATOR_HELP = `Disaster recovery of SPIKE Nexus's root key.
+export const OPERATOR_HELP =
+  `Disaster recovery of SPIKE Nexus's root key, and the store's integrity.
 
 Usage:
   spike pilot operator recover           save the recovery shards to files
   spike pilot operator restore [file]    give nexus one shard (repeat until restored)
   spike pilot operator drill [files...]  check shards would restore, change nothing
   spike pilot operator push              give every keeper its shard now
+  spike pilot operator check             check every stored row and the digest
+  spike pilot operator accept-rollback   serve a store held as rolled back or altered
 
-recover needs an SVID of spike/pilot/role/recover; restore and drill need
-spike/pilot/role/restore; push needs the superuser. Run
-"spike pilot operator <command> --help" for details.`;
+recover needs an SVID of spike/pilot/role/recover; restore, drill and
+accept-rollback need spike/pilot/role/restore; push and check need the
+superuser. Run "spike pilot operator <command> --help" for details.`;
 
 const PUSH_HELP = `Give every keeper its shard now, instead of at the next push.
 
@@ -544,5 +549,7 @@ export function runOperator(args: string[]): Promise<number> {
     restore,
     drill,
     push,
+    check,
+    "accept-rollback": acceptRollback,
   }, args);
 }

@@ -16,7 +16,7 @@ import { withNexus } from "./nexus.ts";
 import { formatTime, render, writeStdout } from "./output.ts";
 
 const STATUS_HELP =
-  `Show SPIKE Nexus's state: locked or unlocked, shards, restore progress, keepers.
+  `Show SPIKE Nexus's state: locked, unlocked or held, shards, restore progress, keepers.
 
 Usage:
   spike pilot status [-f human|json|yaml]
@@ -71,6 +71,23 @@ export function formatStatusHuman(status: Record<string, unknown>): string {
       ? `Shards:   ${status.threshold} of ${status.shares} restore the root key`
       : "Shards:   none (no keepers)",
   ];
+  const integrity = status.integrity as Record<string, unknown> | null;
+  if (integrity && typeof integrity === "object") {
+    const store = integrity.store as Record<string, unknown> | undefined;
+    const checkpoint = integrity.checkpoint as
+      | Record<string, unknown>
+      | undefined;
+    lines.push(
+      `Store:    ${store?.generation} writes (epoch ${store?.epoch})${
+        checkpoint
+          ? `, keepers' checkpoint ${checkpoint.generation} (epoch ${checkpoint.epoch})`
+          : ""
+      }`,
+    );
+    if (typeof integrity.reason === "string") {
+      lines.push(`Held:     ${integrity.reason}`);
+    }
+  }
   if (status.state === "locked" && typeof restore.remaining === "number") {
     lines.push(
       `Restore:  ${

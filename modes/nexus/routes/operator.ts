@@ -2,9 +2,10 @@
 /**
  * Operator routes: export recovery shards (recover role), feed them back
  * one at a time (restore role), rehearse a restore without changing
- * anything (drill, restore role), status (pilot roles), and push the
- * shards to the keepers now (superuser; beyond upstream, like drill and
- * status).
+ * anything (drill, restore role), status (pilot roles), push the shards to
+ * the keepers now (superuser), check every stored row (superuser), and
+ * accept a store held as rolled back or failing its digest (restore role).
+ * Beyond upstream: drill, status, push, check, accept-rollback.
  *
  * @module
  */
@@ -28,7 +29,9 @@ import type { StoreMeta } from "../store/backend.ts";
 import type { Keepers } from "../keepers.ts";
 import type { PushResult } from "../keeper_sync.ts";
 import type { RestoreSession } from "../restore.ts";
+import type { RollbackGuard } from "../rollback_guard.ts";
 import type { RootKeyState } from "../root_key.ts";
+import type { CheckReport } from "../store/open.ts";
 import { checkKeepers, rebuildRootKey } from "../lifecycle.ts";
 import { type JsonObject, jsonResponse, readJsonObject } from "../http.ts";
 import type { Route, RouteContext } from "../router.ts";
@@ -46,6 +49,18 @@ export interface OperatorDeps {
    * operator); undefined without keepers (memory backend).
    */
   readonly push: ((why: string) => Promise<PushResult>) | undefined;
+  /** Holds a store that was rolled back or fails its digest. */
+  readonly guard: RollbackGuard;
+  /** Checks every stored row and the digest. */
+  readonly check: () => Promise<CheckReport>;
+}
+
+// Routes that need the root key but not a served store: they work while
+// the store is held, so an operator can still act on it.
+function requireKey(deps: OperatorDeps): void {
+  if (!deps.state.unlocked) {
+    throw new ApiError(ErrorCode.NotReady, "Nexus is locked: no root key yet");
+  }
 }
 
 function requireRole(peer: SpiffeId, ...roles: Role[]): void {
@@ -137,6 +152,7 @@ function readShard(value: JsonValue | undefined): Uint8Array {
 
 async function recover(deps: OperatorDeps, ctx: RouteContext) {
   requireRole(ctx.peerId, "recover");
+  requireKey(deps);
   const meta = requireMeta(deps);
   readJsonObject(ctx.body);
   const body = await deps.state.withKey(async (key) => {
@@ -247,8 +263,14 @@ async function status(deps: OperatorDeps, ctx: RouteContext) {
     }
   }
   const collected = deps.restore.collected;
+  const integrity = deps.guard.status();
   return jsonResponse(200, {
-    state: deps.state.unlocked ? "unlocked" : "locked",
+    // "held": the root key is known, but the store is not served.
+    state: !deps.state.unlocked
+      ? "locked"
+      : deps.guard.serving
+      ? "unlocked"
+      : "held",
     backend: deps.backend,
     threshold: meta?.threshold ?? null,
     shares: meta?.shareCount ?? null,
@@ -257,12 +279,14 @@ async function status(deps: OperatorDeps, ctx: RouteContext) {
       remaining: meta ? Math.max(meta.threshold - collected, 0) : null,
     },
     keepers: deps.keepers?.statuses ?? [],
+    integrity: integrity ?? null,
   });
 }
 
 async function push(deps: OperatorDeps, ctx: RouteContext) {
   requireRole(ctx.peerId, "superuser");
   readJsonObject(ctx.body);
+  requireKey(deps);
   if (!deps.push) {
     throw new ApiError(
       ErrorCode.BadRequest,
@@ -276,6 +300,33 @@ async function push(deps: OperatorDeps, ctx: RouteContext) {
   });
 }
 
+async function check(deps: OperatorDeps, ctx: RouteContext) {
+  requireRole(ctx.peerId, "superuser");
+  readJsonObject(ctx.body);
+  requireKey(deps);
+  return jsonResponse(200, await deps.check());
+}
+
+async function acceptRollback(deps: OperatorDeps, ctx: RouteContext) {
+  requireRole(ctx.peerId, "restore");
+  const request = readJsonObject(ctx.body);
+  requireKey(deps);
+  const generation = request.generation;
+  if (
+    typeof generation !== "number" || !Number.isSafeInteger(generation) ||
+    generation < 0
+  ) {
+    throw new ApiError(
+      ErrorCode.BadRequest,
+      "Generation must be the store's generation as status shows it, a whole number from 0",
+    );
+  }
+  const accepted = await deps.guard.accept(generation);
+  // The keepers take the accepted store's checkpoint at once.
+  await deps.push?.("accept-rollback").catch(() => {});
+  return jsonResponse(200, accepted);
+}
+
 /**
  * The operator routes, keyed as in a route table.
  *
@@ -285,7 +336,7 @@ async function push(deps: OperatorDeps, ctx: RouteContext) {
 export function operatorRoutes(deps: OperatorDeps): [string, Route][] {
   return [
     ["/v1/operator/recover", {
-      needsUnlock: true,
+      needsUnlock: false,
       handler: (ctx) => recover(deps, ctx),
     }],
     ["/v1/operator/restore", {
@@ -301,8 +352,16 @@ export function operatorRoutes(deps: OperatorDeps): [string, Route][] {
       handler: (ctx) => status(deps, ctx),
     }],
     ["/v1/operator/push", {
-      needsUnlock: true,
+      needsUnlock: false,
       handler: (ctx) => push(deps, ctx),
+    }],
+    ["/v1/operator/check", {
+      needsUnlock: false,
+      handler: (ctx) => check(deps, ctx),
+    }],
+    ["/v1/operator/accept-rollback", {
+      needsUnlock: false,
+      handler: (ctx) => acceptRollback(deps, ctx),
     }],
   ];
 }

@@ -28,6 +28,12 @@ import {
   StoreError,
   type StoreMeta,
 } from "./backend.ts";
+import type { Checkpoint } from "../../../lib/wire/checkpoint.ts";
+import {
+  type AuditHead,
+  signCheckpoint,
+  verifyCheckpoint,
+} from "./checkpoint_mac.ts";
 import { IntegrityLedger } from "./integrity_ledger.ts";
 import { type CheckProblem, checkRows } from "./store_check.ts";
 import { prepareDataDir, resolveDataDir } from "./data_dir.ts";
@@ -100,6 +106,9 @@ export class NexusStore {
   #storeId: Uint8Array | undefined;
   #ledger: IntegrityLedger | undefined;
   #hold: IntegrityHold | undefined;
+  // The integrity row of the rows as found at unlock (held or not).
+  #found: IntegrityRow | undefined;
+  readonly #commitListeners: ((row: IntegrityRow) => void)[] = [];
 
   /**
    * Wraps a backend.
@@ -182,6 +191,7 @@ export class NexusStore {
   async #checkIntegrity(schemaVersion: number): Promise<void> {
     const snapshot = await this.backend.readIntegrity();
     const ledger = this.#newLedger(snapshot, snapshot.row?.epoch ?? 0);
+    this.#found = ledger.row;
     if (snapshot.row) {
       const problem = ledger.mismatch(snapshot.row);
       if (problem) {
@@ -231,9 +241,56 @@ export class NexusStore {
   }
 
   #follow(ledger: IntegrityLedger): void {
+    for (const listener of this.#commitListeners) ledger.onCommit(listener);
     this.#ledger = ledger;
     this.#hold = undefined;
     this.backend.attachLedger(ledger);
+  }
+
+  /**
+   * Calls `listener` after every committed write, from the unlock on.
+   *
+   * @param listener gets the new integrity row
+   */
+  onCommit(listener: (row: IntegrityRow) => void): void {
+    this.#commitListeners.push(listener);
+    this.#ledger?.onCommit(listener);
+  }
+
+  /**
+   * The integrity row of the rows as they are: the ledger's while it
+   * follows writes, else the one computed at unlock (a held store).
+   * Undefined while locked.
+   */
+  get rows(): IntegrityRow | undefined {
+    return this.#ledger?.row ?? this.#found;
+  }
+
+  /**
+   * Signs a checkpoint of the store as it is now, for the keepers.
+   *
+   * @param audit the audit chain's head to anchor with it
+   * @returns the checkpoint, or undefined while locked or held
+   */
+  signCheckpoint(audit?: AuditHead): Checkpoint | undefined {
+    if (!this.#ledger || !this.#keys) return undefined;
+    return signCheckpoint(
+      this.#keys.integrity,
+      this.#storeId!,
+      this.#ledger.row,
+      audit,
+    );
+  }
+
+  /**
+   * Whether a keeper's checkpoint was signed for this store with its key.
+   *
+   * @param checkpoint a well-formed checkpoint
+   * @returns false also while locked
+   */
+  verifyCheckpoint(checkpoint: Checkpoint): boolean {
+    return this.#keys !== undefined &&
+      verifyCheckpoint(this.#keys.integrity, this.#storeId!, checkpoint);
   }
 
   #holdWith(hold: IntegrityHold): void {
@@ -424,6 +481,7 @@ export class NexusStore {
     await this.backend.close();
     this.#keys = undefined;
     this.#ledger = undefined;
+    this.#found = undefined;
   }
 
   /** Same as {@linkcode close}. */
