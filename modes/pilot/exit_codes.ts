@@ -18,7 +18,7 @@ export const ExitCode = {
   NotFound: 3,
   /** This identity may not do this (nexus said 401, or the SVID lacks the role). */
   Unauthorized: 4,
-  /** SPIKE Nexus is locked: it waits for its root key. */
+  /** SPIKE Nexus is locked (it waits for its root key) or holds its store. */
   NotReady: 5,
   /** SPIKE Nexus cannot be reached (refused, timeout, TLS or identity failure). */
   Unreachable: 6,
@@ -42,7 +42,10 @@ export const EXIT_CODE_TABLE: readonly [ExitCodeValue, string][] = [
     ExitCode.Unauthorized,
     "unauthorized (nexus refused this SPIFFE ID, or it lacks the role)",
   ],
-  [ExitCode.NotReady, "SPIKE Nexus is locked, waiting for its root key"],
+  [
+    ExitCode.NotReady,
+    "SPIKE Nexus is locked, waiting for its root key, or holds its store",
+  ],
   [
     ExitCode.Unreachable,
     "SPIKE Nexus unreachable (refused, timeout, TLS or wrong server identity)",
