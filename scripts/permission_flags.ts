@@ -184,6 +184,13 @@ export const PILOT_FILE_COMMANDS: Readonly<Record<string, PilotFileCommand>> = {
     readsPositionals: true,
     recoveryDir: "read",
   },
+  "audit verify": {
+    options: {
+      format: { type: "string", short: "f" },
+      offline: { type: "boolean" },
+    },
+    readsPositionals: true,
+  },
 };
 
 function pilotGrants(env: Env, args: readonly string[], cwd: string): Grants {
@@ -289,7 +296,11 @@ export function permissionFlags(
       write.push(dataDir);
     }
     const auditLog = setting(env, "SPIKE_NEXUS_AUDIT_LOG");
-    if (auditLog) write.push(resolve(cwd, auditLog));
+    if (auditLog) {
+      // Read too: the audit chain goes on from the file's last line.
+      read.push(resolve(cwd, auditLog));
+      write.push(resolve(cwd, auditLog));
+    }
   } else {
     const pilot = pilotGrants(env, args, cwd);
     net.push(...pilot.net);

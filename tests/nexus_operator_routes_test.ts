@@ -43,6 +43,7 @@ function depsFor(meta: StoreMeta): OperatorDeps {
     push: undefined,
     guard: new RollbackGuard(store, createLogger("test")),
     check: () => store.check(),
+    auditAnchor: () => ({ anchor: undefined, head: undefined }),
   };
 }
 

@@ -166,6 +166,19 @@ Deno.test("pilot may only read its input files and only write -o and the recover
     `${CWD}/spike.recovery.2.txt`,
   ]);
   assert.deepEqual(allowed(restore, "write"), []);
+  const verify = pilot([
+    "audit",
+    "verify",
+    "--offline",
+    "audit.log.2.gz",
+    "/var/log/spike/audit.log",
+  ]);
+  assert.deepEqual(allowed(verify, "read"), [
+    "/svid",
+    `${CWD}/audit.log.2.gz`,
+    "/var/log/spike/audit.log",
+  ]);
+  assert.deepEqual(allowed(verify, "write"), []);
   const piped = pilot(["operator", "restore", "-"]);
   assert.deepEqual(allowed(piped, "read"), ["/svid"]);
   const recover = pilot(["operator", "recover"], {
@@ -202,6 +215,7 @@ Deno.test("relative configured paths resolve against the mode's folder", () => {
     `${CWD}/svid`,
     `${CWD}/data`,
     CWD,
+    `${CWD}/audit.log`,
   ]);
   assert.deepEqual(allowed(nexus, "write"), [
     `${CWD}/data`,

@@ -3,10 +3,17 @@
  * The audit log: one JSON line per request, to its own sink (stderr, or
  * the file in SPIKE_NEXUS_AUDIT_LOG, reopened on SIGHUP for rotation). It
  * records who did what to which path or policy and how it ended, never a
- * value or key material.
+ * value or key material. Every line carries its sequence number and the hash
+ * of the line before (`lib/audit/chain.ts`); the chain goes on across
+ * restarts (from the file's last line) and rotations.
  *
  * @module
  */
+import {
+  AuditChain,
+  type AuditHead,
+  readAuditTail,
+} from "../../lib/audit/chain.ts";
 import { ConfigError } from "../../lib/config/env.ts";
 import type { Logger } from "../../lib/log.ts";
 
@@ -72,10 +79,25 @@ function openFailure(e: unknown): string {
 export class AuditLog {
   readonly #path: string | undefined;
   #file: Deno.FsFile | undefined;
+  readonly #chain: AuditChain;
+  /** Called after each line: nexus anchors the chain's head soon after. */
+  afterWrite: (() => void) | undefined;
+  /**
+   * The sequence number of the file's last chained line when it was
+   * opened (0: none); undefined for stderr.
+   */
+  readonly fileEnd: number | undefined;
 
-  private constructor(path: string | undefined, file: Deno.FsFile | undefined) {
+  private constructor(
+    path: string | undefined,
+    file: Deno.FsFile | undefined,
+    head: AuditHead | undefined,
+    fileEnd?: number,
+  ) {
     this.#path = path;
     this.#file = file;
+    this.#chain = new AuditChain(head);
+    this.fileEnd = fileEnd;
   }
 
   static async #openFile(path: string): Promise<Deno.FsFile> {
@@ -83,22 +105,41 @@ export class AuditLog {
   }
 
   /**
-   * Opens the audit sink.
+   * Opens the audit sink. The chain goes on from the file's last line, or
+   * from `anchored` when that is further (the file lost lines, or there is
+   * no file to read), else starts anew.
    *
    * @param path a file to append to (created 0600), or undefined for stderr
+   * @param anchored the chain's head as last anchored in the store, if any
    * @returns the log
    * @throws {ConfigError} naming `SPIKE_NEXUS_AUDIT_LOG` and the path when
    *   the file cannot be opened
    */
-  static async open(path: string | undefined): Promise<AuditLog> {
-    if (path === undefined) return new AuditLog(undefined, undefined);
+  static async open(
+    path: string | undefined,
+    anchored?: AuditHead,
+  ): Promise<AuditLog> {
+    if (path === undefined) return new AuditLog(undefined, undefined, anchored);
     try {
-      return new AuditLog(path, await AuditLog.#openFile(path));
+      const tail = await readAuditTail(path);
+      const file = await AuditLog.#openFile(path);
+      // A line cut short by a crash stays as it is (verify names it); the
+      // next line starts on a line of its own.
+      if (tail.cut) file.writeSync(encoder.encode("\n"));
+      const head = tail.head && (!anchored || tail.head.seq >= anchored.seq)
+        ? tail.head
+        : anchored;
+      return new AuditLog(path, file, head, tail.head?.seq ?? 0);
     } catch (e) {
       throw new ConfigError(
         `SPIKE_NEXUS_AUDIT_LOG ${path} cannot be opened: ${openFailure(e)}`,
       );
     }
+  }
+
+  /** The last line written, or undefined before the first. */
+  get head(): AuditHead | undefined {
+    return this.#chain.head;
   }
 
   /**
@@ -108,9 +149,10 @@ export class AuditLog {
    */
   write(record: AuditRecord): void {
     const line = encoder.encode(
-      JSON.stringify({ time: new Date().toISOString(), audit: record }) + "\n",
+      this.#chain.next(new Date().toISOString(), record),
     );
     (this.#file ?? Deno.stderr).writeSync(line);
+    this.afterWrite?.();
   }
 
   /**
@@ -135,6 +177,18 @@ export class AuditLog {
     const previous = this.#file;
     this.#file = next;
     previous?.close();
+    // The new file starts with a line, so the chain's head is in it.
+    this.write({
+      trail: newTrailId(),
+      caller: null,
+      route: "",
+      action: "audit-reopen",
+      resource: null,
+      outcome: "success",
+      status: 0,
+      err: null,
+      durationMs: 0,
+    });
     log.info("Audit log reopened", { path: this.#path });
   }
 

@@ -32,6 +32,7 @@ import {
 } from "./lifecycle.ts";
 import { KeeperSync } from "./keeper_sync.ts";
 import { AuditLog, newTrailId } from "./audit.ts";
+import { AuditAnchors } from "./audit_anchor.ts";
 import { createDispatcher, type Route, routeKey } from "./router.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { dataRoutes } from "./routes/data.ts";
@@ -163,9 +164,14 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     await store.close();
     return 2;
   }
-  const audit = await AuditLog.open(config.auditLog);
+  // The chain goes on from the audit file's last line, or from the head
+  // the store anchored (not verified yet: that needs the key) when the file
+  // lost lines or audit lines go to stderr.
+  const stored = await store.backend.readAuditAnchor().catch(() => undefined);
+  const audit = await AuditLog.open(config.auditLog, stored);
   const engine = new PolicyEngine();
   const guard = new RollbackGuard(store, log);
+  const anchors = new AuditAnchors(store, audit, log);
   const state = new RootKeyState(async (keys) => {
     try {
       await store.unlock(keys);
@@ -183,6 +189,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     // Before anything is served: the store against the checkpoints of the
     // keepers that answered (those whose shards rebuilt the key among them).
     guard.settle(keepers?.checkpoints() ?? []);
+    await anchors.settle(guard.keeperAudit);
     const problems = await engine.reload(() =>
       loadPolicies(store, (message, policy) => {
         log.warn(message, policy === undefined ? {} : { policy });
@@ -233,12 +240,14 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       meta: () => meta,
       intervalMs: config.keeperUpdateIntervalMs,
       allowThresholdOne: config.allowThresholdOne,
-      checkpoint: () => guard.checkpoint(),
+      checkpoint: () => guard.checkpoint(anchors.anchor()),
       log,
     })
     : undefined;
   // Each burst of writes reaches the keepers' checkpoints within the delay.
   store.onCommit(() => sync?.soon(config.checkpointDelayMs));
+  // And audit lines reach the anchors as soon.
+  audit.afterWrite = () => sync?.soon(config.checkpointDelayMs);
   const restore = new RestoreSession(
     state,
     () => meta,
@@ -257,6 +266,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       push: sync && ((why: string) => sync.pushNow(why)),
       guard,
       check: () => store.check(),
+      auditAnchor: () => ({ anchor: anchors.newest, head: audit.head }),
     }).map(([path, route]): [string, Route] => [routeKey(path), route]),
     ...data,
   ]);
@@ -390,6 +400,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   await lifecycle;
   await server.close();
   keepers?.close();
+  // The last line anchored, so a restart on an emptied or rotated file
+  // goes on from it exactly.
+  if (state.unlocked) anchors.anchor();
   await store.close();
   Deno.removeSignalListener("SIGHUP", reopenAudit);
   audit.close();

@@ -130,6 +130,16 @@ export class RollbackGuard {
     this.#log.error(reason);
   }
 
+  /**
+   * The audit chain head of the newest valid checkpoint seen.
+   *
+   * @returns the head, when one was anchored
+   */
+  get keeperAudit(): AuditHead | undefined {
+    const audit = this.#newest?.audit;
+    return audit && { seq: audit.seq, hash: Uint8Array.fromHex(audit.hash) };
+  }
+
   /** Whether the store may be served (it is neither held nor failing). */
   get serving(): boolean {
     return this.#held === undefined && this.#store.hold === undefined;

@@ -37,6 +37,7 @@ Commands:
                                                      shards to keepers now
   operator check|accept-rollback                     check every stored row; serve a
                                                      store held as rolled back
+  audit verify FILE...                               check the audit files' hash chain
   status                                             nexus state, shards and keepers
 
 Environment:
@@ -69,6 +70,7 @@ const COMMANDS: Readonly<Record<string, () => Promise<Runner>>> = {
   cipher: async () => (await import("./cipher.ts")).runCipher,
   operator: async () => (await import("./operator.ts")).runOperator,
   status: async () => (await import("./status.ts")).runStatus,
+  audit: async () => (await import("./audit.ts")).runAudit,
 };
 
 /**
@@ -144,7 +146,7 @@ export async function main(args: string[]): Promise<number> {
     checkLogLevel();
     if (command === undefined) {
       throw new CliError(
-        'A command is required: secret, policy, cipher, operator or status (see "spike pilot --help")',
+        'A command is required: secret, policy, cipher, operator, audit or status (see "spike pilot --help")',
         ExitCode.Usage,
       );
     }
@@ -153,7 +155,7 @@ export async function main(args: string[]): Promise<number> {
       : undefined;
     if (load === undefined) {
       throw new CliError(
-        `Unknown command "${command}": use secret, policy, cipher, operator or status (see "spike pilot --help")`,
+        `Unknown command "${command}": use secret, policy, cipher, operator, audit or status (see "spike pilot --help")`,
         ExitCode.Usage,
       );
     }

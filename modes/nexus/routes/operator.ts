@@ -3,9 +3,10 @@
  * Operator routes: export recovery shards (recover role), feed them back
  * one at a time (restore role), rehearse a restore without changing
  * anything (drill, restore role), status (pilot roles), push the shards to
- * the keepers now (superuser), check every stored row (superuser), and
- * accept a store held as rolled back or failing its digest (restore role).
- * Beyond upstream: drill, status, push, check, accept-rollback.
+ * the keepers now (superuser), check every stored row (superuser), accept a
+ * store held as rolled back or failing its digest (restore role), and the
+ * audit chain's anchor (superuser, for `spike pilot audit verify`). Beyond
+ * upstream: drill, status, push, check, accept-rollback, audit-anchor.
  *
  * @module
  */
@@ -32,6 +33,7 @@ import type { RestoreSession } from "../restore.ts";
 import type { RollbackGuard } from "../rollback_guard.ts";
 import type { RootKeyState } from "../root_key.ts";
 import type { CheckReport } from "../store/open.ts";
+import type { AuditHead } from "../../../lib/audit/chain.ts";
 import { checkKeepers, rebuildRootKey } from "../lifecycle.ts";
 import { type JsonObject, jsonResponse, readJsonObject } from "../http.ts";
 import type { Route, RouteContext } from "../router.ts";
@@ -53,6 +55,11 @@ export interface OperatorDeps {
   readonly guard: RollbackGuard;
   /** Checks every stored row and the digest. */
   readonly check: () => Promise<CheckReport>;
+  /** The audit chain's newest anchor and the last line written. */
+  readonly auditAnchor: () => {
+    anchor: AuditHead | undefined;
+    head: AuditHead | undefined;
+  };
 }
 
 // Routes that need the root key but not a served store: they work while
@@ -307,6 +314,20 @@ async function check(deps: OperatorDeps, ctx: RouteContext) {
   return jsonResponse(200, await deps.check());
 }
 
+function headJson(head: AuditHead | undefined) {
+  return head ? { seq: head.seq, hash: head.hash.toHex() } : null;
+}
+
+function auditAnchor(deps: OperatorDeps, ctx: RouteContext) {
+  requireRole(ctx.peerId, "superuser");
+  readJsonObject(ctx.body);
+  requireKey(deps);
+  const { anchor, head } = deps.auditAnchor();
+  return Promise.resolve(
+    jsonResponse(200, { anchor: headJson(anchor), head: headJson(head) }),
+  );
+}
+
 async function acceptRollback(deps: OperatorDeps, ctx: RouteContext) {
   requireRole(ctx.peerId, "restore");
   const request = readJsonObject(ctx.body);
@@ -362,6 +383,10 @@ export function operatorRoutes(deps: OperatorDeps): [string, Route][] {
     ["/v1/operator/accept-rollback", {
       needsUnlock: false,
       handler: (ctx) => acceptRollback(deps, ctx),
+    }],
+    ["/v1/operator/audit-anchor", {
+      needsUnlock: false,
+      handler: (ctx) => auditAnchor(deps, ctx),
     }],
   ];
 }

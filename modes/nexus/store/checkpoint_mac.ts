@@ -1,24 +1,20 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
- * Signing and checking store checkpoints (`lib/wire/checkpoint.ts`) with
- * the integrity key: HMAC-SHA256 of the JSON
+ * Signing and checking store checkpoints (`lib/wire/checkpoint.ts`) and
+ * audit anchors with the integrity key: HMAC-SHA256 of the JSON
  * `["spike/v3/checkpoint", store, epoch, generation, digest, audit seq,
- * audit hash]` (the audit fields null when absent).
+ * audit hash]` (the audit fields null when absent), and of
+ * `["spike/v3/audit-anchor", store, seq, hash]`.
  *
  * @module
  */
 import { createHmac, type KeyObject } from "node:crypto";
+import type { AuditHead } from "../../../lib/audit/chain.ts";
 import type { Checkpoint } from "../../../lib/wire/checkpoint.ts";
-import { sameBytes } from "./store_digest.ts";
-import type { IntegrityRow } from "./store_digest.ts";
+import type { AuditAnchorRow } from "./backend.ts";
+import { type IntegrityRow, sameBytes } from "./store_digest.ts";
 
-/** An audit chain head: the sequence number and hash of a line. */
-export interface AuditHead {
-  /** The line's sequence number. */
-  readonly seq: number;
-  /** SHA-256 of the line, 32 bytes. */
-  readonly hash: Uint8Array;
-}
+export type { AuditHead };
 
 function mac(key: KeyObject, fields: Omit<Checkpoint, "mac">): Uint8Array {
   return createHmac("sha256", key).update(JSON.stringify([
@@ -75,4 +71,52 @@ export function verifyCheckpoint(
     mac(key, checkpoint),
     Uint8Array.fromHex(checkpoint.mac),
   );
+}
+
+function anchorMac(key: KeyObject, storeId: Uint8Array, head: AuditHead) {
+  return new Uint8Array(
+    createHmac("sha256", key).update(JSON.stringify([
+      "spike/v3/audit-anchor",
+      storeId.toHex(),
+      head.seq,
+      head.hash.toHex(),
+    ])).digest(),
+  );
+}
+
+/**
+ * The audit anchor row of a chain head.
+ *
+ * @param key the integrity key
+ * @param storeId the store id
+ * @param head the chain head
+ * @returns the row to store
+ */
+export function signAuditAnchor(
+  key: KeyObject,
+  storeId: Uint8Array,
+  head: AuditHead,
+): AuditAnchorRow {
+  return {
+    seq: head.seq,
+    hash: new Uint8Array(head.hash),
+    mac: anchorMac(key, storeId, head),
+  };
+}
+
+/**
+ * Whether a stored audit anchor was signed for this store with its key.
+ *
+ * @param key the integrity key
+ * @param storeId the store id
+ * @param row the stored row
+ * @returns true when it verifies
+ */
+export function verifyAuditAnchor(
+  key: KeyObject,
+  storeId: Uint8Array,
+  row: AuditAnchorRow,
+): boolean {
+  return row.hash.length === 32 &&
+    sameBytes(anchorMac(key, storeId, row), row.mac);
 }

@@ -31,7 +31,9 @@ import {
 import type { Checkpoint } from "../../../lib/wire/checkpoint.ts";
 import {
   type AuditHead,
+  signAuditAnchor,
   signCheckpoint,
+  verifyAuditAnchor,
   verifyCheckpoint,
 } from "./checkpoint_mac.ts";
 import { IntegrityLedger } from "./integrity_ledger.ts";
@@ -280,6 +282,32 @@ export class NexusStore {
       this.#ledger.row,
       audit,
     );
+  }
+
+  /**
+   * Anchors the audit chain's head in the store.
+   *
+   * @param head the head, a line already written
+   * @throws {ApiError} `state_not_ready` while locked
+   */
+  async anchorAudit(head: AuditHead): Promise<void> {
+    if (!this.#keys) throw notReady();
+    await this.backend.writeAuditAnchor(
+      signAuditAnchor(this.#keys.integrity, this.#storeId!, head),
+    );
+  }
+
+  /**
+   * The audit chain's head as anchored in the store, when its MAC verifies.
+   *
+   * @returns the head, or undefined when there is none or it was altered
+   */
+  async auditAnchor(): Promise<AuditHead | undefined> {
+    const row = await this.backend.readAuditAnchor();
+    if (!row || !this.#keys) return undefined;
+    return verifyAuditAnchor(this.#keys.integrity, this.#storeId!, row)
+      ? { seq: row.seq, hash: row.hash }
+      : undefined;
   }
 
   /**
