@@ -61,6 +61,7 @@ Deno.test("bench --quick prints the table and writes results, document and chart
         "scale-list",
         "scale-list-all",
         "read-scale-c1",
+        "scale-check",
         "recovery",
       ]
     ) {

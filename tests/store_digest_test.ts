@@ -4,7 +4,8 @@
 // step by writes equal to one built from the same rows, writes undone with
 // their transaction, and every disagreement named.
 import assert from "node:assert/strict";
-import { createHmac, createSecretKey } from "node:crypto";
+import { createHmac } from "node:crypto";
+import { HmacSha256 } from "../lib/crypto/sha256.ts";
 import { IntegrityLedger } from "../modes/nexus/store/integrity_ledger.ts";
 import {
   bucketOf,
@@ -13,7 +14,8 @@ import {
 } from "../modes/nexus/store/store_digest.ts";
 import type { IntegritySnapshot } from "../modes/nexus/store/backend.ts";
 
-const KEY = createSecretKey(new Uint8Array(32).fill(1));
+const KEY_BYTES = new Uint8Array(32).fill(1);
+const KEY = new HmacSha256(KEY_BYTES);
 const STORE_ID = new Uint8Array(16).fill(2);
 
 function snapshot(
@@ -41,7 +43,7 @@ Deno.test("the store digest is the documented XOR of bucket and policy-set HMACs
     return (h >>> 0) % 4096;
   };
   const mac = (message: unknown) =>
-    createHmac("sha256", KEY).update(JSON.stringify(message)).digest();
+    createHmac("sha256", KEY_BYTES).update(JSON.stringify(message)).digest();
   const entries = { "apps/db": 3, "apps/web": 1, "team/x": 7, "ü/é": 2 };
   const byBucket = new Map<number, [string, number][]>();
   for (const [path, revision] of Object.entries(entries).sort()) {
@@ -86,22 +88,28 @@ Deno.test("a ledger kept in step by writes equals one built from the rows they l
   const empty = l.row;
   assert.equal(empty.generation, 0);
   assert.equal(empty.digest.toHex(), "00".repeat(32));
-  const updates = [
-    l.secretWritten("a", 0, 1),
-    l.secretWritten("b", 0, 1),
-    l.secretWritten("a", 1, 2),
-    l.policyWritten(0, 1),
-    l.secretWritten("c/d", 0, 1),
-    l.policyWritten(1, 2),
-    l.secretWritten("a", 2, 3),
+  // Each transaction stores one row, replacing the one before; a batch of
+  // writes (the last three) seals once.
+  const transactions: (() => void)[][] = [
+    [() => l.secretWritten("a", 0, 1)],
+    [() => l.secretWritten("b", 0, 1)],
+    [() => l.secretWritten("a", 1, 2), () => l.policyWritten(0, 1)],
+    [
+      () => l.secretWritten("c/d", 0, 1),
+      () => l.policyWritten(1, 2),
+      () => l.secretWritten("a", 2, 3),
+    ],
   ];
-  l.commit();
-  // Each write replaces the row the one before stored.
   let previous: IntegrityRow = empty;
-  for (const u of updates) {
-    assert.equal(u.replaces.toHex(), previous.mac.toHex());
-    assert.equal(u.row.generation, previous.generation + 1);
-    previous = u.row;
+  for (const writes of transactions) {
+    for (const write of writes) write();
+    const sealed = l.seal()!;
+    assert.equal(sealed.replaces.toHex(), previous.mac.toHex());
+    assert.equal(sealed.row.generation, previous.generation + writes.length);
+    l.commit();
+    assert.deepEqual(l.row, sealed.row);
+    assert.equal(l.seal(), undefined, "nothing written since the commit");
+    previous = sealed.row;
   }
   const built = ledger(snapshot({ a: 3, b: 1, "c/d": 1 }, 2)).row;
   assert.deepEqual(l.row, built);
@@ -120,17 +128,20 @@ Deno.test("writes rolled back with their transaction leave the ledger as before"
   l.secretWritten("a", 1, 2);
   l.secretWritten("new", 0, 1);
   l.policyWritten(0, 1);
+  l.seal();
+  // The commit failed: the whole transaction rolls back.
   l.rollbackTo(mark);
+  l.commit();
   assert.deepEqual(l.row, before);
   assert.equal(l.revisionOf("new"), 0);
   assert.equal(l.revisionOf("a"), 1);
-  l.commit();
   assert.deepEqual(committed, [], "nothing written, nothing committed");
   // A batch: the second write's savepoint rolls back, the first commits.
   l.secretWritten("a", 1, 2);
   const second = l.mark();
   l.secretWritten("b", 0, 1);
   l.rollbackTo(second);
+  l.seal();
   l.commit();
   assert.deepEqual(committed, [2]);
   assert.deepEqual(l.row, ledger(snapshot({ a: 2 })).row);
@@ -204,4 +215,25 @@ Deno.test("differences name every path whose stored revision is not the one writ
     paths: [],
     policyGeneration: undefined,
   });
+});
+
+Deno.test("HMAC-SHA256 matches node:crypto for every length around the block size", () => {
+  for (const keyLength of [0, 1, 31, 32, 63, 64, 65, 200]) {
+    const key = crypto.getRandomValues(new Uint8Array(keyLength));
+    const hmac = new HmacSha256(key);
+    for (let n = 0; n < 300; n += n < 70 ? 1 : 37) {
+      const message = crypto.getRandomValues(new Uint8Array(n));
+      assert.equal(
+        hmac.mac(message).toHex(),
+        createHmac("sha256", key).update(message).digest("hex"),
+        `key ${keyLength} bytes, message ${n} bytes`,
+      );
+    }
+    hmac.clear();
+    assert.notEqual(
+      hmac.mac(new Uint8Array(1)).toHex(),
+      createHmac("sha256", key).update(new Uint8Array(1)).digest("hex"),
+      "a cleared key no longer MACs",
+    );
+  }
 });

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { createSecretKey, type KeyObject } from "node:crypto";
+import { HmacSha256 } from "./sha256.ts";
 import { zero } from "./zero.ts";
 
 const encoder = new TextEncoder();
@@ -50,11 +50,11 @@ export interface PurposeKeys {
   readonly keyring: CryptoKey;
   /**
    * HMAC-SHA256 key of the store digest, its checkpoints and the audit
-   * anchors. A node:crypto key, not a WebCrypto one: the digest is updated
+   * anchors. Synchronous, not a WebCrypto key: the digest is updated
    * inside SQLite's synchronous write transaction, where an `await` cannot
-   * run. Its bytes live outside JS, as a CryptoKey's do.
+   * run.
    */
-  readonly integrity: KeyObject;
+  readonly integrity: HmacSha256;
   /** The keys of store schema 1, derived only to migrate such a store. */
   readonly schema1?: Schema1Keys;
 }
@@ -123,7 +123,7 @@ export async function derivePurposeKeys(
         "wrapKey",
         "unwrapKey",
       ]),
-      integrity: createSecretKey(integrityRaw),
+      integrity: new HmacSha256(integrityRaw),
     };
     if (!options.schema1) return keys;
     return {

@@ -809,8 +809,49 @@ export class Scenarios {
     rows.push(
       this.#baselineRow("baseline-scale", base, concurrency),
       this.#row("read-scale", "Secret read at scale", busy, concurrency, base),
+      await this.#fullCheck(),
     );
     return rows;
+  }
+
+  // `spike pilot operator check`: every record opened, the digest
+  // recomputed, timed as one call.
+  async #fullCheck(): Promise<Row> {
+    const source = await openFileSvidSource(
+      this.#cluster.svidDir("superuser"),
+      { watch: false },
+    );
+    const client = createMtlsClient({
+      source,
+      authorizeServer: (id) => hasRole(id, "nexus"),
+      keepAlive: false,
+      timeoutMs: 600_000,
+    });
+    try {
+      const t0 = performance.now();
+      const res = await client.post(
+        `${this.#cluster.nexusUrl}/v1/operator/check`,
+        "{}",
+      );
+      const ms = performance.now() - t0;
+      const report = JSON.parse(new TextDecoder().decode(res.body));
+      if (res.status !== 200 || report.problemCount !== 0) {
+        throw new ScenarioError(
+          `operator check answered ${res.status}: ${report.problemCount} problems`,
+        );
+      }
+      return {
+        id: "scale-check",
+        scenario: "Full check of every row and the digest (operator check)",
+        p50: ms,
+        note:
+          `${report.secrets} secrets, ${report.versions} older versions, ${report.policies} policies`,
+      };
+    } finally {
+      client.close();
+      source.close();
+      await source.settled();
+    }
   }
 
   /**

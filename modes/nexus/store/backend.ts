@@ -128,37 +128,33 @@ export interface IntegritySnapshot {
 
 /**
  * What a backend calls inside every write transaction once nexus is
- * unlocked: the ledger computes the integrity row the transaction stores,
- * and follows the transaction's outcome. Calls are synchronous, so a
- * synchronous transaction (SQLite) can make them.
+ * unlocked: the ledger follows each write and the transaction's outcome,
+ * and gives the integrity row the transaction stores. Calls are
+ * synchronous, so a synchronous transaction (SQLite) can make them.
  */
 export interface WriteLedger {
   /**
    * A secret path moved from revision `from` (0: new) to `to`.
    *
-   * @returns the row to store, replacing the row whose MAC is `replaces`
    * @throws {IntegrityError} when the ledger never saw revision `from`
    *   (the store was changed underneath nexus)
    */
-  secretWritten(
-    path: string,
-    from: number,
-    to: number,
-  ): { row: IntegrityRow; replaces: Uint8Array<ArrayBuffer> };
+  secretWritten(path: string, from: number, to: number): void;
+  /** The policy set moved from generation `from` (0: none) to `to`. */
+  policyWritten(from: number, to: number): void;
   /**
-   * The policy set moved from generation `from` (0: none) to `to`.
-   *
-   * @returns as for {@linkcode secretWritten}
+   * The integrity row to store before the transaction commits (one per
+   * transaction, however many writes it holds), replacing the row whose
+   * MAC is `replaces`; undefined when nothing was written.
    */
-  policyWritten(
-    from: number,
-    to: number,
-  ): { row: IntegrityRow; replaces: Uint8Array<ArrayBuffer> };
+  seal():
+    | { row: IntegrityRow; replaces: Uint8Array<ArrayBuffer> }
+    | undefined;
   /** A savepoint: what {@linkcode rollbackTo} returns to. */
   mark(): number;
   /** Undoes every call after `mark` (their transaction rolled back). */
   rollbackTo(mark: number): void;
-  /** Every call so far is committed. */
+  /** The transaction committed, with the sealed row. */
   commit(): void;
 }
 

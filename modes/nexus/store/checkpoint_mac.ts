@@ -8,16 +8,18 @@
  *
  * @module
  */
-import { createHmac, type KeyObject } from "node:crypto";
 import type { AuditHead } from "../../../lib/audit/chain.ts";
+import type { HmacSha256 } from "../../../lib/crypto/sha256.ts";
 import type { Checkpoint } from "../../../lib/wire/checkpoint.ts";
 import type { AuditAnchorRow } from "./backend.ts";
 import { type IntegrityRow, sameBytes } from "./store_digest.ts";
 
 export type { AuditHead };
 
-function mac(key: KeyObject, fields: Omit<Checkpoint, "mac">): Uint8Array {
-  return createHmac("sha256", key).update(JSON.stringify([
+const encoder = new TextEncoder();
+
+function mac(key: HmacSha256, fields: Omit<Checkpoint, "mac">): Uint8Array {
+  return key.mac(encoder.encode(JSON.stringify([
     "spike/v3/checkpoint",
     fields.store,
     fields.epoch,
@@ -25,7 +27,7 @@ function mac(key: KeyObject, fields: Omit<Checkpoint, "mac">): Uint8Array {
     fields.digest,
     fields.audit?.seq ?? null,
     fields.audit?.hash ?? null,
-  ])).digest();
+  ])));
 }
 
 /**
@@ -38,7 +40,7 @@ function mac(key: KeyObject, fields: Omit<Checkpoint, "mac">): Uint8Array {
  * @returns the checkpoint
  */
 export function signCheckpoint(
-  key: KeyObject,
+  key: HmacSha256,
   storeId: Uint8Array,
   row: IntegrityRow,
   audit?: AuditHead,
@@ -62,7 +64,7 @@ export function signCheckpoint(
  * @returns true when it was signed with this store's key
  */
 export function verifyCheckpoint(
-  key: KeyObject,
+  key: HmacSha256,
   storeId: Uint8Array,
   checkpoint: Checkpoint,
 ): boolean {
@@ -73,15 +75,13 @@ export function verifyCheckpoint(
   );
 }
 
-function anchorMac(key: KeyObject, storeId: Uint8Array, head: AuditHead) {
-  return new Uint8Array(
-    createHmac("sha256", key).update(JSON.stringify([
-      "spike/v3/audit-anchor",
-      storeId.toHex(),
-      head.seq,
-      head.hash.toHex(),
-    ])).digest(),
-  );
+function anchorMac(key: HmacSha256, storeId: Uint8Array, head: AuditHead) {
+  return key.mac(encoder.encode(JSON.stringify([
+    "spike/v3/audit-anchor",
+    storeId.toHex(),
+    head.seq,
+    head.hash.toHex(),
+  ])));
 }
 
 /**
@@ -93,7 +93,7 @@ function anchorMac(key: KeyObject, storeId: Uint8Array, head: AuditHead) {
  * @returns the row to store
  */
 export function signAuditAnchor(
-  key: KeyObject,
+  key: HmacSha256,
   storeId: Uint8Array,
   head: AuditHead,
 ): AuditAnchorRow {
@@ -113,7 +113,7 @@ export function signAuditAnchor(
  * @returns true when it verifies
  */
 export function verifyAuditAnchor(
-  key: KeyObject,
+  key: HmacSha256,
   storeId: Uint8Array,
   row: AuditAnchorRow,
 ): boolean {

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { KeyObject } from "node:crypto";
+import type { HmacSha256 } from "../../../lib/crypto/sha256.ts";
 import type { IntegritySnapshot, WriteLedger } from "./backend.ts";
 import { IntegrityError } from "./integrity.ts";
 import { lowerBound } from "./key_listing.ts";
@@ -30,7 +30,7 @@ import {
   xorInto,
 } from "./store_digest.ts";
 
-/** What one write changes in the integrity row. */
+/** The integrity row a transaction stores. */
 export interface IntegrityUpdate {
   /** The row to store. */
   readonly row: IntegrityRow;
@@ -58,12 +58,14 @@ export interface RevisionMismatch {
 
 /** The integrity ledger. */
 export class IntegrityLedger implements WriteLedger, WrittenRevisions {
-  readonly #key: KeyObject;
+  readonly #key: HmacSha256;
   readonly #storeId: Uint8Array;
   #epoch: number;
   #generation = 0;
   #digest = new Uint8Array(DIGEST_BYTES);
+  // The MAC of the row as stored; the one a transaction is about to store.
   #mac: Uint8Array<ArrayBuffer>;
+  #sealing: Uint8Array<ArrayBuffer> | undefined;
   #policyGeneration: number;
   // Paths per bucket, by code point ascending, and their revisions.
   readonly #paths: string[][] = Array.from(
@@ -89,7 +91,7 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
    * @param epoch the epoch of the row this ledger writes
    */
   constructor(
-    key: KeyObject,
+    key: HmacSha256,
     storeId: Uint8Array,
     snapshot: IntegritySnapshot,
     epoch: number,
@@ -118,7 +120,7 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
     this.#committed = this.#generation;
   }
 
-  /** The integrity row of the ledger's state. */
+  /** The integrity row as stored (outside a write transaction). */
   get row(): IntegrityRow {
     return {
       epoch: this.#epoch,
@@ -223,7 +225,7 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
   }
 
   /** See {@linkcode WriteLedger.secretWritten}. */
-  secretWritten(path: string, from: number, to: number): IntegrityUpdate {
+  secretWritten(path: string, from: number, to: number): void {
     const known = this.revisionOf(path);
     if (known !== from || to !== from + 1) {
       throw new IntegrityError(
@@ -242,7 +244,7 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
     const previous = this.#bucketMacs[bucket];
     const next = this.#macOf(bucket);
     this.#bucketMacs[bucket] = next;
-    return this.#step(previous, next, () => {
+    this.#step(previous, next, () => {
       this.#bucketMacs[bucket] = previous;
       if (from === 0) {
         paths.splice(at, 1);
@@ -253,14 +255,14 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
   }
 
   /** See {@linkcode WriteLedger.policyWritten}. */
-  policyWritten(from: number, to: number): IntegrityUpdate {
+  policyWritten(from: number, to: number): void {
     if (this.#policyGeneration !== from || to !== from + 1) {
       throw new IntegrityError(
         `The policy set was at generation ${from} in the store, but nexus last wrote generation ${this.#policyGeneration}: the store was changed underneath nexus`,
       );
     }
     this.#policyGeneration = to;
-    return this.#step(
+    this.#step(
       policySetMac(this.#key, from),
       policySetMac(this.#key, to),
       () => this.#policyGeneration = from,
@@ -275,11 +277,30 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
   /** See {@linkcode WriteLedger.rollbackTo}. */
   rollbackTo(mark: number): void {
     while (this.#undo.length > mark) this.#undo.pop()!();
+    this.#sealing = undefined;
+  }
+
+  /** See {@linkcode WriteLedger.seal}. */
+  seal(): IntegrityUpdate | undefined {
+    if (this.#generation === this.#committed) return undefined;
+    // Once per transaction, not per write: a batch of writes shares one.
+    this.#sealing = this.#sign();
+    return {
+      row: {
+        epoch: this.#epoch,
+        generation: this.#generation,
+        digest: this.#digest.slice(),
+        mac: this.#sealing.slice(),
+      },
+      replaces: this.#mac.slice(),
+    };
   }
 
   /** See {@linkcode WriteLedger.commit}. */
   commit(): void {
     this.#undo = [];
+    if (this.#sealing) this.#mac = this.#sealing;
+    this.#sealing = undefined;
     if (this.#generation === this.#committed) return;
     this.#committed = this.#generation;
     const row = this.row;
@@ -287,26 +308,22 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
   }
 
   // Moves the digest past one write: `removed` out, `added` in, one more
-  // write, a new row MAC. `undo` restores what the caller changed; the rest
-  // is restored here.
+  // write. `undo` restores what the caller changed; the rest is restored
+  // here. The row's MAC waits for the end of the transaction (seal).
   #step(
     removed: Uint8Array | undefined,
     added: Uint8Array | undefined,
     undo: () => void,
-  ): IntegrityUpdate {
-    const replaces = this.#mac;
+  ): void {
     const digest = this.#digest.slice();
     if (removed) xorInto(this.#digest, removed);
     if (added) xorInto(this.#digest, added);
     this.#generation += 1;
-    this.#mac = this.#sign();
     this.#undo.push(() => {
       undo();
       this.#digest = digest;
       this.#generation -= 1;
-      this.#mac = replaces;
     });
-    return { row: this.row, replaces: replaces.slice() };
   }
 
   #macOf(bucket: number): Uint8Array<ArrayBuffer> | undefined {

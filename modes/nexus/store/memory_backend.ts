@@ -93,27 +93,26 @@ export class MemoryBackend implements StoreBackend {
     }
   }
 
-  // Runs a write with the ledger: its row replaces the stored one, and a
-  // throw undoes the ledger's calls, as a rolled-back transaction would.
-  #logged<T>(
-    step: (ledger: WriteLedger) => {
-      row: IntegrityRow;
-      replaces: Uint8Array<ArrayBuffer>;
-    },
-    apply: () => T,
-  ): T {
+  // Runs a write with the ledger: the row it seals replaces the stored
+  // one, and a throw undoes the ledger's calls, as a rolled-back
+  // transaction would.
+  #logged<T>(step: (ledger: WriteLedger) => void, apply: () => T): T {
     const ledger = this.#ledger;
     if (!ledger) return apply();
     const mark = ledger.mark();
     try {
-      const { row, replaces } = step(ledger);
-      if (!this.#integrity || !sameBytes(this.#integrity.mac, replaces)) {
+      step(ledger);
+      const sealed = ledger.seal();
+      if (
+        sealed &&
+        (!this.#integrity || !sameBytes(this.#integrity.mac, sealed.replaces))
+      ) {
         throw new IntegrityError(
           "The store's integrity row is not the one nexus wrote last: the store was changed or replaced underneath nexus",
         );
       }
       const result = apply();
-      this.#integrity = row;
+      if (sealed) this.#integrity = copyRow(sealed.row);
       ledger.commit();
       return result;
     } catch (e) {

@@ -356,6 +356,9 @@ export class SqliteBackend implements StoreBackend {
       }
     }
     try {
+      // One integrity row for the whole batch, in its transaction.
+      const sealed = ledger?.seal();
+      if (sealed) this.#storeIntegrity(sealed);
       db.exec("COMMIT");
     } catch (e) {
       this.#abort(batch, e);
@@ -376,7 +379,9 @@ export class SqliteBackend implements StoreBackend {
     } catch {
       // The transaction is gone either way; the jobs fail below.
     }
-    for (const job of batch) job.reject(writeFailed(error));
+    for (const job of batch) {
+      job.reject(error instanceof IntegrityError ? error : writeFailed(error));
+    }
   }
 
   /** See {@linkcode StoreBackend.readMeta}. */
@@ -484,17 +489,13 @@ export class SqliteBackend implements StoreBackend {
       if (write.pruneBelow !== undefined) {
         s.prune!.run(path, write.pruneBelow);
       }
-      if (this.#ledger) {
-        this.#storeIntegrity(
-          this.#ledger.secretWritten(path, expectedRevision, revision),
-        );
-      }
+      this.#ledger?.secretWritten(path, expectedRevision, revision);
       return { ok: true, revision };
     });
   }
 
-  // Inside a write job: replaces the integrity row, if it is still the one
-  // the ledger last wrote.
+  // At the end of a batch: replaces the integrity row, if it is still the
+  // one the ledger last wrote.
   #storeIntegrity(
     update: { row: IntegrityRow; replaces: Uint8Array<ArrayBuffer> },
   ): void {
@@ -683,11 +684,7 @@ export class SqliteBackend implements StoreBackend {
       if (cas.changes === 0) return { ok: false, conflict: true };
       if (change.record) s.upsertPolicy!.run(change.name, change.record);
       else s.deletePolicy!.run(change.name);
-      if (this.#ledger) {
-        this.#storeIntegrity(
-          this.#ledger.policyWritten(expectedGeneration, generation),
-        );
-      }
+      this.#ledger?.policyWritten(expectedGeneration, generation);
       return { ok: true, revision: generation };
     });
   }

@@ -35,7 +35,7 @@
  *
  * @module
  */
-import { createHmac, type KeyObject } from "node:crypto";
+import type { HmacSha256 } from "../../../lib/crypto/sha256.ts";
 
 /** The number of digest buckets. */
 export const DIGEST_BUCKETS = 4096;
@@ -79,10 +79,8 @@ function fnvBytes(bytes: Uint8Array): number {
   return (h >>> 0) % DIGEST_BUCKETS;
 }
 
-function hmac(key: KeyObject, message: string): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(DIGEST_BYTES);
-  out.set(createHmac("sha256", key).update(message).digest());
-  return out;
+function hmac(key: HmacSha256, message: string): Uint8Array<ArrayBuffer> {
+  return key.mac(encoder.encode(message));
 }
 
 /**
@@ -95,7 +93,7 @@ function hmac(key: KeyObject, message: string): Uint8Array<ArrayBuffer> {
  * @returns the MAC
  */
 export function bucketMac(
-  key: KeyObject,
+  key: HmacSha256,
   bucket: number,
   paths: readonly string[],
   revisions: readonly number[],
@@ -114,7 +112,7 @@ export function bucketMac(
  * @returns its MAC, or zeros before the first policy write
  */
 export function policySetMac(
-  key: KeyObject,
+  key: HmacSha256,
   generation: number,
 ): Uint8Array<ArrayBuffer> {
   return generation === 0
@@ -131,7 +129,7 @@ export function policySetMac(
  * @returns the MAC
  */
 export function integrityMac(
-  key: KeyObject,
+  key: HmacSha256,
   storeId: Uint8Array,
   row: Pick<IntegrityRow, "epoch" | "generation" | "digest">,
 ): Uint8Array<ArrayBuffer> {
