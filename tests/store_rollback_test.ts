@@ -335,3 +335,79 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "sealed bytes flipped on disk are refused on read of that path only; a revision column edited holds the store",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const cluster = await Cluster.create({
+      logLevel: "WARN",
+      nexusEnv: { SPIKE_NEXUS_CHECKPOINT_DELAY: "100ms" },
+    });
+    try {
+      await cluster.start();
+      await cluster.waitUnlocked();
+      await put(cluster, "apps/db", "db-value");
+      await put(cluster, "apps/web", "web-value");
+      await checkpointed(cluster, 2);
+      await cluster.stopNexus("SIGTERM");
+      const file = `${cluster.dataDir}/spike.db`;
+      const edit = (sql: string, ...params: (string | Uint8Array)[]) => {
+        const db = new DatabaseSync(file);
+        try {
+          return db.prepare(sql).all(...params);
+        } finally {
+          db.close();
+        }
+      };
+      const [row] = edit("SELECT head FROM secrets WHERE path = 'apps/db'");
+      const head = (row as { head: Uint8Array }).head;
+      const flipped = head.slice();
+      flipped[40]! ^= 0x01;
+      edit("UPDATE secrets SET head = ? WHERE path = 'apps/db'", flipped);
+      await cluster.startNexus();
+      await cluster.waitUnlocked();
+      const get = (path: string) =>
+        cluster.call("superuser", `${SECRETS}?action=get`, { path });
+      const refused = await get("apps/db");
+      assert.equal(refused.status, 500);
+      assert.deepEqual(refused.body, { err: "state_integrity_check" });
+      assert.deepEqual((await get("apps/web")).body?.data, {
+        pass: "web-value",
+      });
+      const check = await cluster.pilot("superuser", ["operator", "check"]);
+      assert.equal(check.code, 1);
+      assert.match(
+        check.stdout,
+        /Stored secret "apps\/db" head \(revision 1\) does not open/,
+      );
+      assert.doesNotMatch(check.stdout, /value/);
+
+      // The bytes back, then the revision column edited instead.
+      await cluster.stopNexus("SIGTERM");
+      edit("UPDATE secrets SET head = ? WHERE path = 'apps/db'", head);
+      edit("UPDATE secrets SET revision = 5 WHERE path = 'apps/web'");
+      await cluster.startNexus();
+      let status: Record<string, unknown> | undefined;
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline) {
+        status = (await cluster.call("superuser", "/v1/operator/status"))
+          .body;
+        if (status?.state !== "locked") break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(status?.state, "held");
+      assert.match(
+        String((status?.integrity as Record<string, unknown>).reason),
+        /add up to 6 writes, but its integrity row was sealed at 2/,
+      );
+      const held = await get("apps/db");
+      assert.equal(held.status, 503);
+      assert.doesNotMatch(JSON.stringify(held.body), /value/);
+    } finally {
+      await cluster.close();
+    }
+  },
+});

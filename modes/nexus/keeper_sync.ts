@@ -96,7 +96,13 @@ export class KeeperSync {
    * @param delayMs the longest wait
    */
   soon(delayMs: number): void {
-    if (this.#soon !== undefined || this.#stopped) return;
+    // Locked: no key to push (audit lines come while nexus waits for it).
+    if (
+      this.#soon !== undefined || this.#stopped ||
+      !this.#options.state.unlocked
+    ) {
+      return;
+    }
     this.#soon = setTimeout(() => {
       this.#soon = undefined;
       this.pushNow("checkpoint").catch((e) =>
@@ -135,7 +141,12 @@ export class KeeperSync {
     for (const k of back) this.#failing.delete(k.index);
     for (const k of failed) this.#failing.add(k.index);
     const total = keepers.statuses.length;
-    log.info("Shards pushed to keepers", { stored, keepers: total, why });
+    // A push after each burst of writes comes every second under load.
+    (why === "checkpoint" ? log.debug : log.info)("Shards pushed to keepers", {
+      stored,
+      keepers: total,
+      why,
+    });
     if (back.length > 0) {
       log.warn("Keepers hold their shard again", {
         keepers: back.map((k) => `${k.index} (${k.url})`).join(", "),
