@@ -23,6 +23,7 @@ import {
 import type { SpiffeId } from "../../../lib/spiffe/id.ts";
 import type { StoreMeta } from "../store/backend.ts";
 import type { Keepers } from "../keepers.ts";
+import type { ReplicaView } from "../ha/presence.ts";
 import type { RestoreSession } from "../restore.ts";
 import type { RootKeyState } from "../root_key.ts";
 import { checkKeepers, rebuildRootKey } from "../lifecycle.ts";
@@ -39,6 +40,8 @@ export interface OperatorDeps {
   readonly allowThresholdOne: boolean;
   /** Called after a restore unlocks nexus: push shards to keepers now. */
   readonly afterRestore: () => void;
+  /** The replicas of a shared store (postgres backend). */
+  readonly replicas?: (() => Promise<ReplicaView[]>) | undefined;
 }
 
 function requireRole(peer: SpiffeId, ...roles: Role[]): void {
@@ -231,7 +234,21 @@ async function status(deps: OperatorDeps, ctx: RouteContext) {
       remaining: meta ? Math.max(meta.threshold - collected, 0) : null,
     },
     keepers: deps.keepers?.statuses ?? [],
+    ...(deps.replicas ? await replicaStatus(deps.replicas) : {}),
   });
+}
+
+// The replicas the database lists, and which one leads the push loop.
+async function replicaStatus(list: () => Promise<ReplicaView[]>) {
+  try {
+    const replicas = await list();
+    return {
+      replicas,
+      pushLeader: replicas.find((r) => r.pushLeader)?.id ?? null,
+    };
+  } catch {
+    return { replicas: null, pushLeader: null, database: "unreachable" };
+  }
 }
 
 /**

@@ -46,13 +46,22 @@ export interface PoolSettings {
 // The SSLRequest message: length 8, code 80877103.
 const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 4, 210, 22, 47]);
 
+/** Callbacks of a pool's connections. */
+export interface PoolHooks {
+  /** A notification arrived (LISTEN). */
+  readonly onnotify?: (channel: string, payload: string) => void;
+  /** A connection closed. */
+  readonly onclose?: () => void;
+}
+
 /**
  * Opens a pool. Connections are made lazily, at the first query.
  *
  * @param settings the pool's settings
+ * @param hooks connection callbacks
  * @returns the client
  */
-export function openPool(settings: PoolSettings): Sql {
+export function openPool(settings: PoolSettings, hooks: PoolHooks = {}): Sql {
   const db = settings.database;
   // `socket` and `max_pipeline` are options its type declarations lack.
   const options: postgres.Options<Record<string, never>> & {
@@ -76,6 +85,7 @@ export function openPool(settings: PoolSettings): Sql {
     "fetch_types": false,
     debug: false,
     onnotice: () => {},
+    ...hooks,
     connection: {
       "application_name": "spike-nexus",
       "statement_timeout": settings.statementTimeoutMs,
