@@ -93,6 +93,13 @@ export function adminSql(url = pg!.adminUrl): postgres.Sql {
   });
 }
 
+/** The superuser URL of the test database (where the schemas are). */
+export function testAdminUrl(): string {
+  const url = new URL(pg!.adminUrl);
+  url.pathname = `/${TEST_ROLE}`;
+  return url.href;
+}
+
 let counter = 0;
 
 /**
@@ -102,9 +109,7 @@ let counter = 0;
  */
 export async function freshSchema(): Promise<string> {
   const name = `t${Deno.pid}_${Date.now().toString(36)}_${++counter}`;
-  const url = new URL(pg!.adminUrl);
-  url.pathname = `/${TEST_ROLE}`;
-  const admin = adminSql(url.href);
+  const admin = adminSql(testAdminUrl());
   try {
     await admin.unsafe(`CREATE SCHEMA ${name} AUTHORIZATION ${TEST_ROLE}`);
   } finally {
