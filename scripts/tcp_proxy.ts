@@ -42,6 +42,7 @@ export class TcpProxy {
   readonly #target: { hostname: string; port: number };
   readonly #conns = new Set<{ close(): void; forwarding: boolean }>();
   #mode: ProxyMode = "forward";
+  #cut: { marker: Uint8Array; when: "before" | "after" } | undefined;
   #link: Required<LinkOptions>;
   #closed = false;
 
@@ -110,6 +111,18 @@ export class TcpProxy {
     this.#link = withDefaults(link);
   }
 
+  /**
+   * Breaks the next connection whose client sends `marker`: before the
+   * bytes reach the server, or after, dropping the server's answer (the
+   * request was done; the client never learns it).
+   *
+   * @param marker bytes to look for in what a client sends
+   * @param when before or after the server gets them
+   */
+  cutOnce(marker: string, when: "before" | "after"): void {
+    this.#cut = { marker: new TextEncoder().encode(marker), when };
+  }
+
   async #accept(): Promise<void> {
     for (;;) {
       let client: Deno.TcpConn;
@@ -153,9 +166,17 @@ export class TcpProxy {
       if (closed) return;
       server = await Deno.connect(this.#target);
       server.setNoDelay(true);
+      const armed = { answer: false };
       await Promise.all([
-        this.#pump(client, server, conn),
-        this.#pump(server, client, conn),
+        this.#pump(client, server, conn, (chunk) => {
+          const cut = this.#cut;
+          if (!cut || !contains(chunk, cut.marker)) return true;
+          this.#cut = undefined;
+          if (cut.when === "before") return false;
+          armed.answer = true;
+          return true;
+        }),
+        this.#pump(server, client, conn, () => !armed.answer),
       ]);
     } catch {
       // A side went away.
@@ -174,6 +195,7 @@ export class TcpProxy {
     from: Deno.TcpConn,
     to: Deno.TcpConn,
     conn: { forwarding: boolean; close(): void },
+    pass: (chunk: Uint8Array) => boolean,
   ): Promise<void> {
     let due = 0;
     let chain = Promise.resolve();
@@ -189,9 +211,11 @@ export class TcpProxy {
       // In order: a chunk never overtakes the one before it.
       due = Math.max(due, performance.now() + delay);
       const at = due;
+      const passes = pass(chunk);
       chain = chain.then(async () => {
         await sleep(at - performance.now());
         while (!conn.forwarding && !this.#closed) await sleep(50);
+        if (!passes) return conn.close();
         await writeAll(to, chunk);
       });
       chain.catch(() => conn.close());
@@ -214,6 +238,16 @@ export class TcpProxy {
     }
     for (const conn of [...this.#conns]) conn.close();
   }
+}
+
+function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) {
+      if (haystack[i + j] !== needle[j]) continue outer;
+    }
+    return true;
+  }
+  return false;
 }
 
 function withDefaults(link: LinkOptions): Required<LinkOptions> {
