@@ -2,12 +2,19 @@
 /**
  * `deno task up`: starts a local cluster (dev CA, 3 keepers with threshold
  * 2, nexus on SQLite) and keeps it running until Ctrl-C, printing the
- * exact commands to talk to it with each pilot role.
+ * exact commands to talk to it with each pilot role. `--postgres`: three
+ * nexus replicas on a throwaway PostgreSQL instead (`up_postgres.ts`).
  *
  * @module
  */
 import { Cluster } from "./cluster.ts";
 import { waitForShutdown } from "../lib/shutdown.ts";
+import { upPostgres } from "./up_postgres.ts";
+
+if (Deno.args.includes("--postgres")) {
+  await upPostgres();
+  Deno.exit(0);
+}
 
 const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
 try {
