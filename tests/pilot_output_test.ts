@@ -373,13 +373,17 @@ Deno.test("status lists the replicas of a shared store and marks the push leader
     pushLeader: "a1",
   });
   assert.match(text, /Replicas: \(\* leads the keeper push loop\)/);
-  assert.match(
+  assert.ok(
+    text.includes(
+      "\n  * replica-1  10.0.0.1:8553  pid 41  unlocked  seen 0.4 s ago\n",
+    ),
     text,
-    /\n  \* replica-1  10\.0\.0\.1:8553  pid 41  unlocked  seen 0\.4 s ago\n/,
   );
-  assert.match(
+  assert.ok(
+    text.includes(
+      "\n    replica b2  10.0.0.2:8553  pid 42  locked  seen 0 s ago  (answered this call)\n",
+    ),
     text,
-    /\n    replica b2  10\.0\.0\.2:8553  pid 42  locked  seen 0 s ago  \(answered this call\)\n/,
   );
   assert.match(
     formatStatusHuman({ ...base, replicas: null, database: "unreachable" }),

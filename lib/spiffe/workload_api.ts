@@ -8,6 +8,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import process from "node:process";
 import * as grpc from "@grpc/grpc-js";
 import { envDuration } from "../config/env.ts";
 import { zero } from "../crypto/zero.ts";
@@ -84,7 +85,7 @@ export async function openWorkloadApiSource(
   options: WorkloadApiSourceOptions = {},
 ): Promise<SvidSource> {
   const endpoint = options.endpoint ??
-    Deno.env.get("SPIFFE_ENDPOINT_SOCKET")?.trim();
+    process.env.SPIFFE_ENDPOINT_SOCKET?.trim();
   if (!endpoint) {
     throw new WorkloadApiError(
       "No Workload API endpoint: set SPIFFE_ENDPOINT_SOCKET (e.g. unix:///run/spire/sockets/agent.sock)",

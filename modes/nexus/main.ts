@@ -10,14 +10,18 @@ import { createLogger, type Logger } from "../../lib/log.ts";
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
-import { hasRole } from "../../lib/spiffe/roles.ts";
+import {
+  describeTrustRoots,
+  hasRole,
+  ownRoleProblem,
+} from "../../lib/spiffe/roles.ts";
 import { waitForShutdown } from "../../lib/shutdown.ts";
 import { derivePurposeKeys, keyCheckValue } from "../../lib/crypto/kdf.ts";
 import { PolicyEngine } from "./policy/engine.ts";
 import { ConfigError } from "../../lib/config/env.ts";
 import { type NexusConfig, readNexusConfig } from "./config.ts";
 import { RootKeyState } from "./root_key.ts";
-import { Keepers } from "./keepers.ts";
+import { authorizeKeeper, Keepers } from "./keepers.ts";
 import { RestoreSession } from "./restore.ts";
 import {
   initializeNewStore,
@@ -56,7 +60,9 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_DATABASE_IDLE_TRANSACTION_TIMEOUT  [5s]
   SPIKE_NEXUS_POLICY_CHECK_INTERVAL    policy generation check (postgres) [1s]
   SPIKE_NEXUS_REPLICA_NAME             this replica's name in pilot status
-  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated
+  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite,
+                                       postgres); pin each keeper's SPIFFE ID with
+                                       https://keeper-1:8443#spiffe://<td>/spike/keeper/1
   SPIKE_NEXUS_SHAMIR_SHARES            shares = number of keepers [3]
   SPIKE_NEXUS_SHAMIR_THRESHOLD         shares needed to rebuild the key [2]
   SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL   shard push period [5m]
@@ -66,10 +72,16 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_MAX_SECRET_VERSIONS      versions kept per secret [10]
   SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE  cipher size limit in bytes [65536]
   SPIKE_NEXUS_MAX_REQUEST_BYTES        request body limit [1048576]
-  SPIKE_NEXUS_AUDIT_LOG                audit log file [stderr]
+  SPIKE_NEXUS_AUDIT_LOG                audit log file, reopened on SIGHUP [stderr]
   SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT  time to send request headers [10s]
   SPIKE_HTTP_SERVER_REQUEST_TIMEOUT    time to send a whole request [60s]
+  SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL  refused connections: one line per
+                                       source, then a count per interval [60s]
   SPIKE_SVID_DIR / SPIFFE_ENDPOINT_SOCKET  where the SVID comes from
+  SPIKE_FEDERATED_BUNDLES              with SPIKE_SVID_DIR: federated bundles,
+                                       <trust domain>=<PEM file>,...
+  SPIKE_TRUST_ROOT                     trust domain of SPIKE's roles [this
+                                       SVID's own]
   SPIKE_SYSTEM_LOG_LEVEL               DEBUG, INFO, WARN, ERROR [WARN]
 `;
 
@@ -143,11 +155,21 @@ function splitMismatch(
 async function run(config: NexusConfig, log: Logger): Promise<number> {
   using source = await openSvidSource();
   const own = source.current().id;
-  if (!hasRole(own, "nexus")) {
-    console.error(
-      `This SVID (${own.uri}) is not a nexus identity: nexus needs spiffe://<trust domain>/spike/nexus`,
-    );
+  const notNexus = ownRoleProblem(own, "nexus", "nexus");
+  if (notNexus !== undefined) {
+    console.error(notNexus);
     return 1;
+  }
+  const unpinnable = config.keeperPeers.find((peer) =>
+    peer.spiffeId !== undefined && !hasRole(peer.spiffeId, "keeper")
+  );
+  if (unpinnable !== undefined) {
+    console.error(
+      `SPIKE_NEXUS_KEEPER_PEERS pins ${unpinnable.spiffeId} for ${unpinnable.url}, which is not a keeper identity here: keepers are trusted in ${
+        describeTrustRoots("keeper")
+      }`,
+    );
+    return 2;
   }
   const store = await openStore({
     backend: config.backend,
@@ -210,15 +232,27 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     if (replication) await replication.activate();
     else await reloadPolicies();
   });
-  const keeperClient = config.backend !== "memory"
-    ? createMtlsClient({
-      source,
-      authorizeServer: (id) => hasRole(id, "keeper"),
-      timeoutMs: config.keeperTimeoutMs,
-    })
-    : undefined;
-  const keepers = keeperClient
-    ? new Keepers(config.keeperPeers, keeperClient, config.keeperTimeoutMs)
+  const keepers = config.backend !== "memory"
+    ? new Keepers(
+      config.keeperPeers,
+      (peer) =>
+        createMtlsClient({
+          source,
+          authorizeServer: (id) => {
+            const verdict = authorizeKeeper(peer, id);
+            if (verdict !== true && hasRole(id, "keeper")) {
+              log.warn("A keeper presented another SPIFFE ID than pinned", {
+                url: peer.url,
+                pinned: peer.spiffeId,
+                presented: id.uri,
+              });
+            }
+            return verdict;
+          },
+          timeoutMs: config.keeperTimeoutMs,
+        }),
+      config.keeperTimeoutMs,
+    )
     : undefined;
   const abort = new AbortController();
   const syncNow = () => {
@@ -275,6 +309,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     maxBodyBytes: config.maxBodyBytes,
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
+    refusalIntervalMs: config.refusalIntervalMs,
     authorizePeer: () => true,
     handler: createDispatcher({
       routes,
@@ -284,11 +319,11 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       audit,
       log,
     }),
-    onRefused: (reason, peer) => {
-      log.warn("Connection refused", { reason, peer });
+    // The server logs these, one line per source and interval, plus a count.
+    onRefused: (reason, peer, count) => {
       audit.write({
         trail: "tls",
-        caller: peer ?? null,
+        caller: peer,
         route: "",
         action: "handshake",
         resource: null,
@@ -296,6 +331,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         status: 0,
         err: reason,
         durationMs: 0,
+        ...(count === undefined ? {} : { count }),
       });
     },
     // The server answers these (400, 413) before the dispatcher runs; they
@@ -323,6 +359,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   // Listen for the stop signals before saying so: a supervisor may send one
   // the moment it reads the line.
   const stop = waitForShutdown();
+  // SIGHUP reopens the audit file, for logrotate (and would otherwise kill).
+  const reopenAudit = () => void audit.reopen(log);
+  Deno.addSignalListener("SIGHUP", reopenAudit);
   console.error(`SPIKE nexus ${own.uri} listening on port ${server.port}`);
   log.info("Nexus listening", { port: server.port, backend: config.backend });
   replication?.start();
@@ -411,8 +450,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   await lifecycle;
   await server.close();
   await replication?.close();
-  keeperClient?.close();
+  keepers?.close();
   await store.close();
+  Deno.removeSignalListener("SIGHUP", reopenAudit);
   audit.close();
   restore.clear();
   state.clear();
