@@ -9,10 +9,14 @@
 import { Cluster } from "./cluster.ts";
 import { startPgCluster } from "./pg_cluster.ts";
 import { ReplicaSet } from "./replicas.ts";
-import { waitForShutdown } from "../lib/shutdown.ts";
 
-/** Runs the replicated local cluster until Ctrl-C. */
-export async function upPostgres(): Promise<void> {
+/**
+ * Runs the replicated local cluster until a stop signal.
+ *
+ * @param stopped resolves at the first stop signal
+ * @returns the exit code
+ */
+export async function upPostgres(stopped: Promise<unknown>): Promise<number> {
   console.error("Starting PostgreSQL, 3 keepers and 3 nexus replicas…");
   await using pg = await startPgCluster({ durable: true });
   const url = await pg.createDatabase("spike_nexus", crypto.randomUUID());
@@ -39,7 +43,11 @@ Talk to any replica (run from ${root}):
 Kill one (kill -9 <pid> from pilot status) and the others go on serving.
 Logs: ${cluster.dir}/logs. Press Ctrl-C to stop and remove everything.`,
     );
-    await waitForShutdown();
+    await stopped;
+    return 0;
+  } catch (e) {
+    console.error(`SPIKE did not start: ${e instanceof Error ? e.message : e}`);
+    return 1;
   } finally {
     await set.close();
     await cluster.close();

@@ -7,6 +7,7 @@
  * @module
  */
 import { createLogger, type Logger } from "../../lib/log.ts";
+import { withoutPermissionAdvice } from "../../lib/permission_error.ts";
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
@@ -26,10 +27,9 @@ import { RestoreSession } from "./restore.ts";
 import {
   initializeNewStore,
   NewStoreRefusedError,
-  pushShards,
   recoverFromKeepers,
-  sleep,
 } from "./lifecycle.ts";
+import { KeeperSync } from "./keeper_sync.ts";
 import { AuditLog, newTrailId } from "./audit.ts";
 import { createDispatcher, type Route, routeKey } from "./router.ts";
 import { operatorRoutes } from "./routes/operator.ts";
@@ -255,19 +255,18 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     )
     : undefined;
   const abort = new AbortController();
-  const syncNow = () => {
-    // With replicas, the push-loop leader pushes (a restore pushes too).
-    if (keepers && meta && state.unlocked) {
-      pushShards(keepers, state, meta, config.allowThresholdOne)
-        .then((n) =>
-          log.info("Shards pushed to keepers", {
-            stored: n,
-            keepers: config.shares,
-          })
-        )
-        .catch((e) => log.error("Shard push failed", { error: e.name }));
-    }
-  };
+  const sync = keepers
+    ? new KeeperSync({
+      keepers,
+      state,
+      meta: () => meta,
+      intervalMs: config.keeperUpdateIntervalMs,
+      allowThresholdOne: config.allowThresholdOne,
+      // With replicas, the push-loop leader pushes (a restore pushes too).
+      leads: () => replication?.isLeader ?? true,
+      log,
+    })
+    : undefined;
   if (config.replica && store.backend instanceof PostgresBackend) {
     const active = new Replication({
       backend: store.backend,
@@ -275,7 +274,10 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       port: config.listen.port,
       unlocked: () => state.unlocked,
       reload: reloadPolicies,
-      onLeader: syncNow,
+      onLeader: () =>
+        void sync?.pushNow("became the push leader").catch((e) =>
+          log.error("Shard push failed", { error: (e as Error).name })
+        ),
       log,
     });
     (engine as ReplicatedPolicyEngine).onLocalChange = () =>
@@ -297,7 +299,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       keepers,
       backend: config.backend,
       allowThresholdOne: config.allowThresholdOne,
-      afterRestore: syncNow,
+      push: sync && ((why: string) => sync.pushNow(why)),
       replicas: replication && (() => replication!.replicas()),
     }).map(([path, route]): [string, Route] => [routeKey(path), route]),
     ...data,
@@ -413,7 +415,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       created = true;
       log.info("New store initialized with a fresh root key");
     }
-    if (!created) {
+    if (created) {
+      await sync!.run(abort.signal, true);
+    } else {
       const recovered = await recoverFromKeepers({
         keepers: keepers!,
         meta,
@@ -423,14 +427,11 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         signal: abort.signal,
       });
       // A restore pushed the shards as it unlocked; the next push is due
-      // one interval later, not now. After an unlock from the keepers, an
-      // operator's partial restore shards are of no more use.
+      // one interval later (or sooner, for keepers that did not take it).
+      // After an unlock from the keepers, an operator's partial restore
+      // shards are of no more use.
       if (recovered) restore.clear();
-      else await sleep(config.keeperUpdateIntervalMs, abort.signal);
-    }
-    while (!abort.signal.aborted) {
-      if (replication?.isLeader ?? true) syncNow();
-      await sleep(config.keeperUpdateIntervalMs, abort.signal);
+      await sync!.run(abort.signal, recovered);
     }
   })().catch((e) => {
     // Without a root key nexus cannot serve; stopping is clearer than a
@@ -439,7 +440,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     console.error(
       e instanceof NewStoreRefusedError
         ? e.message
-        : `Nexus cannot set up its root key: ${e.message}`,
+        : `Nexus cannot set up its root key: ${
+          withoutPermissionAdvice(e.message)
+        }`,
     );
     Deno.exit(1);
   });

@@ -22,8 +22,10 @@ keepers, and (on PostgreSQL) every replica and which one leads the push loop.
 Usage:
   spike pilot status [-f human|json|yaml]
 
-Works while nexus is locked. Needs an SVID of a pilot role (superuser,
-recover or restore).
+Nexus asks every keeper now; an unlocked nexus gives a keeper found without
+its share (restarted since the last push) its shard before answering. Works
+while nexus is locked. Needs an SVID of a pilot role (superuser, recover or
+restore).
 
 Options:
   -f, --format F    human, json or yaml
