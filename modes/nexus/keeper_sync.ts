@@ -45,6 +45,11 @@ export interface KeeperSyncOptions {
   readonly intervalMs: number;
   /** Threshold-1 development mode. */
   readonly allowThresholdOne: boolean;
+  /**
+   * Whether this process runs the periodic pushes now (replicas: only the
+   * push leader does; on-demand pushes run anyway). Default: always.
+   */
+  readonly leads?: () => boolean;
   /** The operational log. */
   readonly log: Logger;
 }
@@ -138,7 +143,7 @@ export class KeeperSync {
     let retryMs = RETRY_FIRST_MS;
     let push = pushFirst;
     while (!signal.aborted) {
-      if (push) {
+      if (push && (this.#options.leads?.() ?? true)) {
         try {
           await this.pushNow(this.lagging ? "retry" : "interval");
         } catch (e) {

@@ -153,9 +153,9 @@ export interface PolicyChange {
  * as it was; reads keep working.
  */
 export interface StoreBackend {
-  /** `sqlite` or `memory`. */
+  /** `sqlite`, `postgres` or `memory`. */
   readonly kind: string;
-  /** Where the data lives (file path), or undefined for memory. */
+  /** Where the data lives (file path, database URL), or undefined for memory. */
   readonly location: string | undefined;
   /**
    * Present while the stored data is in schema 1; the store migrates it on

@@ -28,13 +28,15 @@ import { PolicyStore } from "./policy_store.ts";
 import { RecordCipher } from "./record_cipher.ts";
 import { schema1Converter } from "./schema1.ts";
 import { SqliteBackend } from "./sqlite_backend.ts";
+import { PostgresBackend } from "./postgres_backend.ts";
+import type { PoolSettings } from "./postgres_connect.ts";
 
 export { resolveDataDir };
 
 /** Settings of {@linkcode openStore}. */
 export interface StoreConfig {
-  /** `sqlite` (persistent) or `memory`. */
-  readonly backend: "sqlite" | "memory";
+  /** `sqlite` (persistent, one host), `postgres` (replicas) or `memory`. */
+  readonly backend: "sqlite" | "postgres" | "memory";
   /**
    * SQLite data directory; default from {@linkcode resolveDataDir}. It is
    * created with mode 0700 if missing.
@@ -42,6 +44,8 @@ export interface StoreConfig {
   readonly dataDir?: string | undefined;
   /** Versions kept per secret (`SPIKE_NEXUS_MAX_SECRET_VERSIONS`). */
   readonly maxVersions: number;
+  /** The PostgreSQL pool (postgres backend). */
+  readonly postgres?: PoolSettings | undefined;
   /** SQLite busy timeout in ms (default 5000). */
   readonly busyTimeoutMs?: number;
   /** Where a migration reports progress and what it resolved. */
@@ -225,13 +229,21 @@ function notReady(): ApiError {
  *
  * @param config backend and settings
  * @returns the store, locked
- * @throws {StoreError} when the SQLite file cannot be opened or has a newer
- * schema; `ConfigError` for a refused data directory
+ * @throws {StoreError} when the SQLite file or the database cannot be
+ * opened or has a newer schema; `ConfigError` for a refused data directory
  */
 export function openStore(config: StoreConfig): Promise<NexusStore> {
   try {
     if (!Number.isSafeInteger(config.maxVersions) || config.maxVersions < 1) {
       throw new StoreError("Max secret versions must be a whole number from 1");
+    }
+    if (config.backend === "postgres") {
+      if (!config.postgres) {
+        throw new StoreError("The postgres backend needs its connection");
+      }
+      return PostgresBackend.open(config.postgres).then((backend) =>
+        new NexusStore(backend, config.maxVersions, config.log)
+      );
     }
     if (config.backend === "memory") {
       return Promise.resolve(
