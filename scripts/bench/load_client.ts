@@ -8,6 +8,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { openFileSvidSource } from "../../lib/spiffe/file_source.ts";
 import { hasRole } from "../../lib/spiffe/roles.ts";
@@ -87,9 +88,11 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   const windowEnd = windowStart + config.durationMs;
   let lastFinish = windowStart;
   let markerSent = false;
+  let cpuAtStart = process.cpuUsage();
   const openWindow = () => {
     if (markerSent) return;
     markerSent = true;
+    cpuAtStart = process.cpuUsage();
     console.log(START_MARKER);
   };
   if (counted) openWindow();
@@ -142,6 +145,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     await source.settled();
   }
   openWindow();
+  const cpu = process.cpuUsage(cpuAtStart);
   const elapsedMs = counted ? lastFinish - windowStart : Math.max(
     config.durationMs,
     lastFinish - windowStart,
@@ -159,6 +163,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     rps: elapsedMs > 0 ? all.length * 1000 / elapsedMs : 0,
     latency: latencyOf(all),
     byLabel,
+    cpuMs: (cpu.user + cpu.system) / 1000,
   };
   return firstError === undefined ? result : { ...result, firstError };
 }
