@@ -35,6 +35,8 @@ export interface ClusterOptions {
   keeperUpdateInterval?: string;
   /** Extra environment for nexus. */
   nexusEnv?: Record<string, string>;
+  /** Extra environment for every keeper. */
+  keeperEnv?: Record<string, string>;
   /** Log level of the processes (default INFO). */
   logLevel?: string;
   /** Working directory; a fresh temp directory by default. */
@@ -246,9 +248,14 @@ export class Cluster {
   /** The nexus port. */
   readonly nexusPort: number;
   /** The options the cluster was made with. */
-  readonly options: Required<Omit<ClusterOptions, "dir" | "nexusEnv">> & {
-    nexusEnv: Record<string, string>;
-  };
+  readonly options:
+    & Required<
+      Omit<ClusterOptions, "dir" | "nexusEnv" | "keeperEnv">
+    >
+    & {
+      nexusEnv: Record<string, string>;
+      keeperEnv: Record<string, string>;
+    };
   /** Running keepers by index. */
   readonly keepers = new Map<number, SpikeProcess>();
   /** The running nexus, if any. */
@@ -288,6 +295,7 @@ export class Cluster {
       logLevel: options.logLevel ?? "INFO",
       trustDomain: options.trustDomain ?? "spike.ist",
       nexusEnv: options.nexusEnv ?? {},
+      keeperEnv: options.keeperEnv ?? {},
       extraFlags: options.extraFlags ?? [],
     };
     await Deno.mkdir(`${dir}/logs`, { recursive: true });
@@ -382,6 +390,7 @@ export class Cluster {
       SPIKE_SVID_DIR: this.svidDir(`keeper-${i}`),
       SPIKE_KEEPER_TLS_PORT: `127.0.0.1:${this.keeperPorts[i - 1]}`,
       SPIKE_SYSTEM_LOG_LEVEL: this.options.logLevel,
+      ...this.options.keeperEnv,
     };
   }
 

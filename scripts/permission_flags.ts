@@ -16,6 +16,10 @@ import { parseArgs } from "node:util";
 import { ConfigError, parseListenAddress } from "../lib/config/env.ts";
 import { resolveRecoveryDir } from "../lib/config/recovery_dir.ts";
 import {
+  FEDERATED_BUNDLES_VARIABLE,
+  parseFederatedBundles,
+} from "../lib/spiffe/bundle_config.ts";
+import {
   EndpointAddressError,
   parseEndpointAddress,
 } from "../lib/spiffe/endpoint_address.ts";
@@ -65,9 +69,27 @@ function httpsHost(value: string): string[] {
   return [`${url.hostname}:${url.port || "443"}`];
 }
 
+/** The federated bundle files an SVID directory source reads. */
+function federatedBundleFiles(env: Env, cwd: string): string[] {
+  const raw = setting(env, FEDERATED_BUNDLES_VARIABLE);
+  if (raw === undefined) return [];
+  try {
+    return [...parseFederatedBundles(raw).values()].map((p) => resolve(cwd, p));
+  } catch (e) {
+    if (e instanceof ConfigError) return [];
+    throw e;
+  }
+}
+
 function identityGrants(env: Env, cwd: string): Grants {
   const svidDir = setting(env, "SPIKE_SVID_DIR");
-  if (svidDir) return { net: [], read: [resolve(cwd, svidDir)], write: [] };
+  if (svidDir) {
+    return {
+      net: [],
+      read: [resolve(cwd, svidDir), ...federatedBundleFiles(env, cwd)],
+      write: [],
+    };
+  }
   const endpoint = setting(env, "SPIFFE_ENDPOINT_SOCKET");
   if (endpoint === undefined) return { net: [], read: [], write: [] };
   let address: ReturnType<typeof parseEndpointAddress>;
@@ -114,6 +136,11 @@ export interface PilotFileCommand {
   writes?: readonly string[];
   /** The positional arguments are files pilot reads. */
   readsPositionals?: boolean;
+  /**
+   * The positional arguments after the first may name files pilot reads:
+   * `key=@file` and `@file` (secret put).
+   */
+  readsAtFiles?: boolean;
   /** What the command does with the recovery folder. */
   recoveryDir?: "read" | "write";
 }
@@ -148,6 +175,7 @@ export const PILOT_FILE_COMMANDS: Readonly<Record<string, PilotFileCommand>> = {
     },
     reads: ["file"],
   },
+  "secret put": { options: { cas: { type: "string" } }, readsAtFiles: true },
   "operator recover": { options: {}, recoveryDir: "write" },
   "operator drill": {
     options: { format: { type: "string", short: "f" } },
@@ -189,6 +217,13 @@ function pilotGrants(env: Env, args: readonly string[], cwd: string): Grants {
     grants.read.push(
       ...parsed.positionals.filter((p) => p !== "").map((p) => resolve(cwd, p)),
     );
+  }
+  if (command.readsAtFiles) {
+    for (const arg of parsed.positionals.slice(1)) {
+      // `@file` alone, or the value of `key=@file` (split at the first "=").
+      const value = arg.startsWith("@") ? arg : arg.slice(arg.indexOf("=") + 1);
+      if (value.startsWith("@")) grants.read.push(...file(value.slice(1)));
+    }
   }
   if (command.recoveryDir !== undefined) {
     const dir = pilotRecoveryDir(env, cwd);

@@ -3,11 +3,12 @@ import assert from "node:assert/strict";
 import { parseSpiffeId } from "../lib/spiffe/id.ts";
 import {
   authorize,
-  listableSecretPaths,
   type Operation,
+  secretListGrant,
   SYSTEM_PATHS,
 } from "../modes/nexus/policy/authorize.ts";
 import {
+  type ListGrant,
   type Permission,
   PolicyEngine,
   type PolicyRecord,
@@ -94,7 +95,11 @@ function engineWith(...records: PolicyRecord[]): PolicyEngine {
   return engine;
 }
 
-const GRANT_ALL = record("all", "spiffe://.*", ".*", ["super"]);
+/** Super on every secret and every reserved path, to everyone. */
+const GRANT_ALL = [
+  record("all", "spiffe://.*", ".*", ["super"]),
+  record("system", "spiffe://.*", "spike/system/.*", ["super"]),
+];
 
 function pathFor(op: Operation): string | undefined {
   return op.startsWith("secret.") && op !== "secret.list"
@@ -128,7 +133,7 @@ Deno.test("authorize: role table without any policy", () => {
 
 Deno.test("authorize: role table with a policy granting super on everything to everyone", () => {
   withDefaultTrustRoots(() => {
-    const engine = engineWith(GRANT_ALL);
+    const engine = engineWith(...GRANT_ALL);
     const expected: Record<Who, Operation[]> = {
       superuser: DATA_OPS,
       recover: ["operator.recover"],
@@ -145,11 +150,24 @@ Deno.test("authorize: role table with a policy granting super on everything to e
   });
 });
 
+Deno.test("authorize: a .* policy grants every secret but no policy, list or cipher right", () => {
+  withDefaultTrustRoots(() => {
+    const engine = engineWith(GRANT_ALL[0]!);
+    for (const who of ["nexus", "keeper", "workload"] as const) {
+      assert.deepEqual(
+        allowedOps(who, engine),
+        SECRET_OPS.filter((op) => op !== "secret.list"),
+        who,
+      );
+    }
+  });
+});
+
 Deno.test("authorize: superuser cannot recover, restore or verify bootstrap", () => {
   withDefaultTrustRoots(() => {
     for (const op of ROLE_OPS) {
       assert.equal(
-        authorize(IDS.superuser, op, undefined, engineWith(GRANT_ALL)),
+        authorize(IDS.superuser, op, undefined, engineWith(...GRANT_ALL)),
         false,
         op,
       );
@@ -230,7 +248,7 @@ Deno.test("authorize: trust roots from the environment decide roles", () => {
 
 Deno.test("authorize: lite workload is denied secrets and policies even with a matching policy", () => {
   withDefaultTrustRoots(() => {
-    const engine = engineWith(GRANT_ALL);
+    const engine = engineWith(...GRANT_ALL);
     for (const op of [...SECRET_OPS, ...POLICY_OPS]) {
       assert.equal(authorize(IDS.lite, op, pathFor(op), engine), false, op);
     }
@@ -296,7 +314,7 @@ Deno.test("authorize: system permissions come only from the system paths", () =>
 
 Deno.test("authorize: secret ops never reach reserved paths and need a path", () => {
   withDefaultTrustRoots(() => {
-    const engine = engineWith(GRANT_ALL);
+    const engine = engineWith(...GRANT_ALL);
     for (const who of ["superuser", "workload"] as const) {
       for (
         const path of ["spike/system/acl", "spike/system", "spike/system/x"]
@@ -311,7 +329,7 @@ Deno.test("authorize: secret ops never reach reserved paths and need a path", ()
 
 Deno.test("authorize: accepts parsed ids and denies invalid ones", () => {
   withDefaultTrustRoots(() => {
-    const engine = engineWith(GRANT_ALL);
+    const engine = engineWith(...GRANT_ALL);
     assert.equal(
       authorize(parseSpiffeId(IDS.superuser), "policy.put", undefined, engine),
       true,
@@ -338,7 +356,7 @@ Deno.test("authorize: accepts parsed ids and denies invalid ones", () => {
   });
 });
 
-Deno.test("listableSecretPaths: superuser sees all, workloads their list grants, others none", () => {
+Deno.test("secretListGrant: superuser sees all, workloads their list grants, others none", () => {
   withDefaultTrustRoots(() => {
     const app = "spiffe://spike\\.ist/workload/app1";
     const engine = engineWith(
@@ -347,20 +365,29 @@ Deno.test("listableSecretPaths: superuser sees all, workloads their list grants,
       record("beta read", app, "tenants/beta/.*", ["read"]),
     );
     const paths = ["tenants/acme/db", "tenants/beta/db", "z"];
-    assert.deepEqual(listableSecretPaths(IDS.superuser, paths, engine), paths);
-    assert.deepEqual(listableSecretPaths(IDS.workload, paths, engine), [
-      "tenants/acme/db",
+    const visible = (grant: ListGrant | undefined) =>
+      grant === undefined ? paths : paths.filter((p) => grant.allows(p));
+    assert.equal(secretListGrant(IDS.superuser, engine), undefined);
+    const workload = secretListGrant(IDS.workload, engine)!;
+    assert.deepEqual(visible(workload), ["tenants/acme/db"]);
+    // The listing reads only the ranges of the list grants' literal
+    // prefixes (the gate's range holds no secret: it is reserved).
+    assert.deepEqual(workload.prefixes, [
+      "spike/system/secret",
+      "tenants/acme/",
     ]);
-    assert.deepEqual(
-      listableSecretPaths(IDS.lite, paths, engineWith(GRANT_ALL)),
-      [],
-    );
-    assert.deepEqual(
-      listableSecretPaths(IDS.recover, paths, engineWith(GRANT_ALL)),
-      [],
-    );
     const noGate = engineWith(record("acme", app, "tenants/acme/.*", ["list"]));
-    assert.deepEqual(listableSecretPaths(IDS.workload, paths, noGate), []);
-    assert.deepEqual(listableSecretPaths("not an id", paths, engine), []);
+    for (
+      const [who, policies] of [
+        [IDS.lite, engineWith(...GRANT_ALL)],
+        [IDS.recover, engineWith(...GRANT_ALL)],
+        [IDS.workload, noGate],
+        ["not an id", engine],
+      ] as const
+    ) {
+      const grant = secretListGrant(who, policies)!;
+      assert.deepEqual(visible(grant), []);
+      assert.deepEqual(grant.prefixes, []);
+    }
   });
 });

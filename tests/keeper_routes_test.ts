@@ -46,3 +46,24 @@ Deno.test("keeper stores a shard of plain integers and refuses numbers written a
   assert.deepEqual(Array.from(held!.value), plain.map(Number));
   slot.clear();
 });
+
+Deno.test("keeper takes a shard from bootstrap only when allowed", async () => {
+  const plain = Array.from({ length: 32 }, (_, i) => String(i + 1));
+  const asBootstrap = {
+    ...request("/v1/store/contribute", shardText(plain)),
+    peerId: parseSpiffeId("spiffe://spike.ist/spike/bootstrap"),
+  };
+  const slot = new ShardSlot();
+  const strict = keeperHandler(slot, createLogger("keeper-test"));
+  const refused = await strict(asBootstrap);
+  assert.equal(refused.status, 401);
+  assert.equal(slot.get(), undefined);
+  const compatible = keeperHandler(slot, createLogger("keeper-test"), true);
+  const stored = await compatible({
+    ...asBootstrap,
+    body: encoder.encode(shardText(plain)),
+  });
+  assert.equal(stored.status, 200);
+  assert.equal(slot.get()?.index, 2);
+  slot.clear();
+});

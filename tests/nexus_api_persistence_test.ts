@@ -66,9 +66,10 @@ Deno.test("nexus data API on sqlite with keepers", async (t) => {
       const db = new DatabaseSync(file, { readOnly: true });
       try {
         const row = db.prepare(
-          "SELECT data FROM secret_versions WHERE path = ? AND version = 1",
-        ).get("apps/db") as { data: Uint8Array } | undefined;
-        blob = new Uint8Array(row!.data);
+          "SELECT head FROM secrets WHERE path = ?",
+        ).get("apps/db") as { head: Uint8Array } | undefined;
+        // A record is format byte, 4-byte term, then nonce ‖ ciphertext.
+        blob = new Uint8Array(row!.head).slice(5);
       } finally {
         db.close();
       }

@@ -133,7 +133,7 @@ Deno.test("no policies deny everything", () => {
   const engine = new PolicyEngine();
   assert.equal(engine.size, 0);
   assert.equal(engine.allows(APP, "a", ["read"]), false);
-  assert.deepEqual(engine.listablePaths(APP, ["a"]), []);
+  assert.deepEqual(engine.listGrant(APP).prefixes, []);
 });
 
 Deno.test("grants are per policy, not combined across policies", () => {
@@ -162,8 +162,11 @@ Deno.test("reserved paths are reached only by patterns that match them fully", (
     const pattern of [
       "spike/system/acl",
       "spike/system/.*",
-      ".*",
       "^spike/system/acl$",
+      "spike\\/system\\/acl",
+      "spike/system/(acl|secret)",
+      "spike/system/acl|spike/system/secret",
+      "spike/system.*",
     ]
   ) {
     const engine = engineWith(policy("p", "spiffe://.*", pattern, ["write"]));
@@ -173,6 +176,40 @@ Deno.test("reserved paths are reached only by patterns that match them fully", (
       pattern,
     );
   }
+});
+
+Deno.test("reserved paths are not reached by patterns without the literal spike/system prefix", () => {
+  for (
+    const pattern of [
+      ".*",
+      "s.*",
+      "[a-z]+/.*",
+      "spike/.*",
+      "spike.system/.*",
+      "spike/syste[m]/.*",
+      "(spike/system/acl)",
+      "spike/system/acl|.*",
+      ".*|spike/system/acl",
+      "\\u0073pike/system/acl",
+      "[s]pike/system/acl",
+    ]
+  ) {
+    const engine = engineWith(policy("p", "spiffe://.*", pattern, ["super"]));
+    for (
+      const path of [
+        "spike/system/acl",
+        "spike/system/secret",
+        "spike/system/cipher/exec",
+      ]
+    ) {
+      assert.equal(engine.allows(APP, path, ["write"]), false, pattern);
+      assert.equal(engine.allows(APP, path, ["list"]), false, pattern);
+    }
+  }
+  // Secrets are matched as before: full match, no literal prefix needed.
+  const all = engineWith(policy("p", "spiffe://.*", ".*", ["read", "write"]));
+  assert.equal(all.allows(APP, "apps/db", ["read"]), true);
+  assert.equal(all.allows(APP, "spike/systemd/unit", ["write"]), true);
 });
 
 Deno.test("upsert adds and replaces a policy at once", () => {
@@ -278,12 +315,18 @@ Deno.test("listable paths are those a policy grants list on", () => {
     "tenants/acme",
     "other",
   ];
-  assert.deepEqual(engine.listablePaths(APP, paths), [
-    "tenants/acme/db",
-    "shared/x",
+  const listable = (id: string) => {
+    const grant = engine.listGrant(id);
+    return paths.filter((p) => grant.allows(p));
+  };
+  assert.deepEqual(listable(APP), ["tenants/acme/db", "shared/x"]);
+  assert.deepEqual(engine.listGrant(APP).prefixes, [
+    "tenants/acme/",
+    "shared/",
   ]);
-  assert.deepEqual(engine.listablePaths(OTHER, paths), ["shared/x"]);
-  assert.deepEqual(engine.listablePaths("spiffe://spike.ist/x", paths), []);
+  assert.deepEqual(listable(OTHER), ["shared/x"]);
+  assert.deepEqual(engine.listGrant(OTHER).prefixes, ["shared/"]);
+  assert.deepEqual(listable("spiffe://spike.ist/x"), []);
 });
 
 Deno.test("compileAnchored wraps the pattern and refuses one that escapes the group", () => {

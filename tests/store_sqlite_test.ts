@@ -1,7 +1,8 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 // SQLite-specific store behaviour: persistence across reopen, rows really
-// deleted, encryption at rest bound to row and field, file modes, schema
-// versions, write failures and durability under kill -9.
+// deleted, records bound to their row, file modes, schema versions, write
+// failures and durability under kill -9. Tampering with a real file, and
+// the migration from schema 1, have their own test files.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import {
@@ -9,11 +10,14 @@ import {
   keyCheckValue,
   type PurposeKeys,
 } from "../lib/crypto/kdf.ts";
-import { ApiError } from "../lib/wire/errors.ts";
 import { SecretService } from "../modes/nexus/secrets/secret_service.ts";
+import { Keyring, openKeyring } from "../modes/nexus/store/keyring.ts";
+import { RecordCipher } from "../modes/nexus/store/record_cipher.ts";
 import type { StoreMeta } from "../modes/nexus/store/backend.ts";
 import { type NexusStore, openStore } from "../modes/nexus/store/open.ts";
+import { rejectsWith } from "./store_support.ts";
 
+const ALL = { prefix: "", after: "", limit: undefined };
 const STORE_URL = new URL("../modes/nexus/store/open.ts", import.meta.url);
 const KDF_URL = new URL("../lib/crypto/kdf.ts", import.meta.url);
 
@@ -94,21 +98,6 @@ function contains(haystack: Uint8Array, needle: string): boolean {
   return new TextDecoder("latin1").decode(haystack).includes(needle);
 }
 
-async function rejectsWith(
-  p: Promise<unknown>,
-  code: string,
-): Promise<ApiError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught instanceof ApiError, `expected ApiError, got ${caught}`);
-  assert.equal(caught.code, code);
-  return caught;
-}
-
 Deno.test("sqlite store reopens with secrets, policies and meta intact", async () => {
   await using s = await setup();
   const store = await open(s);
@@ -130,7 +119,7 @@ Deno.test("sqlite store reopens with secrets, policies and meta intact", async (
     maxVersions: 10,
   });
   try {
-    assert.deepEqual(await again.readMeta(), s.meta);
+    assert.deepEqual(await again.readMeta(), { ...s.meta, schemaVersion: 2 });
     await again.unlock(s.keys);
     assert.deepEqual(await again.secrets.get("app/db"), {
       user: "admin",
@@ -139,7 +128,7 @@ Deno.test("sqlite store reopens with secrets, policies and meta intact", async (
     await rejectsWith(again.secrets.get("app/db", 1), "api_not_found");
     assert.deepEqual(await again.secrets.metadata("app/db"), metadata);
     assert.deepEqual(await again.policies.getPolicy("ops"), policy);
-    assert.deepEqual(await again.secrets.listPaths(), ["app/db"]);
+    assert.deepEqual((await again.secrets.list(ALL)).keys, ["app/db"]);
     assert.equal(await again.secrets.put("app/db", { pass: "x" }), 3);
   } finally {
     await again.close();
@@ -159,10 +148,7 @@ Deno.test("sqlite store closed cleanly leaves one file that opens without its WA
       db.prepare("PRAGMA journal_mode").get()?.journal_mode,
       "delete",
     );
-    assert.equal(
-      db.prepare("SELECT COUNT(*) AS n FROM secret_versions").get()?.n,
-      1,
-    );
+    assert.equal(db.prepare("SELECT COUNT(*) AS n FROM secrets").get()?.n, 1);
   } finally {
     db.close();
   }
@@ -191,9 +177,10 @@ Deno.test("sqlite pruning removes the version rows from the file", async () => {
   } finally {
     await store.close();
   }
+  // Versions 5 to 7 are kept: 5 and 6 in rows, 7 in the head.
   const sql = "SELECT COUNT(*) AS n FROM secret_versions WHERE path = ?";
-  assert.equal(count(s.file, sql, "p"), 3);
-  assert.equal(count(s.file, sql, "other"), 1);
+  assert.equal(count(s.file, sql, "p"), 2);
+  assert.equal(count(s.file, sql, "other"), 0);
   assert.equal(
     count(
       s.file,
@@ -237,13 +224,15 @@ Deno.test("sqlite file holds no secret value or policy pattern in clear", async 
   assert.ok(!contains(bytes, pattern));
 });
 
-Deno.test("sqlite blobs moved to another row or field do not decrypt", async () => {
+Deno.test("sqlite records moved to another row do not open", async () => {
   await using s = await setup();
   const store = await open(s);
   try {
     await store.secrets.put("a", { k: "alpha" });
+    await store.secrets.put("a", { k: "alpha-2" });
     await store.secrets.put("b", { k: "bravo" });
     await store.secrets.put("b", { k: "bravo-2" });
+    await store.secrets.put("b", { k: "bravo-3" });
     await store.policies.putPolicy({
       name: "pol",
       spiffeIdPattern: "spiffe://x/y",
@@ -257,85 +246,71 @@ Deno.test("sqlite blobs moved to another row or field do not decrypt", async () 
       permissions: ["read"],
     });
     withDb(s.file, (db) => {
-      // Another path's value into b v1; b v1's value into b v2.
-      db.exec(`UPDATE secret_versions SET data =
-        (SELECT data FROM secret_versions WHERE path = 'a' AND version = 1)
+      // Another path's version into b v2; b v1 into a v1.
+      db.exec(`UPDATE secret_versions SET record =
+        (SELECT record FROM secret_versions WHERE path = 'a' AND version = 1)
         WHERE path = 'b' AND version = 2`);
-      db.exec(`UPDATE secret_versions SET data =
-        (SELECT data FROM secret_versions WHERE path = 'b' AND version = 1)
+      db.exec(`UPDATE secret_versions SET record =
+        (SELECT record FROM secret_versions WHERE path = 'b' AND version = 1)
         WHERE path = 'a' AND version = 1`);
-      // One policy field into another.
-      db.exec(`UPDATE policies SET path_pattern = spiffe_id_pattern
-        WHERE name = 'pol'`);
+      // One policy's record into another's row.
+      db.exec(`UPDATE policies SET record =
+        (SELECT record FROM policies WHERE name = 'other') WHERE name = 'pol'`);
     });
     // One at a time: a second promise created up front would reject
     // unhandled while the first is awaited.
-    for (const path of ["b", "a"]) {
+    for (const [path, version] of [["b", 2], ["a", 1]] as const) {
       const e = await rejectsWith(
-        store.secrets.get(path),
-        "api_internal_error",
+        store.secrets.get(path, version),
+        "state_integrity_check",
       );
-      assert.match(e.message, /failed to decrypt/);
+      assert.match(e.message, /does not open/);
       assert.ok(!/alpha|bravo/.test(e.message));
     }
+    // The heads were not touched: current versions still read.
+    assert.deepEqual(await store.secrets.get("b"), { k: "bravo-3" });
     assert.deepEqual(await store.secrets.get("b", 1), { k: "bravo" });
-    await rejectsWith(store.policies.getPolicy("pol"), "api_internal_error");
-    await rejectsWith(store.policies.listPolicies(), "api_internal_error");
+    await rejectsWith(store.policies.getPolicy("pol"), "state_integrity_check");
     const skipped: string[] = [];
-    const listed = await store.policies.listPolicies({
-      onUndecryptable: (name) => skipped.push(name),
-    });
-    assert.deepEqual(listed.map((p) => p.name), ["other"]);
+    const loaded = await store.policies.loadPolicies((name) =>
+      skipped.push(name)
+    );
+    assert.deepEqual(loaded.map((p) => p.name), ["other"]);
     assert.deepEqual(skipped, ["pol"]);
   } finally {
     await store.close();
   }
 });
 
-Deno.test("sqlite version number or time fields swapped in place do not decrypt", async () => {
+Deno.test("sqlite version renumbered in place is an integrity error on every read", async () => {
   await using s = await setup();
   const store = await open(s);
   try {
     await store.secrets.put("p", { k: "one" });
     await store.secrets.put("p", { k: "two" });
     withDb(s.file, (db) => {
-      // Renumber v1 as v3: its ciphertexts are bound to version 1.
+      // Renumber v1 as v3: the row set no longer matches the head.
       db.exec("UPDATE secret_versions SET version = 3 WHERE version = 1");
     });
-    await rejectsWith(store.secrets.get("p"), "api_internal_error");
-    withDb(s.file, (db) => {
-      db.exec("UPDATE secret_versions SET version = 1 WHERE version = 3");
-      db.exec(
-        "UPDATE secret_versions SET created_time = deleted_time WHERE version = 2",
-      );
-    });
-    assert.deepEqual(await store.secrets.get("p"), { k: "two" });
-    await rejectsWith(store.secrets.metadata("p"), "api_internal_error");
+    for (const v of [0, 1, 2]) {
+      await rejectsWith(store.secrets.get("p", v), "state_integrity_check");
+    }
+    await rejectsWith(store.secrets.metadata("p"), "state_integrity_check");
+    await rejectsWith(
+      store.secrets.put("p", { k: "x" }),
+      "state_integrity_check",
+    );
   } finally {
     await store.close();
   }
 });
 
-Deno.test("sqlite deletion flag flipped without the key is detected", async () => {
-  await using s = await setup();
-  const store = await open(s);
-  try {
-    await store.secrets.put("p", { k: "one" });
-    await store.secrets.put("p", { k: "revoked" });
-    await store.secrets.delete("p", [2]);
-    withDb(s.file, (db) => db.exec("UPDATE secret_versions SET deleted = 0"));
-    const e = await rejectsWith(store.secrets.get("p"), "api_internal_error");
-    assert.match(e.message, /deletion flag/);
-  } finally {
-    await store.close();
-  }
-});
-
-Deno.test("sqlite store refuses a wrong key and a wrong storage key cannot decrypt", async () => {
+Deno.test("sqlite store refuses a wrong key; no other key opens its records", async () => {
   await using s = await setup();
   const store = await open(s);
   try {
     await store.secrets.put("p", { k: "v" });
+    await store.secrets.put("p", { k: "w" });
     const otherKeys = await derivePurposeKeys(
       crypto.getRandomValues(new Uint8Array(32)),
       s.storeId,
@@ -354,17 +329,21 @@ Deno.test("sqlite store refuses a wrong key and a wrong storage key cannot decry
     } finally {
       await other.close();
     }
-    // Bypassing the key check, the wrong key still reads nothing.
-    const wrong = new SecretService(store.backend, otherKeys.storage, {
-      maxVersions: 10,
-    });
-    const e = await rejectsWith(wrong.get("p"), "api_internal_error");
-    assert.match(e.message, /wrong storage key/);
-    // The cipher-API key is not the storage key.
-    const cipherKeyed = new SecretService(store.backend, s.keys.cipher, {
-      maxVersions: 10,
-    });
-    await rejectsWith(cipherKeyed.get("p"), "api_internal_error");
+    // Bypassing the key check, another root key does not open the keyring.
+    const keyring = (await store.backend.readKeyring())!;
+    await rejectsWith(
+      openKeyring(otherKeys.keyring, keyring),
+      "state_integrity_check",
+    );
+    // The cipher-API key, as a data key, opens no record.
+    const cipher = store.cipherKey;
+    const asData = new SecretService(
+      store.backend,
+      new RecordCipher(new Keyring(1, new Map([[1, cipher]]), cipher)),
+      { maxVersions: 10 },
+    );
+    await rejectsWith(asData.get("p"), "state_integrity_check");
+    await rejectsWith(asData.get("p", 1), "state_integrity_check");
   } finally {
     await store.close();
   }
@@ -399,10 +378,10 @@ Deno.test("sqlite data dir is 0700 and database files are 0600", async () => {
 Deno.test("sqlite store with a newer schema version is refused clearly", async () => {
   await using s = await setup();
   await (await open(s)).close();
-  withDb(s.file, (db) => db.exec("UPDATE meta SET schema_version = 2"));
+  withDb(s.file, (db) => db.exec("UPDATE meta SET schema_version = 3"));
   await assert.rejects(
     openStore({ backend: "sqlite", dataDir: s.dataDir, maxVersions: 10 }),
-    { name: "StoreError", message: /schema version 2, newer than this build/ },
+    { name: "StoreError", message: /schema version 3, newer than this build/ },
   );
 });
 
@@ -435,15 +414,12 @@ Deno.test("sqlite group commit isolates a failing write from its batch", async (
     const last = results[300]!;
     assert.equal(last.status, "rejected");
     assert.match(String(last.reason), /already initialized/);
-    assert.equal((await store.secrets.listPaths()).length, 300);
+    assert.equal((await store.secrets.list(ALL)).keys.length, 300);
     assert.deepEqual(await store.secrets.get("batch/299"), { i: "299" });
   } finally {
     await store.close();
   }
-  assert.equal(
-    count(s.file, "SELECT COUNT(*) AS n FROM secret_versions"),
-    300,
-  );
+  assert.equal(count(s.file, "SELECT COUNT(*) AS n FROM secrets"), 300);
 });
 
 function hex(b: Uint8Array): string {
@@ -533,7 +509,7 @@ await store.close();`,
   );
   const again = await open(s);
   try {
-    assert.deepEqual(await again.secrets.listPaths(), ["keep", "small"]);
+    assert.deepEqual((await again.secrets.list(ALL)).keys, ["keep", "small"]);
     assert.deepEqual(await again.secrets.get("keep"), { k: "kept-value" });
     assert.deepEqual(await again.secrets.get("small"), { k: "s" });
     assert.equal(await again.secrets.put("big", { k: "now it fits" }), 1);

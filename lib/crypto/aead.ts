@@ -21,19 +21,6 @@ export class DecryptionError extends Error {
 }
 
 /**
- * Imports 32 raw bytes as a non-extractable AES-256-GCM key.
- *
- * @param raw the key bytes; the caller zeroes them afterwards
- * @returns the key
- */
-export function importAesKey(raw: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
-  return crypto.subtle.importKey("raw", raw, "AES-GCM", false, [
-    "encrypt",
-    "decrypt",
-  ]);
-}
-
-/**
  * Encrypts `plaintext` with a fresh random nonce.
  *
  * @param key an AES-GCM key

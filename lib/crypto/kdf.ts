@@ -1,11 +1,10 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
  * HKDF-SHA256 derivation of purpose keys from the root key, so that no key
- * serves two purposes (storage, cipher API, key check).
+ * serves two purposes (key check, keyring wrapping).
  *
  * @module
  */
-import { importAesKey } from "./aead.ts";
 import { zero } from "./zero.ts";
 
 const encoder = new TextEncoder();
@@ -37,27 +36,52 @@ export async function hkdf(
   );
 }
 
-/** The keys nexus derives from the root key; none is extractable. */
+/**
+ * The keys nexus derives from the root key; none is extractable. They are
+ * about the root key only: the data keys and the cipher-API key live in the
+ * store's keyring, wrapped with {@linkcode PurposeKeys.keyring}, so a new
+ * root key re-wraps the keyring and re-encrypts nothing.
+ */
 export interface PurposeKeys {
-  /** AES-256-GCM key for values at rest. */
-  readonly storage: CryptoKey;
-  /** AES-256-GCM key for the cipher API (never opens stored blobs). */
-  readonly cipher: CryptoKey;
   /** HMAC-SHA256 key for the key-check value. */
   readonly keyCheck: CryptoKey;
+  /** AES-256-GCM key that seals the keyring and wraps its keys. */
+  readonly keyring: CryptoKey;
+  /** The keys of store schema 1, derived only to migrate such a store. */
+  readonly schema1?: Schema1Keys;
 }
 
-async function aesKey(
+/**
+ * The purpose keys of store schema 1, which sealed data directly with keys
+ * derived from the root key.
+ */
+export interface Schema1Keys {
+  /** AES-256-GCM key of the schema-1 stored fields (decrypt only). */
+  readonly storage: CryptoKey;
+  /**
+   * The schema-1 cipher-API key, extractable only so that migration can
+   * wrap it into the keyring: ciphertexts made before stay decryptable.
+   */
+  readonly cipher: CryptoKey;
+}
+
+async function hkdfKey(
   root: Uint8Array<ArrayBuffer>,
   salt: Uint8Array<ArrayBuffer>,
   info: string,
-) {
-  const raw = await hkdf(root, salt, info, 32);
-  try {
-    return await importAesKey(raw);
-  } finally {
-    zero(raw);
-  }
+  extractable: boolean,
+  usages: KeyUsage[],
+): Promise<CryptoKey> {
+  const base = await crypto.subtle.importKey("raw", root, "HKDF", false, [
+    "deriveKey",
+  ]);
+  return await crypto.subtle.deriveKey(
+    { name: "HKDF", hash: "SHA-256", salt, info: encoder.encode(info) },
+    base,
+    { name: "AES-GCM", length: 256 },
+    extractable,
+    usages,
+  );
 }
 
 /**
@@ -65,17 +89,18 @@ async function aesKey(
  *
  * @param rootKey the 32-byte root key
  * @param storeId the random store id, used as the HKDF salt
+ * @param options `schema1`: also derive the keys of a schema-1 store that
+ *   is about to be migrated
  * @returns the purpose keys
  */
 export async function derivePurposeKeys(
   rootKey: Uint8Array<ArrayBuffer>,
   storeId: Uint8Array<ArrayBuffer>,
+  options: { schema1?: boolean } = {},
 ): Promise<PurposeKeys> {
   const checkRaw = await hkdf(rootKey, storeId, "spike/v1/key-check", 32);
   try {
-    return {
-      storage: await aesKey(rootKey, storeId, "spike/v1/storage"),
-      cipher: await aesKey(rootKey, storeId, "spike/v1/cipher"),
+    const keys = {
       keyCheck: await crypto.subtle.importKey(
         "raw",
         checkRaw,
@@ -83,6 +108,25 @@ export async function derivePurposeKeys(
         false,
         ["sign", "verify"],
       ),
+      keyring: await hkdfKey(rootKey, storeId, "spike/v2/keyring", false, [
+        "encrypt",
+        "decrypt",
+        "wrapKey",
+        "unwrapKey",
+      ]),
+    };
+    if (!options.schema1) return keys;
+    return {
+      ...keys,
+      schema1: {
+        storage: await hkdfKey(rootKey, storeId, "spike/v1/storage", false, [
+          "decrypt",
+        ]),
+        cipher: await hkdfKey(rootKey, storeId, "spike/v1/cipher", true, [
+          "encrypt",
+          "decrypt",
+        ]),
+      },
     };
   } finally {
     zero(checkRaw);

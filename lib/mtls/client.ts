@@ -16,14 +16,18 @@ import type { SvidSource, X509Material } from "../spiffe/source.ts";
 import { SvidError, verifyX509Svid } from "../spiffe/svid.ts";
 import { envDuration } from "../config/env.ts";
 import { zero } from "../crypto/zero.ts";
+import { createLogger } from "../log.ts";
 import { peerChainDer, tlsIdentity } from "./tls_material.ts";
 
 /** Settings of {@linkcode createMtlsClient}. */
 export interface MtlsClientOptions {
   /** This client's SVID and the trust bundles servers are verified with. */
   source: SvidSource;
-  /** Whether a server with this verified SPIFFE ID may be talked to. */
-  authorizeServer: (id: SpiffeId) => boolean;
+  /**
+   * Whether a server with this verified SPIFFE ID may be talked to: true,
+   * false, or the reason it may not (which then ends the error message).
+   */
+  authorizeServer: (id: SpiffeId) => boolean | string;
   /**
    * Bound on a whole request (connect, handshake, send, receive); default
    * `SPIKE_HTTP_CLIENT_TIMEOUT` or 60 s.
@@ -33,7 +37,26 @@ export interface MtlsClientOptions {
   keepAlive?: boolean;
   /** Most concurrent connections per server; default unlimited. */
   maxSockets?: number;
+  /**
+   * The largest response body read; a larger one fails the call. Default
+   * {@linkcode DEFAULT_MAX_RESPONSE_BYTES}; set it per call where a route's
+   * answers are known to be small.
+   */
+  maxResponseBytes?: number;
 }
+
+/** Per-call settings of {@linkcode MtlsClient.post}. */
+export interface MtlsPostOptions {
+  /** The request's content type; default `application/json`. */
+  contentType?: string;
+  /** Time limit of this request, ms. */
+  timeoutMs?: number;
+  /** The largest response body this call accepts, bytes. */
+  maxResponseBytes?: number;
+}
+
+/** The response limit of a client that names none: 16 MiB. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 /** A complete response. */
 export interface MtlsResult {
@@ -41,7 +64,7 @@ export interface MtlsResult {
   status: number;
   /** Response headers, names in lowercase; repeated ones joined with `, `. */
   headers: Record<string, string>;
-  /** The whole response body. */
+  /** The whole response body, at most the call's size limit. */
   body: Uint8Array;
 }
 
@@ -49,19 +72,21 @@ export interface MtlsResult {
 export interface MtlsClient extends Disposable {
   /**
    * Sends a POST and reads the whole response. The body is sent only after
-   * the server's SVID was verified and authorized.
+   * the server's SVID was verified and authorized. The response is read
+   * only up to the size limit: a longer one (declared or streamed) ends the
+   * call with a `too-large` error, so a hostile server cannot fill memory.
    *
    * @param url an `https:` URL
    * @param body the request body
-   * @param options content type (default `application/json`) and a timeout
-   *   for this request
+   * @param options content type (default `application/json`), a timeout
+   *   and a response size limit for this request
    * @returns the response, whatever its status
    * @throws {MtlsClientError} when no response could be had
    */
   post(
     url: string,
     body: Uint8Array | string,
-    options?: { contentType?: string; timeoutMs?: number },
+    options?: MtlsPostOptions,
   ): Promise<MtlsResult>;
   /** Drops every connection and stops following rotations. */
   close(): void;
@@ -72,7 +97,8 @@ export type MtlsClientErrorKind =
   | "unreachable"
   | "timeout"
   | "unauthorized-server"
-  | "tls";
+  | "tls"
+  | "too-large";
 
 /** Raised by {@linkcode MtlsClient.post} when no response could be had. */
 export class MtlsClientError extends Error {
@@ -112,6 +138,7 @@ const UNREACHABLE_CODES = new Set([
 ]);
 
 const encoder = new TextEncoder();
+const log = createLogger("mtls");
 
 /** Maps a `node:https` error to our error kinds. */
 function classify(error: unknown): MtlsClientError {
@@ -157,6 +184,8 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
   const timeoutMs = options.timeoutMs ??
     envDuration("SPIKE_HTTP_CLIENT_TIMEOUT", DEFAULT_TIMEOUT_MS);
   const keepAlive = options.keepAlive ?? true;
+  const defaultMaxResponse = options.maxResponseBytes ??
+    DEFAULT_MAX_RESPONSE_BYTES;
 
   interface Pool {
     agent: https.Agent;
@@ -182,15 +211,18 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
             : "Server SVID could not be verified",
         );
       }
-      let allowed = false;
+      let allowed: boolean | string = false;
       try {
         allowed = authorizeServer(id);
       } catch {
         // A failing authorizer refuses, like one that says no.
       }
-      return allowed
-        ? undefined
-        : new ServerRejected(`Server ${id.uri} is not authorized`);
+      if (allowed === true) return undefined;
+      return new ServerRejected(
+        `Server ${id.uri} is not authorized${
+          typeof allowed === "string" ? `: ${allowed}` : ""
+        }`,
+      );
     };
     const agentOptions: https.AgentOptions = {
       ...tlsIdentity(material),
@@ -231,7 +263,7 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
   const post = (
     url: string,
     body: Uint8Array | string,
-    postOptions: { contentType?: string; timeoutMs?: number } = {},
+    postOptions: MtlsPostOptions = {},
   ): Promise<MtlsResult> => {
     if (closed) {
       return Promise.reject(
@@ -251,6 +283,7 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
     const used = pool;
     used.inFlight++;
     const limit = postOptions.timeoutMs ?? timeoutMs;
+    const maxResponse = postOptions.maxResponseBytes ?? defaultMaxResponse;
 
     return new Promise<MtlsResult>((resolve, reject) => {
       let settled = false;
@@ -298,9 +331,39 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
       req.on("response", (res: IncomingMessage) => {
         const chunks: Uint8Array[] = [];
         let total = 0;
+        // Stop reading the moment the answer is known to be too long,
+        // before it is buffered: a declared length, or the bytes so far.
+        const tooLarge = (size: number) => {
+          log.warn("Response too large; call failed", {
+            peer: target.origin,
+            path: target.pathname,
+            limit: maxResponse,
+            size,
+          });
+          zero(...chunks);
+          chunks.length = 0;
+          const error = new MtlsClientError(
+            "too-large",
+            `Response from ${target.origin} is larger than ${maxResponse} bytes`,
+          );
+          finish(() => reject(error));
+          res.destroy();
+          req.destroy();
+        };
+        const declared = Number(res.headers["content-length"] ?? 0);
+        if (declared > maxResponse) {
+          tooLarge(declared);
+          return;
+        }
         res.on("data", (chunk: Uint8Array) => {
-          chunks.push(chunk);
+          if (settled) return;
           total += chunk.byteLength;
+          if (total > maxResponse) {
+            zero(chunk);
+            tooLarge(total);
+            return;
+          }
+          chunks.push(chunk);
         });
         res.on("error", (e) => finish(() => reject(classify(e))));
         res.on("close", () => {

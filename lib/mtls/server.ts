@@ -19,6 +19,7 @@ import { SvidError, verifyX509Svid } from "../spiffe/svid.ts";
 import { zero } from "../crypto/zero.ts";
 import { createLogger } from "../log.ts";
 import { ErrorCode } from "../wire/errors.ts";
+import { RefusalLog } from "./refusal_log.ts";
 import { peerChainDer, tlsIdentity } from "./tls_material.ts";
 
 /** One request, after the peer's SVID was verified and authorized. */
@@ -93,9 +94,22 @@ export interface MtlsServerOptions {
   /**
    * Audit hook for connections refused before any handler ran: failed TLS
    * handshakes, rejected SVIDs, unauthorized peers. `peer` is the client's
-   * SPIFFE ID when it is known, otherwise its remote address.
+   * SPIFFE ID when it is known, otherwise its remote address. Refusals are
+   * aggregated per source (see `refusalIntervalMs`): the first of an
+   * interval comes at once without a `count`, the rest as one call whose
+   * `count` says how many and whose `peer` is the source (address without
+   * port, or SPIFFE ID).
    */
-  onRefused?: (reason: string, peer?: string) => void;
+  onRefused?: (
+    reason: string,
+    peer: string,
+    count: number | undefined,
+  ) => void;
+  /**
+   * The interval over which refused connections from one source are
+   * counted instead of told one by one; default 60 s.
+   */
+  refusalIntervalMs?: number;
   /**
    * Audit hook for requests on a verified connection that the server
    * answers itself, so the handler never sees them: an unparsable request
@@ -117,6 +131,7 @@ const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
+const DEFAULT_REFUSAL_INTERVAL_MS = 60_000;
 /** How long a refused upload may keep sending after the 413, discarded. */
 const CLOSE_GRACE_MS = 1_000;
 
@@ -280,14 +295,29 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
   const verified = new WeakMap<object, SpiffeId>();
   const graceTimers = new Set<ReturnType<typeof setTimeout>>();
 
+  const refusals = new RefusalLog(
+    options.refusalIntervalMs ?? DEFAULT_REFUSAL_INTERVAL_MS,
+    ({ reason, peer, count }) => {
+      if (count === undefined) {
+        log.warn("Connection refused", { reason, peer });
+      } else {
+        log.warn("Connections refused", {
+          reason,
+          peer,
+          count,
+          intervalMs: options.refusalIntervalMs ?? DEFAULT_REFUSAL_INTERVAL_MS,
+        });
+      }
+      try {
+        onRefused?.(reason, peer, count);
+      } catch (e) {
+        log.error("Refusal hook failed", { error: (e as Error).name });
+      }
+    },
+  );
   const refuse = (socket: TLSSocket, reason: string, peer: string) => {
     socket.destroy();
-    log.warn("Connection refused", { reason, peer });
-    try {
-      onRefused?.(reason, peer);
-    } catch (e) {
-      log.error("Refusal hook failed", { error: (e as Error).name });
-    }
+    refusals.refuse(reason, peer);
   };
 
   const tellRequestRefused = (info: RefusedRequest) => {
@@ -475,6 +505,7 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
       const close = () => {
         closing ??= new Promise<void>((done) => {
           unsubscribe();
+          refusals.flush();
           for (const timer of graceTimers) clearTimeout(timer);
           graceTimers.clear();
           server.close(() => done());

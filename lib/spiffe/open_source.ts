@@ -8,14 +8,21 @@
  * @module
  */
 import { envString } from "../config/env.ts";
+import { createLogger } from "../log.ts";
+import { readBundleConfig } from "./bundle_config.ts";
+import { adoptOwnTrustDomain } from "./roles.ts";
 import type { SvidSource } from "./source.ts";
 
 /**
- * Opens the configured SVID source and waits for its first SVID.
+ * Opens the configured SVID source and waits for its first SVID. Roles
+ * whose trust roots no `SPIKE_TRUST_ROOT*` variable sets are then trusted
+ * in that SVID's trust domain (see `adoptOwnTrustDomain`).
  *
  * @param options `watch: false` for a short-lived process that needs no
  *   file watcher (SVID directory only; polling still applies)
  * @returns the live source
+ * @throws {ConfigError} when a bundle setting or federated bundle file is
+ *   invalid
  * @throws when the source cannot provide an SVID (see the chosen source)
  */
 export async function openSvidSource(
@@ -24,11 +31,23 @@ export async function openSvidSource(
   const dir = envString("SPIKE_SVID_DIR", "");
   if (dir) {
     const { openFileSvidSource } = await import("./file_source.ts");
-    return await openFileSvidSource(
-      dir,
-      options.watch === undefined ? {} : { watch: options.watch },
+    const bundles = readBundleConfig();
+    return adopted(
+      await openFileSvidSource(
+        dir,
+        options.watch === undefined ? { bundles } : {
+          watch: options.watch,
+          bundles,
+        },
+      ),
     );
   }
   const { openWorkloadApiSource } = await import("./workload_api.ts");
-  return await openWorkloadApiSource();
+  return adopted(await openWorkloadApiSource());
+}
+
+/** Lets roles without configured trust roots trust the SVID's own domain. */
+function adopted(source: SvidSource): SvidSource {
+  adoptOwnTrustDomain(source.current().id, createLogger("spiffe"));
+  return source;
 }

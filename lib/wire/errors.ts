@@ -21,6 +21,12 @@ export const ErrorCode = {
   MethodNotAllowed: "api_method_not_allowed",
   /** The store could not persist a write (disk full, read-only). */
   StoreUnavailable: "store_write_failed",
+  /**
+   * Stored data failed its integrity check (a row altered, removed, copied
+   * or rolled back); upstream's internal `state_integrity_check`, which its
+   * routes answer as a 500.
+   */
+  Integrity: "state_integrity_check",
 } as const;
 
 /** One of the {@linkcode ErrorCode} values. */
@@ -37,6 +43,7 @@ export const STATUS_OF: Readonly<Record<ErrorCodeValue, number>> = {
   [ErrorCode.TooLarge]: 413,
   [ErrorCode.MethodNotAllowed]: 405,
   [ErrorCode.StoreUnavailable]: 507,
+  [ErrorCode.Integrity]: 500,
 };
 
 /**

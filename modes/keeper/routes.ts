@@ -35,14 +35,20 @@ function fail(code: ErrorCodeValue): MtlsResponse {
  *
  * @param slot the shard slot
  * @param log the operational log
+ * @param allowBootstrap whether `spike/bootstrap` identities may store a
+ *   shard too (`SPIKE_KEEPER_ALLOW_BOOTSTRAP`); else only nexus may
  * @returns the handler for the mTLS server
  */
 export function keeperHandler(
   slot: ShardSlot,
   log: Logger,
+  allowBootstrap = false,
 ): (req: MtlsRequest) => Promise<MtlsResponse> {
   const contribute = (req: MtlsRequest): MtlsResponse => {
-    if (!hasRole(req.peerId, "nexus") && !hasRole(req.peerId, "bootstrap")) {
+    if (
+      !hasRole(req.peerId, "nexus") &&
+      !(allowBootstrap && hasRole(req.peerId, "bootstrap"))
+    ) {
       return fail(ErrorCode.Unauthorized);
     }
     let shard: Uint8Array | undefined;

@@ -51,6 +51,7 @@ export async function checkRootKey(
   const keys = await derivePurposeKeys(
     candidate,
     new Uint8Array(meta.storeId),
+    { schema1: meta.schemaVersion === 1 },
   );
   return await verifyKeyCheck(keys, new Uint8Array(meta.keyCheck))
     ? keys

@@ -10,14 +10,18 @@ import { createLogger, type Logger } from "../../lib/log.ts";
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
-import { hasRole } from "../../lib/spiffe/roles.ts";
+import {
+  describeTrustRoots,
+  hasRole,
+  ownRoleProblem,
+} from "../../lib/spiffe/roles.ts";
 import { waitForShutdown } from "../../lib/shutdown.ts";
 import { derivePurposeKeys, keyCheckValue } from "../../lib/crypto/kdf.ts";
 import { PolicyEngine } from "./policy/engine.ts";
 import { ConfigError } from "../../lib/config/env.ts";
 import { type NexusConfig, readNexusConfig } from "./config.ts";
 import { RootKeyState } from "./root_key.ts";
-import { Keepers } from "./keepers.ts";
+import { authorizeKeeper, Keepers } from "./keepers.ts";
 import { RestoreSession } from "./restore.ts";
 import {
   initializeNewStore,
@@ -30,8 +34,11 @@ import { AuditLog, newTrailId } from "./audit.ts";
 import { createDispatcher, type Route, routeKey } from "./router.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { dataRoutes } from "./routes/data.ts";
-import { openStore, resolveDataDir } from "./store/open.ts";
-import type { StoreMeta } from "./store/backend.ts";
+import { type NexusStore, openStore, resolveDataDir } from "./store/open.ts";
+import { IntegrityError } from "./store/integrity.ts";
+import type { PolicyRecord } from "./store/policy_store.ts";
+import { ErrorCode } from "../../lib/wire/errors.ts";
+import { StoreError, type StoreMeta } from "./store/backend.ts";
 
 const HELP = `spike nexus: the SPIKE secrets store
 
@@ -39,7 +46,9 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_TLS_PORT                 listen address [:8553]
   SPIKE_NEXUS_BACKEND_STORE            sqlite or memory [sqlite]
   SPIKE_NEXUS_DATA_DIR                 data folder [~/.spike/data]
-  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite)
+  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite);
+                                       pin each keeper's SPIFFE ID with
+                                       https://keeper-1:8443#spiffe://<td>/spike/keeper/1
   SPIKE_NEXUS_SHAMIR_SHARES            shares = number of keepers [3]
   SPIKE_NEXUS_SHAMIR_THRESHOLD         shares needed to rebuild the key [2]
   SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL   shard push period [5m]
@@ -49,10 +58,16 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_MAX_SECRET_VERSIONS      versions kept per secret [10]
   SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE  cipher size limit in bytes [65536]
   SPIKE_NEXUS_MAX_REQUEST_BYTES        request body limit [1048576]
-  SPIKE_NEXUS_AUDIT_LOG                audit log file [stderr]
+  SPIKE_NEXUS_AUDIT_LOG                audit log file, reopened on SIGHUP [stderr]
   SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT  time to send request headers [10s]
   SPIKE_HTTP_SERVER_REQUEST_TIMEOUT    time to send a whole request [60s]
+  SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL  refused connections: one line per
+                                       source, then a count per interval [60s]
   SPIKE_SVID_DIR / SPIFFE_ENDPOINT_SOCKET  where the SVID comes from
+  SPIKE_FEDERATED_BUNDLES              with SPIKE_SVID_DIR: federated bundles,
+                                       <trust domain>=<PEM file>,...
+  SPIKE_TRUST_ROOT                     trust domain of SPIKE's roles [this
+                                       SVID's own]
   SPIKE_SYSTEM_LOG_LEVEL               DEBUG, INFO, WARN, ERROR [WARN]
 `;
 
@@ -90,19 +105,49 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+// The stored policies that pass their integrity check. A policy that fails
+// it grants nothing; a policy set that fails it leaves no policy granting
+// anything (the superuser still works and sees the error on every policy
+// call) rather than keeping nexus locked.
+async function loadPolicies(
+  store: NexusStore,
+  report: (message: string, policy?: string) => void,
+): Promise<PolicyRecord[]> {
+  try {
+    return await store.policies.loadPolicies((name, e) =>
+      report(`${e.message}; it grants nothing`, name)
+    );
+  } catch (e) {
+    if (!(e instanceof IntegrityError)) throw e;
+    report(`${e.message}; no policy grants anything`);
+    return [];
+  }
+}
+
 async function run(config: NexusConfig, log: Logger): Promise<number> {
   using source = await openSvidSource();
   const own = source.current().id;
-  if (!hasRole(own, "nexus")) {
-    console.error(
-      `This SVID (${own.uri}) is not a nexus identity: nexus needs spiffe://<trust domain>/spike/nexus`,
-    );
+  const notNexus = ownRoleProblem(own, "nexus", "nexus");
+  if (notNexus !== undefined) {
+    console.error(notNexus);
     return 1;
+  }
+  const unpinnable = config.keeperPeers.find((peer) =>
+    peer.spiffeId !== undefined && !hasRole(peer.spiffeId, "keeper")
+  );
+  if (unpinnable !== undefined) {
+    console.error(
+      `SPIKE_NEXUS_KEEPER_PEERS pins ${unpinnable.spiffeId} for ${unpinnable.url}, which is not a keeper identity here: keepers are trusted in ${
+        describeTrustRoots("keeper")
+      }`,
+    );
+    return 2;
   }
   const store = await openStore({
     backend: config.backend,
     dataDir: config.backend === "sqlite" ? resolveDataDir() : undefined,
     maxVersions: config.maxSecretVersions,
+    log,
   });
   let meta: StoreMeta | undefined = await store.readMeta();
   if (
@@ -118,28 +163,60 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   const audit = await AuditLog.open(config.auditLog);
   const engine = new PolicyEngine();
   const state = new RootKeyState(async (keys) => {
-    await store.unlock(keys);
+    try {
+      await store.unlock(keys);
+    } catch (e) {
+      // A failed migration or a damaged keyring: the operator needs the
+      // sentence (these messages name paths and rules, never values).
+      log.error("The store cannot be unlocked", {
+        error: e instanceof Error ? e.name : "unknown",
+        msg: e instanceof StoreError || e instanceof IntegrityError
+          ? e.message
+          : undefined,
+      });
+      throw e;
+    }
     const problems = await engine.reload(() =>
-      store.policies.listPolicies({
-        onUndecryptable: (name) =>
-          log.error("Stored policy does not decrypt; it grants nothing", {
-            policy: name,
-          }),
+      loadPolicies(store, (message, policy) => {
+        log.warn(message, policy === undefined ? {} : { policy });
+        audit.write({
+          trail: newTrailId(),
+          caller: null,
+          route: "",
+          action: "load-policies",
+          resource: policy ?? null,
+          outcome: "error",
+          status: 0,
+          err: ErrorCode.Integrity,
+          durationMs: 0,
+        });
       })
     );
     for (const p of problems) {
       log.error("Stored policy is invalid; it grants nothing", { ...p });
     }
   });
-  const keeperClient = config.backend === "sqlite"
-    ? createMtlsClient({
-      source,
-      authorizeServer: (id) => hasRole(id, "keeper"),
-      timeoutMs: config.keeperTimeoutMs,
-    })
-    : undefined;
-  const keepers = keeperClient
-    ? new Keepers(config.keeperPeers, keeperClient, config.keeperTimeoutMs)
+  const keepers = config.backend === "sqlite"
+    ? new Keepers(
+      config.keeperPeers,
+      (peer) =>
+        createMtlsClient({
+          source,
+          authorizeServer: (id) => {
+            const verdict = authorizeKeeper(peer, id);
+            if (verdict !== true && hasRole(id, "keeper")) {
+              log.warn("A keeper presented another SPIFFE ID than pinned", {
+                url: peer.url,
+                pinned: peer.spiffeId,
+                presented: id.uri,
+              });
+            }
+            return verdict;
+          },
+          timeoutMs: config.keeperTimeoutMs,
+        }),
+      config.keeperTimeoutMs,
+    )
     : undefined;
   const abort = new AbortController();
   const syncNow = () => {
@@ -160,7 +237,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     config.restoreTimeoutMs,
     config.allowThresholdOne,
   );
-  const data = dataRoutes({ config, store, state, engine, log });
+  const data = dataRoutes({ config, store, engine });
   const routes = new Map<string, Route>([
     ...operatorRoutes({
       state,
@@ -180,6 +257,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     maxBodyBytes: config.maxBodyBytes,
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
+    refusalIntervalMs: config.refusalIntervalMs,
     authorizePeer: () => true,
     handler: createDispatcher({
       routes,
@@ -187,11 +265,11 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       audit,
       log,
     }),
-    onRefused: (reason, peer) => {
-      log.warn("Connection refused", { reason, peer });
+    // The server logs these, one line per source and interval, plus a count.
+    onRefused: (reason, peer, count) => {
       audit.write({
         trail: "tls",
-        caller: peer ?? null,
+        caller: peer,
         route: "",
         action: "handshake",
         resource: null,
@@ -199,6 +277,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         status: 0,
         err: reason,
         durationMs: 0,
+        ...(count === undefined ? {} : { count }),
       });
     },
     // The server answers these (400, 413) before the dispatcher runs; they
@@ -226,6 +305,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   // Listen for the stop signals before saying so: a supervisor may send one
   // the moment it reads the line.
   const stop = waitForShutdown();
+  // SIGHUP reopens the audit file, for logrotate (and would otherwise kill).
+  const reopenAudit = () => void audit.reopen(log);
+  Deno.addSignalListener("SIGHUP", reopenAudit);
   console.error(`SPIKE nexus ${own.uri} listening on port ${server.port}`);
   log.info("Nexus listening", { port: server.port, backend: config.backend });
 
@@ -294,8 +376,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   abort.abort();
   await lifecycle;
   await server.close();
-  keeperClient?.close();
+  keepers?.close();
   await store.close();
+  Deno.removeSignalListener("SIGHUP", reopenAudit);
   audit.close();
   restore.clear();
   state.clear();

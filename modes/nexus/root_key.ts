@@ -1,7 +1,8 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
- * The root key, in memory only, and the purpose keys derived from it.
- * Nexus is "locked" until a verified key is set.
+ * The root key, in memory only. Nexus is "locked" until a verified key is
+ * set and the store has been unlocked with the purpose keys derived from
+ * it (the store keeps the keyring those keys unwrap).
  *
  * @module
  */
@@ -11,7 +12,6 @@ import { zero } from "../../lib/crypto/zero.ts";
 /** Holds the root key once it is known and verified. */
 export class RootKeyState {
   #key: Uint8Array | undefined;
-  #keys: PurposeKeys | undefined;
   readonly #activate: (keys: PurposeKeys) => Promise<void>;
   #activating: Promise<void> | undefined;
 
@@ -25,17 +25,7 @@ export class RootKeyState {
 
   /** Whether nexus has its root key. */
   get unlocked(): boolean {
-    return this.#keys !== undefined;
-  }
-
-  /**
-   * The purpose keys.
-   *
-   * @throws {Error} when locked; callers check {@linkcode unlocked} first
-   */
-  get keys(): PurposeKeys {
-    if (!this.#keys) throw new Error("Nexus is locked");
-    return this.#keys;
+    return this.#key !== undefined;
   }
 
   /**
@@ -48,13 +38,12 @@ export class RootKeyState {
   unlock(key: Uint8Array, keys: PurposeKeys): Promise<void> {
     // Recovery and restore may race; the first key activates, later ones
     // (the same verified key) are dropped.
-    if (this.#keys || this.#activating) {
+    if (this.#key || this.#activating) {
       zero(key);
       return this.#activating ?? Promise.resolve();
     }
     this.#activating = this.#activate(keys).then(() => {
       this.#key = key;
-      this.#keys = keys;
     }, (e) => {
       zero(key);
       throw e;
@@ -84,6 +73,5 @@ export class RootKeyState {
   clear(): void {
     zero(this.#key);
     this.#key = undefined;
-    this.#keys = undefined;
   }
 }

@@ -95,11 +95,14 @@ export function createDispatcher(options: {
         if (e instanceof ApiError) {
           err = e.code;
           response = errorResponse(e.code);
-          log.info("Request refused", {
-            trail,
-            code: e.code,
-            reason: e.message,
-          });
+          // Altered stored data is the operator's business at once; the
+          // client learns only the code.
+          (e.code === ErrorCode.Integrity ? log.warn : log.info)(
+            e.code === ErrorCode.Integrity
+              ? "Stored data failed its integrity check"
+              : "Request refused",
+            { trail, code: e.code, reason: e.message },
+          );
         } else {
           err = ErrorCode.Internal;
           response = errorResponse(ErrorCode.Internal);

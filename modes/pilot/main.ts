@@ -34,7 +34,10 @@ Environment:
   SPIKE_SVID_DIR             folder with svid.pem, svid_key.pem and svid_bundle.pem;
                              when unset, the SPIFFE Workload API is used:
   SPIFFE_ENDPOINT_SOCKET     Workload API address, e.g. unix:///tmp/spire-agent/public/api.sock
-  SPIKE_TRUST_ROOT_NEXUS     trust domains nexus's SPIFFE ID may be in (default spike.ist)
+  SPIKE_TRUST_ROOT_NEXUS     trust domains nexus's SPIFFE ID may be in (default
+                             SPIKE_TRUST_ROOT, else this SVID's trust domain)
+  SPIKE_FEDERATED_BUNDLES    with SPIKE_SVID_DIR: <trust domain>=<PEM file>,...
+                             for each federated trust domain
   SPIKE_PILOT_RECOVERY_DIR   recovery folder (default ~/.spike/recover)
   SPIKE_HTTP_CLIENT_TIMEOUT  time limit per request (default 60s)
   SPIKE_SYSTEM_LOG_LEVEL     DEBUG, INFO, WARN or ERROR (default ERROR)

@@ -14,7 +14,13 @@ import {
 import { checkSharedConfig } from "../../lib/config/shared.ts";
 import type { MtlsClient, MtlsResult } from "../../lib/mtls/client.ts";
 import type { SpiffeId } from "../../lib/spiffe/id.ts";
-import { hasRole, type Role, roleId } from "../../lib/spiffe/roles.ts";
+import {
+  describeTrustRoots,
+  hasRole,
+  type Role,
+  ROLE_PATHS,
+  roleId,
+} from "../../lib/spiffe/roles.ts";
 import type { SvidSource } from "../../lib/spiffe/source.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
 import { ErrorCode } from "../../lib/wire/errors.ts";
@@ -34,6 +40,35 @@ export interface CallContext {
   conflict?: string;
   /** The sentence for 400. */
   badRequest?: string;
+}
+
+/** The largest answer pilot reads from most routes (status, recover, writes). */
+export const SMALL_ANSWER_LIMIT = 1024 * 1024;
+/**
+ * The largest answer of the routes that return stored data: secret values
+ * (up to nexus's request limit, and JSON escaping can grow them), lists of
+ * paths and policies, and cipher results.
+ */
+export const DATA_ANSWER_LIMIT = 64 * 1024 * 1024;
+
+const DATA_ROUTES = new Set([
+  "/v1/store/secrets?action=get",
+  "/v1/store/secrets?action=list",
+  "/v1/store/secrets/metadata?action=get",
+  "/v1/acl/policy?action=list",
+  "/v1/cipher/encrypt",
+  "/v1/cipher/decrypt",
+]);
+
+/**
+ * The response size limit of a route: a hostile or broken server cannot
+ * make pilot buffer more than this.
+ *
+ * @param route path and query, as pilot sends it
+ * @returns the limit in bytes
+ */
+export function answerLimit(route: string): number {
+  return DATA_ROUTES.has(route) ? DATA_ANSWER_LIMIT : SMALL_ANSWER_LIMIT;
 }
 
 /** The message for a locked nexus (HTTP 503). */
@@ -125,6 +160,17 @@ export function errorForStatus(
       );
     case 503:
       return new CliError(LOCKED_MESSAGE, ExitCode.NotReady);
+    case 500:
+      if (code === ErrorCode.Integrity) {
+        return new CliError(
+          `SPIKE Nexus found its stored data altered or damaged and refused to serve it (${suffix}); its log names what failed the check`,
+          ExitCode.Failure,
+        );
+      }
+      return new CliError(
+        `SPIKE Nexus failed to handle the request (${suffix})`,
+        ExitCode.Failure,
+      );
     case 507:
       return new CliError(
         "SPIKE Nexus could not save the change: its store is not writable",
@@ -149,6 +195,7 @@ const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   [ErrorCode.TooLarge]: 413,
   [ErrorCode.NotReady]: 503,
   [ErrorCode.Internal]: 500,
+  [ErrorCode.Integrity]: 500,
 };
 
 /** An open connection to nexus; close it (or `using`) when done. */
@@ -207,14 +254,28 @@ export class NexusSession implements Disposable {
     try {
       result = await this.#client.post(`${this.baseUrl}${route}`, body, {
         contentType,
+        maxResponseBytes: answerLimit(route),
       });
     } catch (e) {
       const { MtlsClientError } = await import("../../lib/mtls/client.ts");
+      if (e instanceof MtlsClientError && e.kind === "too-large") {
+        throw new CliError(
+          `SPIKE Nexus at ${this.baseUrl} answered more than ${
+            answerLimit(route)
+          } bytes; the answer was refused`,
+        );
+      }
       if (e instanceof MtlsClientError) {
+        // A wrong trust root is the usual cause: say which ones apply.
+        const hint = e.kind === "unauthorized-server"
+          ? `: nexus must be ${
+            ROLE_PATHS.nexus.slice(1)
+          } in a trust domain of ${describeTrustRoots("nexus")}`
+          : "";
         throw new CliError(
           `Cannot reach SPIKE Nexus at ${this.baseUrl}: ${
             lowerFirst(e.message)
-          }`,
+          }${hint}`,
           ExitCode.Unreachable,
         );
       }

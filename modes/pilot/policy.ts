@@ -27,6 +27,7 @@ import {
 } from "./args.ts";
 import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
+import { listAllPages } from "./list_pages.ts";
 import { type NexusSession, withNexus } from "./nexus.ts";
 import { formatTime, render, writeStdout } from "./output.ts";
 import { parsePolicyFile, PolicyFileError } from "./policy_file.ts";
@@ -253,11 +254,15 @@ async function policyNames(
   nexus: NexusSession,
   filter: Record<string, string> = {},
 ): Promise<string[]> {
-  const answer = await nexus.json(`${POLICY}?action=list`, filter);
-  const policies = Array.isArray(answer.policies) ? answer.policies : [];
-  return policies
-    .map((p) => (p as Record<string, unknown> | null)?.name)
-    .filter((n): n is string => typeof n === "string");
+  return await listAllPages(
+    nexus,
+    `${POLICY}?action=list`,
+    filter,
+    (answer) =>
+      (Array.isArray(answer.policies) ? answer.policies : [])
+        .map((p) => (p as Record<string, unknown> | null)?.name)
+        .filter((n): n is string => typeof n === "string"),
+  );
 }
 
 async function create(args: string[]): Promise<number> {

@@ -10,6 +10,7 @@ import {
   validateSecretPath,
   ValidationError,
 } from "../../lib/wire/validate.ts";
+import { validateListPage } from "../../lib/wire/list_page.ts";
 import {
   dispatchSubcommand,
   FORMAT_OPTION,
@@ -22,8 +23,10 @@ import {
 } from "./args.ts";
 import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
+import { listAllPages, stringsOf } from "./list_pages.ts";
 import { type CallContext, withNexus } from "./nexus.ts";
 import { formatTime, render, writeStdout } from "./output.ts";
+import { readPutValues } from "./secret_values.ts";
 
 const SECRETS = "/v1/store/secrets";
 
@@ -31,11 +34,11 @@ const SECRETS = "/v1/store/secrets";
 export const SECRET_HELP = `Manage secrets stored in SPIKE Nexus.
 
 Usage:
-  spike pilot secret put <path> <key=value>... [--cas N]
+  spike pilot secret put <path> <key>=- | <key>=@<file> | - | <key=value>...
   spike pilot secret get <path> [key] [-v N] [-f human|json|yaml]
   spike pilot secret delete <path> [-v 1,2,...]
   spike pilot secret undelete <path> [-v 1,2,...]
-  spike pilot secret list [-f human|json|yaml]
+  spike pilot secret list [prefix] [-f human|json|yaml]
   spike pilot secret metadata get <path> [-v N] [-f human|json|yaml]
 
 Run "spike pilot secret <command> --help" for details.`;
@@ -43,20 +46,38 @@ Run "spike pilot secret <command> --help" for details.`;
 const PUT_HELP = `Store a new version of a secret.
 
 Usage:
-  spike pilot secret put <path> <key=value>... [--cas N]
+  spike pilot secret put <path> <key>=- [<key>=@<file>]... [--cas N]
+  spike pilot secret put <path> - [--cas N]          (JSON on stdin)
+  spike pilot secret put <path> <key>=<value>... [--cas N]  (visible to ps)
 
 Arguments:
-  <path>        secret path, e.g. apps/web/db (letters, digits, . _ - / and
-                ( ) ? + * | [ ] { } \\; not under spike/system)
-  <key=value>   one or more values; split at the first "="; keys are letters,
-                digits, -, _ and space
+  <path>          secret path, e.g. apps/web/db (letters, digits, . _ - / and
+                  ( ) ? + * | [ ] { } \\; not under spike/system)
+  <key>=-         the value from stdin: typed at a hidden prompt on a
+                  terminal; from a pipe, every byte (printf %s, not echo,
+                  unless the value ends with a newline); one key at most
+  <key>=@<file>   the value is the file's exact bytes, a final newline
+                  included
+  -               all keys and values as one JSON object on stdin,
+                  e.g. {"username": "app", "password": "..."}
+  @<file>         the same JSON object from a file
+  <key>=<value>   the value as given (split at the first "="): other local
+                  users can read it in the process list, and it stays in
+                  shell history
+
+Keys are letters, digits, -, _ and space; values must be UTF-8 text. A value
+that is "-" or starts with "@" is read as above: to store such a value as it
+is, give it through stdin or a file.
 
 Options:
   --cas N       compare-and-set: store only if the current version is N
                 (0: only if the secret does not exist yet); else exit 7
   -h, --help    show this help
 
-Values given as arguments may end up in shell history.`;
+Examples:
+  spike pilot secret put apps/db username=app password=-
+  spike pilot secret put apps/tls cert=@tls.crt key=@tls.key
+  spike pilot secret put apps/db - < db.json`;
 
 const GET_HELP = `Print a secret's values, or one value.
 
@@ -90,10 +111,17 @@ Options:
                     0 means the current version (default)
   -h, --help        show this help`;
 
-const LIST_HELP = `List the paths of all secrets.
+const LIST_HELP = `List the paths of secrets, all or those under a prefix.
 
 Usage:
-  spike pilot secret list [-f human|json|yaml]
+  spike pilot secret list [prefix] [-f human|json|yaml]
+
+Arguments:
+  [prefix]          only paths that start with it, e.g. apps/ (a plain
+                    string, not a pattern)
+
+Lists every path this identity may list, reading nexus's pages one after
+another.
 
 Options:
   -f, --format F    human ("- path" lines), json or yaml
@@ -132,6 +160,20 @@ export function checkSecretPath(path: string): string {
 const KEY_CHARS = /^[a-zA-Z0-9_ -]+$/;
 
 /**
+ * Checks the name of a secret's key.
+ *
+ * @param key the key
+ * @throws {CliError} (exit code 2) naming the key and the rule
+ */
+export function checkSecretKey(key: string): void {
+  if (key.length > MAX_NAME_LENGTH || !KEY_CHARS.test(key)) {
+    throw usageError(
+      `Invalid key "${key}": keys are 1 to ${MAX_NAME_LENGTH} letters, digits, dashes, underscores and spaces`,
+    );
+  }
+}
+
+/**
  * Reads `key=value` arguments (split at the first `=`).
  *
  * @param pairs the arguments
@@ -157,11 +199,7 @@ export function parseKeyValuePairs(
     if (key === "") {
       throw usageError(`Value argument ${i + 1} has an empty key`);
     }
-    if (key.length > MAX_NAME_LENGTH || !KEY_CHARS.test(key)) {
-      throw usageError(
-        `Invalid key "${key}": keys are 1 to ${MAX_NAME_LENGTH} letters, digits, dashes, underscores and spaces`,
-      );
-    }
+    checkSecretKey(key);
     if (Object.hasOwn(values, key)) {
       throw usageError(`Key "${key}" is given twice`);
     }
@@ -179,7 +217,7 @@ async function put(args: string[]): Promise<number> {
   const parsed = parseCommand({
     name: "secret put",
     help: PUT_HELP,
-    args: "<path> <key=value>...",
+    args: "<path> <key>=-|<key>=@<file>|-|<key=value>...",
     options: { cas: { type: "string" } },
     minPositionals: 2,
     maxPositionals: Infinity,
@@ -187,8 +225,11 @@ async function put(args: string[]): Promise<number> {
   if (!parsed) return 0;
   const [rawPath, ...pairs] = parsed.positionals;
   const path = checkSecretPath(rawPath!);
-  const values = parseKeyValuePairs(pairs);
   const cas = parseVersion(stringFlag(parsed.values, "cas"), "--cas");
+  const values = await readPutValues(pairs, {
+    parsePairs: parseKeyValuePairs,
+    checkKey: checkSecretKey,
+  });
   const request: Record<string, unknown> = { path, values };
   if (cas !== undefined) request.cas = cas;
   const context: CallContext = { subject: `Secret "${path}"` };
@@ -317,23 +358,38 @@ async function list(args: string[]): Promise<number> {
   const parsed = parseCommand({
     name: "secret list",
     help: LIST_HELP,
+    args: "[prefix]",
     options: FORMAT_OPTION,
+    maxPositionals: 1,
   }, args);
   if (!parsed) return 0;
+  const prefix = parsed.positionals[0] ?? "";
+  try {
+    validateListPage({ prefix });
+  } catch (e) {
+    if (e instanceof ValidationError) {
+      throw usageError(`Invalid prefix: ${lowerFirst(e.message)}`);
+    }
+    throw e;
+  }
   const format = parseFormat(stringFlag(parsed.values, "format"));
-  const answer = await withNexus((nexus) =>
-    nexus.json(`${SECRETS}?action=list`, {})
-  );
-  const keys = Array.isArray(answer.keys)
-    ? answer.keys.filter((k): k is string => typeof k === "string")
-    : [];
+  const keys = (await withNexus((nexus) =>
+    listAllPages(
+      nexus,
+      `${SECRETS}?action=list`,
+      { prefix },
+      (answer) => stringsOf(answer.keys),
+    )
+  )).filter((k) => k.startsWith(prefix));
   await writeStdout(
     render(
       keys,
       format,
       () =>
         keys.length === 0
-          ? "No secrets found."
+          ? prefix === ""
+            ? "No secrets found."
+            : `No secrets found under "${prefix}".`
           : keys.map((k) => `- ${k}\n`).join(""),
     ),
   );

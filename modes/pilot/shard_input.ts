@@ -103,11 +103,22 @@ export async function readPipedInput(
   return buf.subarray(0, len);
 }
 
-async function readHiddenLine(): Promise<Uint8Array> {
-  await writeStderr(
-    "(your input will be hidden as you paste/type it)\nEnter recovery shard: ",
-  );
-  const line = new HiddenLine();
+/**
+ * Reads one line typed or pasted on the terminal without echo (raw mode).
+ *
+ * @param prompt what to print on stderr first
+ * @param capacity the most bytes the line may hold
+ * @param messages the sentences for Ctrl-C and for a line too long
+ * @returns the bytes, without the line break; the caller zeroes them
+ * @throws {CliError} when cancelled (exit 1) or too long (exit 2)
+ */
+export async function readHiddenInput(
+  prompt: string,
+  capacity: number,
+  messages: { cancelled: string; tooLong: string },
+): Promise<Uint8Array> {
+  await writeStderr(prompt);
+  const line = new HiddenLine(capacity);
   const chunk = new Uint8Array(512);
   let state: HiddenLineState = "more";
   Deno.stdin.setRaw(true);
@@ -128,14 +139,24 @@ async function readHiddenLine(): Promise<Uint8Array> {
   if (state !== "done") {
     line.clear();
     throw state === "cancel"
-      ? new CliError("Cancelled: no shard was sent")
-      : usageError(
-        `The shard input is longer than ${MAX_SHARD_INPUT} bytes; give one line like spike:<index>:<64 hex>`,
-      );
+      ? new CliError(messages.cancelled)
+      : usageError(messages.tooLong);
   }
   const bytes = line.bytes().slice();
   line.clear();
   return bytes;
+}
+
+function readHiddenLine(): Promise<Uint8Array> {
+  return readHiddenInput(
+    "(your input will be hidden as you paste/type it)\nEnter recovery shard: ",
+    MAX_SHARD_INPUT,
+    {
+      cancelled: "Cancelled: no shard was sent",
+      tooLong:
+        `The shard input is longer than ${MAX_SHARD_INPUT} bytes; give one line like spike:<index>:<64 hex>`,
+    },
+  );
 }
 
 /**

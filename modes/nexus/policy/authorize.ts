@@ -12,7 +12,7 @@ import {
 } from "../../../lib/spiffe/id.ts";
 import { hasRole } from "../../../lib/spiffe/roles.ts";
 import { isReservedPath } from "../../../lib/wire/validate.ts";
-import type { Permission, PolicyEngine } from "./engine.ts";
+import type { ListGrant, Permission, PolicyEngine } from "./engine.ts";
 
 /** An operation a nexus route performs on behalf of a caller. */
 export type Operation =
@@ -110,9 +110,11 @@ function toId(peerId: SpiffeId | string): SpiffeId | undefined {
  * 4. Everyone else needs a policy: `write` on the secret path for
  *    put/delete/undelete, `read` for get/metadata; `list` on
  *    `spike/system/secret` for secret list (whose result the route then
- *    narrows with {@linkcode listableSecretPaths}); `write`/`read`/`list`
+ *    narrows with {@linkcode secretListGrant}); `write`/`read`/`list`
  *    on `spike/system/acl` for policy put+delete/get/list; `execute` on
- *    `spike/system/cipher/exec` for the cipher.
+ *    `spike/system/cipher/exec` for the cipher. Only a policy whose path
+ *    pattern names `spike/system` literally reaches these reserved paths:
+ *    a `.*` policy grants secrets, never these rights.
  *
  * Secret operations never reach a path at or under `spike/system`, not even
  * for the superuser: validation refuses such paths (400) before this runs,
@@ -153,25 +155,26 @@ export function authorize(
 }
 
 /**
- * The secret paths a caller sees in a secret list: all of them for the
- * superuser; for a caller that passes `secret.list` by policy, those on which
- * a policy grants `list`; none for anyone else.
+ * What a caller sees of the secret list: every path for the superuser
+ * (undefined: no narrowing); for a caller that passes `secret.list` by
+ * policy, the paths on which a policy grants `list`; nothing for anyone
+ * else.
  *
  * @param peerId the caller's SPIFFE ID
- * @param paths every stored secret path
  * @param engine the policies
- * @returns the visible paths, in the given order
+ * @returns undefined for everything, else the caller's grant
  * @throws {ConfigError} when the trust root variables are invalid
  */
-export function listableSecretPaths(
+export function secretListGrant(
   peerId: SpiffeId | string,
-  paths: Iterable<string>,
   engine: PolicyEngine,
-): string[] {
+): ListGrant | undefined {
   const id = toId(peerId);
   if (id === undefined || !authorize(id, "secret.list", undefined, engine)) {
-    return [];
+    return NOTHING;
   }
-  if (hasRole(id, "superuser")) return [...paths];
-  return engine.listablePaths(id.uri, paths);
+  if (hasRole(id, "superuser")) return undefined;
+  return engine.listGrant(id.uri);
 }
+
+const NOTHING: ListGrant = { prefixes: [], allows: () => false };

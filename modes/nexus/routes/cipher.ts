@@ -1,8 +1,8 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
  * Encryption as a service (`/v1/cipher/encrypt`, `/v1/cipher/decrypt`):
- * AES-256-GCM under the cipher purpose key, which is not the storage key,
- * so the API cannot open database blobs (upstream's decryption oracle).
+ * AES-256-GCM under the keyring's cipher-API key, which is no data key, so
+ * the API cannot open store records (upstream's decryption oracle).
  *
  * Two wire forms, chosen by the request content type as upstream does:
  * - JSON: encrypt `{plaintext}` -> `{version: 1, nonce, ciphertext}`,
@@ -27,7 +27,6 @@ import { zero } from "../../../lib/crypto/zero.ts";
 import type { JsonValue } from "../../../lib/wire/json_bytes.ts";
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import type { PolicyEngine } from "../policy/engine.ts";
-import type { RootKeyState } from "../root_key.ts";
 import { jsonResponse, readJsonObject, requireAllowed } from "../http.ts";
 import { type Route, type RouteContext, routeKey } from "../router.ts";
 
@@ -35,8 +34,8 @@ import { type Route, type RouteContext, routeKey } from "../router.ts";
 export interface CipherRouteDeps {
   /** The largest plaintext (encrypt) or ciphertext (decrypt), in bytes. */
   readonly maxCipherBytes: number;
-  /** Holds the cipher purpose key once unlocked. */
-  readonly state: RootKeyState;
+  /** The cipher-API key (throws `state_not_ready` while locked). */
+  readonly cipherKey: () => CryptoKey;
   /** The policies. */
   readonly engine: PolicyEngine;
 }
@@ -109,7 +108,7 @@ async function decryptOrRefuse(
   ciphertext: Uint8Array<ArrayBuffer>,
 ): Promise<Uint8Array<ArrayBuffer>> {
   try {
-    return await openParts(deps.state.keys.cipher, nonce, ciphertext);
+    return await openParts(deps.cipherKey(), nonce, ciphertext);
   } catch (e) {
     if (e instanceof DecryptionError) {
       throw badRequest("The ciphertext does not authenticate");
@@ -125,7 +124,7 @@ async function encrypt(deps: CipherRouteDeps, ctx: RouteContext) {
     // A copy: the request body is zeroed by the server, not by WebCrypto.
     const plaintext = ctx.body.slice();
     try {
-      const sealed = await seal(deps.state.keys.cipher, plaintext);
+      const sealed = await seal(deps.cipherKey(), plaintext);
       const out = new Uint8Array(1 + sealed.length);
       out[0] = CIPHER_VERSION;
       out.set(sealed, 1);
@@ -143,7 +142,7 @@ async function encrypt(deps: CipherRouteDeps, ctx: RouteContext) {
   try {
     checkPlaintextSize(deps, plaintext.length);
     requireAllowed(ctx.peerId, "cipher.encrypt", undefined, deps.engine);
-    const sealed = await seal(deps.state.keys.cipher, plaintext);
+    const sealed = await seal(deps.cipherKey(), plaintext);
     return jsonResponse(200, {
       version: CIPHER_VERSION,
       nonce: sealed.subarray(0, NONCE_BYTES).toBase64(),

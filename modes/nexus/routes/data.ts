@@ -5,10 +5,8 @@
  *
  * @module
  */
-import type { Logger } from "../../../lib/log.ts";
 import type { NexusConfig } from "../config.ts";
 import type { PolicyEngine } from "../policy/engine.ts";
-import type { RootKeyState } from "../root_key.ts";
 import type { Route } from "../router.ts";
 import type { NexusStore } from "../store/open.ts";
 import { cipherRoutes } from "./cipher.ts";
@@ -21,12 +19,8 @@ export interface DataRouteDeps {
   readonly config: NexusConfig;
   /** The store. */
   readonly store: NexusStore;
-  /** The root key state (cipher purpose key). */
-  readonly state: RootKeyState;
   /** The compiled policies. */
   readonly engine: PolicyEngine;
-  /** The operational log. */
-  readonly log: Logger;
 }
 
 /**
@@ -36,10 +30,14 @@ export interface DataRouteDeps {
  * @returns route key -> route
  */
 export function dataRoutes(deps: DataRouteDeps): [string, Route][] {
-  const { config, store, state, engine, log } = deps;
+  const { config, store, engine } = deps;
   return [
     ...secretRoutes({ store, engine }),
-    ...policyRoutes({ store, engine, log }),
-    ...cipherRoutes({ maxCipherBytes: config.maxCipherBytes, state, engine }),
+    ...policyRoutes({ store, engine }),
+    ...cipherRoutes({
+      maxCipherBytes: config.maxCipherBytes,
+      cipherKey: () => store.cipherKey,
+      engine,
+    }),
   ];
 }

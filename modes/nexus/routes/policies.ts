@@ -6,12 +6,11 @@
  * one). Unlike upstream, an unknown policy is 404 and an invalid or unsafe
  * pattern is 400. Every write goes to the store first, then to the engine,
  * one write per name at a time, so the engine never grants what the store
- * does not hold.
+ * does not hold. List takes the page fields of `lib/wire/list_page.ts`.
  *
  * @module
  */
 import type { MtlsResponse } from "../../../lib/mtls/server.ts";
-import type { Logger } from "../../../lib/log.ts";
 import type { JsonValue } from "../../../lib/wire/json_bytes.ts";
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import {
@@ -21,6 +20,7 @@ import {
   validateSpiffeIdPattern,
   ValidationError,
 } from "../../../lib/wire/validate.ts";
+import { validateListPage } from "../../../lib/wire/list_page.ts";
 import { KeyedMutex } from "../secrets/path_lock.ts";
 import type { PolicyEngine } from "../policy/engine.ts";
 import type { NexusStore } from "../store/open.ts";
@@ -39,8 +39,6 @@ export interface PolicyRouteDeps {
   readonly store: NexusStore;
   /** The compiled policies, kept in step with the store. */
   readonly engine: PolicyEngine;
-  /** The operational log. */
-  readonly log: Logger;
 }
 
 /** The policy route path. */
@@ -140,33 +138,35 @@ async function remove(
 
 async function list(deps: PolicyRouteDeps, ctx: RouteContext) {
   const request = readJsonObject(ctx.body);
-  const [spiffeIdFilter, pathFilter] = validInput(() => [
-    optionalFilter(request.spiffeidPattern, "spiffeidPattern"),
-    optionalFilter(request.pathPattern, "pathPattern"),
-  ]);
+  const [spiffeIdFilter, pathFilter, page] = validInput(() =>
+    [
+      optionalFilter(request.spiffeidPattern, "spiffeidPattern"),
+      optionalFilter(request.pathPattern, "pathPattern"),
+      validateListPage(request),
+    ] as const
+  );
   requireAllowed(ctx.peerId, "policy.list", undefined, deps.engine);
-  const records = await deps.store.policies.listPolicies({
-    onUndecryptable: (name) =>
-      deps.log.error("Stored policy does not decrypt; it is not listed", {
-        policy: name,
-      }),
-  });
   // Exact string filters, as upstream: the SPIFFE ID filter wins when both
   // are given.
-  const matching = records.filter((r) =>
+  const { keys, next } = await deps.store.policies.listNames(
+    page ?? { prefix: "", after: "", limit: undefined },
     spiffeIdFilter !== ""
-      ? r.spiffeIdPattern === spiffeIdFilter
-      : pathFilter === "" || r.pathPattern === pathFilter
+      ? { spiffeIdPattern: spiffeIdFilter }
+      : pathFilter !== ""
+      ? { pathPattern: pathFilter }
+      : {},
   );
-  return jsonResponse(200, {
-    policies: matching.map((r) => ({ id: "", name: r.name })),
-  });
+  const policies = keys.map((name) => ({ id: "", name }));
+  return jsonResponse(
+    200,
+    next === undefined ? { policies } : { policies, next },
+  );
 }
 
 /**
  * The policy routes, keyed as in a route table.
  *
- * @param deps the store, the engine and the log
+ * @param deps the store and the engine
  * @returns route key -> route; every route needs the root key
  */
 export function policyRoutes(deps: PolicyRouteDeps): [string, Route][] {

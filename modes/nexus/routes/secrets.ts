@@ -2,7 +2,8 @@
 /**
  * Secret routes (`/v1/store/secrets` and its metadata route): put, get,
  * delete, undelete, list and metadata, with upstream's request and
- * response shapes. Each request is parsed, validated, authorized, then run.
+ * response shapes, and pages for list (`lib/wire/list_page.ts`). Each
+ * request is parsed, validated, authorized, then run.
  *
  * @module
  */
@@ -14,7 +15,8 @@ import {
   validateSecretValues,
   validateVersions,
 } from "../../../lib/wire/validate.ts";
-import { listableSecretPaths } from "../policy/authorize.ts";
+import { validateListPage } from "../../../lib/wire/list_page.ts";
+import { secretListGrant } from "../policy/authorize.ts";
 import type { PolicyEngine } from "../policy/engine.ts";
 import type { NexusStore } from "../store/open.ts";
 import {
@@ -84,13 +86,17 @@ async function undelete(deps: SecretRouteDeps, ctx: RouteContext) {
   return jsonResponse(200, {});
 }
 
+// Upstream's answer without page fields: every path the caller may list.
+// With them, one keyset page and the cursor of the next.
 async function list(deps: SecretRouteDeps, ctx: RouteContext) {
-  readJsonObject(ctx.body);
+  const request = readJsonObject(ctx.body);
+  const page = validInput(() => validateListPage(request));
   requireAllowed(ctx.peerId, "secret.list", undefined, deps.engine);
-  const paths = await deps.store.secrets.listPaths();
-  return jsonResponse(200, {
-    keys: listableSecretPaths(ctx.peerId, paths, deps.engine),
-  });
+  const { keys, next } = await deps.store.secrets.list(
+    page ?? { prefix: "", after: "", limit: undefined },
+    secretListGrant(ctx.peerId, deps.engine),
+  );
+  return jsonResponse(200, next === undefined ? { keys } : { keys, next });
 }
 
 async function metadata(deps: SecretRouteDeps, ctx: RouteContext) {

@@ -10,24 +10,41 @@
  * - current version: the highest version not deleted, 0 if none;
  * - oldest version: the lowest version not deleted, 0 if none.
  *
+ * Every read opens the path's sealed head and checks the path's version
+ * rows against it (`secret_head.ts`); any disagreement, or a record that
+ * does not open where it is read, is an {@linkcode IntegrityError}, never
+ * another version's data.
+ *
  * Path syntax and the reserved `spike/system/` namespace are checked by the
  * API validation layer, not here; this layer only refuses an empty path.
  *
  * @module
  */
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
-import type {
-  DeletionChange,
-  SecretState,
-  SecretVersionMetaRow,
-  SecretWrite,
-  StoreBackend,
-} from "../store/backend.ts";
-import { FieldCipher, type FieldLocation } from "../store/field_cipher.ts";
+import type { SecretRow, StoreBackend } from "../store/backend.ts";
+import { IntegrityError } from "../store/integrity.ts";
+import {
+  listKeys,
+  type ListPage,
+  type ListResult,
+  type ListScope,
+} from "../store/key_listing.ts";
+import type { RecordCipher } from "../store/record_cipher.ts";
 import { KeyedMutex } from "./path_lock.ts";
+import {
+  checkVersionRows,
+  currentOf,
+  highestOf,
+  isValues,
+  oldestOf,
+  parseHead,
+  type SecretHead,
+  type SecretValues,
+  timesOf,
+  type VersionTimes,
+} from "./secret_head.ts";
 
-/** A secret's value map. */
-export type SecretValues = Record<string, string>;
+export type { SecretValues } from "./secret_head.ts";
 
 /** Options of {@linkcode SecretService.put}. */
 export interface PutOptions {
@@ -68,7 +85,7 @@ export interface SecretServiceOptions {
   readonly maxVersions: number;
 }
 
-/** Attempts of one write when another nexus keeps changing the same path. */
+/** Attempts of one operation when another nexus keeps changing the path. */
 const MAX_ATTEMPTS = 16;
 
 function notFound(path: string, why: string): ApiError {
@@ -79,10 +96,10 @@ function badRequest(message: string): ApiError {
   return new ApiError(ErrorCode.BadRequest, message);
 }
 
-function integrity(path: string, version: number): ApiError {
+function keptChanging(path: string): ApiError {
   return new ApiError(
-    ErrorCode.Internal,
-    `Secret "${path}" version ${version}: the deletion flag disagrees with the encrypted deletion time`,
+    ErrorCode.Conflict,
+    `Secret "${path}" kept changing during the operation; try again`,
   );
 }
 
@@ -98,38 +115,29 @@ function assertVersion(v: number, what: string): void {
   }
 }
 
-function isValues(value: unknown): value is SecretValues {
-  return typeof value === "object" && value !== null &&
-    !Array.isArray(value) &&
-    Object.values(value).every((v) => typeof v === "string");
-}
-
-function currentOf(versions: readonly SecretVersionMetaRow[]): number {
-  let current = 0;
-  for (const v of versions) {
-    if (!v.deleted && v.version > current) current = v.version;
-  }
-  return current;
-}
-
-function oldestOf(versions: readonly SecretVersionMetaRow[]): number {
-  let oldest = 0;
-  for (const v of versions) {
-    if (!v.deleted && (oldest === 0 || v.version < oldest)) oldest = v.version;
-  }
-  return oldest;
+/** A path as read: its row and its opened, checked head. */
+interface SecretState {
+  readonly row: SecretRow;
+  readonly head: SecretHead;
 }
 
 /** What a mutation decided: an optional write and the caller's result. */
 interface Plan<T> {
-  readonly write?: SecretWrite;
+  readonly write?: {
+    /** The new head (sealed by the caller for the next revision). */
+    readonly head: SecretHead;
+    /** Values of a version that moves out of the head into its own row. */
+    readonly insert?: { readonly version: number; readonly values: unknown };
+    /** Drop version rows below this number. */
+    readonly pruneBelow?: number;
+  };
   readonly result: T;
 }
 
 /** Versioned, encrypted secrets. Errors are {@linkcode ApiError}s. */
 export class SecretService {
   #backend: StoreBackend;
-  #cipher: FieldCipher;
+  #records: RecordCipher;
   #maxVersions: number;
   #locks = new KeyedMutex();
 
@@ -137,19 +145,19 @@ export class SecretService {
    * Creates the service.
    *
    * @param backend the raw store
-   * @param storageKey the storage purpose key
+   * @param records seals and opens records with the keyring's data keys
    * @param options settings
    */
   constructor(
     backend: StoreBackend,
-    storageKey: CryptoKey,
+    records: RecordCipher,
     options: SecretServiceOptions,
   ) {
     if (!Number.isSafeInteger(options.maxVersions) || options.maxVersions < 1) {
       throw new RangeError("Max secret versions must be a whole number from 1");
     }
     this.#backend = backend;
-    this.#cipher = new FieldCipher(storageKey);
+    this.#records = records;
     this.#maxVersions = options.maxVersions;
   }
 
@@ -164,7 +172,8 @@ export class SecretService {
    * @returns the new version number
    * @throws {ApiError} `api_conflict` when `cas` does not match,
    * `api_bad_request` for an empty path or non-string values,
-   * `store_write_failed` when the store cannot persist
+   * `store_write_failed` when the store cannot persist,
+   * `state_integrity_check` when the stored path fails its check
    */
   put(
     path: string,
@@ -177,36 +186,39 @@ export class SecretService {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#mutate(path, [], async (state) => {
-      const versions = state?.versions ?? [];
-      const current = currentOf(versions);
-      if (options.cas !== undefined) {
-        if (options.cas !== current) {
-          throw new ApiError(
-            ErrorCode.Conflict,
-            `Secret "${path}": current version is ${current}, cas expected ${options.cas}`,
-          );
-        }
+    return this.#mutate(path, [], (state) => {
+      const head = state?.head;
+      const current = head ? currentOf(head) : 0;
+      if (options.cas !== undefined && options.cas !== current) {
+        throw new ApiError(
+          ErrorCode.Conflict,
+          `Secret "${path}": current version is ${current}, cas expected ${options.cas}`,
+        );
       }
-      const version = versions.reduce((m, v) => Math.max(m, v.version), 0) + 1;
+      const highest = head ? highestOf(head) : 0;
+      const version = highest + 1;
       const now = new Date().toISOString();
-      const at = (field: string): FieldLocation => ({
-        table: "secret_versions",
-        key: path,
-        version,
-        field,
-      });
-      const [data, createdTime, deletedTime, head] = await Promise.all([
-        this.#cipher.seal(values, at("data")),
-        this.#cipher.seal(now, at("createdTime")),
-        this.#cipher.seal(null, at("deletedTime")),
-        this.#head(path, state, now, { touch: true, applyMax: true }),
-      ]);
+      const lowest = Math.max(
+        head?.lowest ?? 1,
+        version - this.#maxVersions + 1,
+      );
+      const kept = head ? head.versions.slice(lowest - head.lowest) : [];
       return {
         write: {
-          head,
-          insert: { version, deleted: false, data, createdTime, deletedTime },
-          keepVersions: this.#maxVersions,
+          head: {
+            createdTime: head?.createdTime ?? now,
+            updatedTime: now,
+            maxVersions: this.#maxVersions,
+            lowest,
+            versions: [...kept, { createdTime: now, deletedTime: null }],
+            data: values,
+          },
+          // The previous highest version's values move to their own row,
+          // unless pruning drops that version at once.
+          ...(head && highest >= lowest
+            ? { insert: { version: highest, values: head.data } }
+            : {}),
+          ...(head && lowest > head.lowest ? { pruneBelow: lowest } : {}),
         },
         result: version,
       };
@@ -220,33 +232,33 @@ export class SecretService {
    * @param version the version; 0 = current
    * @returns the value map
    * @throws {ApiError} `api_not_found` for an unknown path, no live version
-   * (when asking for 0), a missing or a deleted version; `api_internal_error`
-   * when the stored value does not decrypt
+   * (when asking for 0), a missing or a deleted version;
+   * `state_integrity_check` when the stored path fails its check
    */
   async get(path: string, version = 0): Promise<SecretValues> {
     assertPath(path);
     assertVersion(version, "Version");
-    const row = await this.#backend.readSecretVersion(path, version);
-    if (!row) {
-      throw notFound(
-        path,
-        version === 0 ? "no live version" : `no version ${version}`,
-      );
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const state = await this.#read(path, version);
+      if (!state) throw notFound(path, "unknown path");
+      const { row, head } = state;
+      const target = version === 0 ? currentOf(head) : version;
+      if (target === 0) throw notFound(path, "no live version");
+      const times = timesOf(head, target);
+      if (!times) throw notFound(path, `no version ${target}`);
+      if (times.deletedTime !== null) {
+        throw notFound(path, `version ${target} is deleted`);
+      }
+      if (target === highestOf(head)) return head.data;
+      if (version !== 0) return await this.#values(path, target, row.record);
+      // The current version is below the highest (the highest is deleted):
+      // read its row, from the same revision of the path.
+      const again = await this.#backend.readSecret(path, target);
+      if (again?.revision === row.revision) {
+        return await this.#values(path, target, again.record);
+      }
     }
-    if (row.deleted) throw notFound(path, `version ${row.version} is deleted`);
-    const at = (field: string): FieldLocation => ({
-      table: "secret_versions",
-      key: path,
-      version: row.version,
-      field,
-    });
-    const [values, deletedTime] = await Promise.all([
-      this.#cipher.open(row.data, at("data")),
-      this.#cipher.open(row.deletedTime, at("deletedTime")),
-    ]);
-    if (deletedTime !== null) throw integrity(path, row.version);
-    if (!isValues(values)) throw integrity(path, row.version);
-    return values;
+    throw keptChanging(path);
   }
 
   /**
@@ -259,25 +271,12 @@ export class SecretService {
    * @throws {ApiError} `api_not_found` for an unknown path
    */
   delete(path: string, versions: readonly number[] = []): Promise<void> {
-    return this.#mutate(path, versions, async (state) => {
+    return this.#mutate(path, versions, (state) => {
       if (!state) throw notFound(path, "unknown path");
-      const current = currentOf(state.versions);
+      const current = currentOf(state.head);
       const wanted = versions.length === 0 ? [current] : versions;
       const targets = new Set(wanted.map((v) => (v === 0 ? current : v)));
-      const existing = state.versions.filter((v) => targets.has(v.version));
-      if (existing.length === 0) return { result: undefined };
-      const now = new Date().toISOString();
-      const deletions = await Promise.all(
-        existing.map(async (v): Promise<DeletionChange> => ({
-          version: v.version,
-          deleted: true,
-          deletedTime: await this.#cipher.seal(
-            now,
-            this.#versionAt(path, v.version, "deletedTime"),
-          ),
-        })),
-      );
-      return this.#deletionPlan(path, state, deletions, now);
+      return this.#markPlan(state.head, targets, new Date().toISOString());
     });
   }
 
@@ -292,47 +291,27 @@ export class SecretService {
    * was restored (e.g. the versions are not deleted)
    */
   undelete(path: string, versions: readonly number[] = []): Promise<void> {
-    return this.#mutate(path, versions, async (state) => {
+    return this.#mutate(path, versions, (state) => {
       if (!state) throw notFound(path, "unknown path");
-      const current = currentOf(state.versions);
-      let highestDeleted = 0;
-      for (const v of state.versions) {
-        if (v.deleted) highestDeleted = Math.max(highestDeleted, v.version);
-      }
+      const { head } = state;
+      const current = currentOf(head);
+      const zero = current !== 0 ? current : highestOf(head);
       const wanted = versions.length === 0 ? [0] : versions;
       const targets = new Set(
-        wanted.map((v) =>
-          v !== 0 ? v : current !== 0 ? current : highestDeleted
-        ),
+        wanted.map((v) => v === 0 ? zero : v).filter((v) => {
+          const times = timesOf(head, v);
+          return times !== undefined && times.deletedTime !== null;
+        }),
       );
-      const restorable = state.versions.filter((v) =>
-        v.deleted && targets.has(v.version)
-      );
-      if (restorable.length === 0) {
-        throw notFound(path, "no deleted version to undelete");
-      }
-      const deletions = await Promise.all(
-        restorable.map(async (v): Promise<DeletionChange> => ({
-          version: v.version,
-          deleted: false,
-          deletedTime: await this.#cipher.seal(
-            null,
-            this.#versionAt(path, v.version, "deletedTime"),
-          ),
-        })),
-      );
-      return this.#deletionPlan(
-        path,
-        state,
-        deletions,
-        new Date().toISOString(),
-      );
+      const plan = this.#markPlan(head, targets, null);
+      if (!plan.write) throw notFound(path, "no deleted version to undelete");
+      return plan;
     });
   }
 
   /**
    * Reads a secret's metadata: every stored version (deleted included) and
-   * the per-path fields.
+   * the per-path fields. Opens the head only.
    *
    * @param path the secret path
    * @param version the version that must exist and be live; 0 = current
@@ -342,115 +321,119 @@ export class SecretService {
   async metadata(path: string, version = 0): Promise<SecretMetadata> {
     assertPath(path);
     assertVersion(version, "Version");
-    const state = await this.#backend.readSecret(path);
+    const state = await this.#read(path);
     if (!state) throw notFound(path, "unknown path");
-    const currentVersion = currentOf(state.versions);
+    const { head } = state;
+    const currentVersion = currentOf(head);
     const target = version === 0 ? currentVersion : version;
-    const row = state.versions.find((v) => v.version === target);
     if (target === 0) throw notFound(path, "no live version");
-    if (!row) throw notFound(path, `no version ${target}`);
-    if (row.deleted) throw notFound(path, `version ${target} is deleted`);
-    const headAt = (field: string): FieldLocation => ({
-      table: "secrets",
-      key: path,
-      field,
-    });
-    const [createdTime, updatedTime, maxVersions, versionInfos] = await Promise
-      .all([
-        this.#cipher.open(state.head.createdTime, headAt("createdTime")),
-        this.#cipher.open(state.head.updatedTime, headAt("updatedTime")),
-        this.#cipher.open(state.head.maxVersions, headAt("maxVersions")),
-        Promise.all(state.versions.map((v) => this.#versionInfo(path, v))),
-      ]);
+    const times = timesOf(head, target);
+    if (!times) throw notFound(path, `no version ${target}`);
+    if (times.deletedTime !== null) {
+      throw notFound(path, `version ${target} is deleted`);
+    }
     const versions: Record<string, SecretVersionInfo> = {};
-    for (const info of versionInfos) versions[String(info.version)] = info;
+    head.versions.forEach((v, i) => {
+      const n = head.lowest + i;
+      versions[String(n)] = {
+        createdTime: v.createdTime,
+        version: n,
+        deletedTime: v.deletedTime,
+      };
+    });
     return {
       versions,
       metadata: {
         currentVersion,
-        oldestVersion: oldestOf(state.versions),
-        createdTime: String(createdTime),
-        updatedTime: String(updatedTime),
-        maxVersions: Number(maxVersions),
+        oldestVersion: oldestOf(head),
+        createdTime: head.createdTime,
+        updatedTime: head.updatedTime,
+        maxVersions: head.maxVersions,
       },
     };
   }
 
   /**
-   * Every stored path, sorted, including paths whose versions are all
-   * deleted. Decrypts nothing.
+   * One page of stored paths (all-deleted ones too), by keyset. Decrypts
+   * nothing.
    *
-   * @returns the paths
+   * @param page prefix, cursor and limit (undefined: every path)
+   * @param scope what the caller may list; undefined: everything
+   * @returns the paths and the next cursor
    */
-  listPaths(): Promise<string[]> {
-    return this.#backend.listSecretPaths();
+  list(page: ListPage, scope?: ListScope): Promise<ListResult> {
+    return listKeys(
+      (range) => this.#backend.listSecretPaths(range),
+      page,
+      scope,
+    );
   }
 
-  async #versionInfo(
+  // Reads a path and checks it: the head opens for the row's revision and
+  // the version rows are exactly those the head keeps below its highest.
+  async #read(
     path: string,
-    v: SecretVersionMetaRow,
-  ): Promise<SecretVersionInfo> {
-    const [createdTime, deletedTime] = await Promise.all([
-      this.#cipher.open(
-        v.createdTime,
-        this.#versionAt(path, v.version, "createdTime"),
-      ),
-      this.#cipher.open(
-        v.deletedTime,
-        this.#versionAt(path, v.version, "deletedTime"),
-      ),
-    ]);
-    if ((deletedTime !== null) !== v.deleted) throw integrity(path, v.version);
-    return {
-      createdTime: String(createdTime),
-      version: v.version,
-      deletedTime: deletedTime === null ? null : String(deletedTime),
-    };
+    version?: number,
+  ): Promise<SecretState | undefined> {
+    const row = await this.#backend.readSecret(path, version);
+    if (!row) return undefined;
+    const head = parseHead(
+      await this.#records.open(row.head, {
+        table: "secrets",
+        key: path,
+        n: row.revision,
+      }),
+      path,
+    );
+    checkVersionRows(path, head, row.versions);
+    return { row, head };
   }
 
-  #versionAt(path: string, version: number, field: string): FieldLocation {
-    return { table: "secret_versions", key: path, version, field };
-  }
-
-  // The head of a write. The created time is sealed once, when the path is
-  // created; the updated time changes with the current version; the max
-  // versions record what the last put applied.
-  async #head(
+  async #values(
     path: string,
-    state: SecretState | undefined,
-    now: string,
-    change: { touch: boolean; applyMax: boolean },
-  ): Promise<SecretWrite["head"]> {
-    const seal = (value: unknown, field: string) =>
-      this.#cipher.seal(value, { table: "secrets", key: path, field });
-    const [createdTime, updatedTime, maxVersions] = await Promise.all([
-      state ? state.head.createdTime : seal(now, "createdTime"),
-      state && !change.touch
-        ? state.head.updatedTime
-        : seal(now, "updatedTime"),
-      state && !change.applyMax
-        ? state.head.maxVersions
-        : seal(this.#maxVersions, "maxVersions"),
-    ]);
-    return { createdTime, updatedTime, maxVersions };
-  }
-
-  async #deletionPlan(
-    path: string,
-    state: SecretState,
-    deletions: DeletionChange[],
-    now: string,
-  ): Promise<Plan<undefined>> {
-    const changed = new Map(deletions.map((d) => [d.version, d.deleted]));
-    const after = state.versions.map((v) => ({
-      ...v,
-      deleted: changed.get(v.version) ?? v.deleted,
-    }));
-    const head = await this.#head(path, state, now, {
-      touch: currentOf(after) !== currentOf(state.versions),
-      applyMax: false,
+    version: number,
+    record: Uint8Array<ArrayBuffer> | undefined,
+  ): Promise<SecretValues> {
+    if (!record) {
+      throw new IntegrityError(
+        `Secret "${path}" version ${version}: its head keeps it, its row is missing`,
+      );
+    }
+    const values = await this.#records.open(record, {
+      table: "secret_versions",
+      key: path,
+      n: version,
     });
-    return { write: { head, deletions }, result: undefined };
+    if (!isValues(values)) {
+      throw new IntegrityError(
+        `Secret "${path}" version ${version}: the record holds no value map`,
+      );
+    }
+    return values;
+  }
+
+  // Sets the deletion time of the kept versions in `targets` (null:
+  // undelete); the updated time moves when the current version does.
+  #markPlan(
+    head: SecretHead,
+    targets: ReadonlySet<number>,
+    deletedTime: string | null,
+  ): Plan<undefined> {
+    let changed = false;
+    const versions = head.versions.map((v, i): VersionTimes => {
+      if (!targets.has(head.lowest + i)) return v;
+      changed = true;
+      return { createdTime: v.createdTime, deletedTime };
+    });
+    if (!changed) return { result: undefined };
+    const next = { ...head, versions };
+    const moved = currentOf(next) !== currentOf(head);
+    return {
+      write: {
+        head: moved ? { ...next, updatedTime: new Date().toISOString() } : next,
+      },
+      result: undefined,
+    };
   }
 
   // Serializes writes per path in this process and retries when another
@@ -459,7 +442,7 @@ export class SecretService {
   #mutate<T>(
     path: string,
     versions: readonly number[],
-    plan: (state: SecretState | undefined) => Promise<Plan<T>>,
+    plan: (state: SecretState | undefined) => Plan<T>,
   ): Promise<T> {
     try {
       assertPath(path);
@@ -469,23 +452,37 @@ export class SecretService {
       return Promise.reject(e);
     }
     return this.#locks.run(path, async () => {
-      for (let attempt = 1;; attempt++) {
-        const state = await this.#backend.readSecret(path);
-        const { write, result } = await plan(state);
+      for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        const state = await this.#read(path);
+        const { write, result } = plan(state);
         if (!write) return result;
-        const outcome = await this.#backend.writeSecret(
-          path,
-          state?.head.revision ?? 0,
-          write,
-        );
+        const revision = state?.row.revision ?? 0;
+        const insert = write.insert;
+        const [head, record] = await Promise.all([
+          this.#records.seal(write.head, {
+            table: "secrets",
+            key: path,
+            n: revision + 1,
+          }),
+          insert &&
+          this.#records.seal(insert.values, {
+            table: "secret_versions",
+            key: path,
+            n: insert.version,
+          }),
+        ]);
+        const outcome = await this.#backend.writeSecret(path, revision, {
+          head,
+          ...(insert && record
+            ? { insert: { version: insert.version, record } }
+            : {}),
+          ...(write.pruneBelow === undefined
+            ? {}
+            : { pruneBelow: write.pruneBelow }),
+        });
         if (outcome.ok) return result;
-        if (attempt >= MAX_ATTEMPTS) {
-          throw new ApiError(
-            ErrorCode.Conflict,
-            `Secret "${path}" kept changing during the write; try again`,
-          );
-        }
       }
+      throw keptChanging(path);
     });
   }
 }

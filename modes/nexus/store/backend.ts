@@ -1,34 +1,38 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
- * The raw storage interface under nexus: rows of opaque ciphertext keyed by
- * plaintext lookup fields. A backend never sees a key or a plaintext value;
- * sealing and opening happen above it (`field_cipher.ts`).
+ * The raw storage interface under nexus: sealed records keyed by plaintext
+ * lookup columns. A backend never sees a key or a plaintext value; sealing
+ * and opening happen above it (`record_cipher.ts`), and so does every check
+ * of what a plaintext column says against the sealed record.
  *
- * Every method is async and every read-modify-write is one backend
- * transaction guarded by a per-path revision number, so a networked
- * database shared by several nexus replicas (PostgreSQL) can implement this
- * interface without changes to the layers above.
+ * Store format 2 (schema 2):
+ * - a secret path has one row with its revision (the compare-and-set
+ *   token) and its sealed head, and one row per older version with its
+ *   sealed record (see `secrets/secret_head.ts` for what each holds);
+ * - a policy has one row with its sealed record; the sealed policy set
+ *   names every policy with the generation it was last written at, and its
+ *   plaintext generation is the compare-and-set token of every policy write;
+ * - the meta row holds what nexus reads before it has the root key (store
+ *   id, key check, threshold, shares, commitments) and the sealed keyring.
  *
- * What stays in plaintext, and why:
- * - secret paths and policy names: the lookup keys (listing needs no key);
- * - version numbers and a per-version `deleted` flag: the current version is
- *   the highest version not deleted, and pruning drops the lowest numbers,
- *   so both are decided inside one transaction without decrypting anything;
- *   the encrypted `deletedTime` of each version must agree with the flag,
- *   which the secret service checks on every read of that version;
- * - a per-path revision counter: the compare-and-set token;
- * - the store meta (schema version, store id, key-check value, threshold,
- *   share count, shard commitments): read before the root key exists.
+ * Plaintext columns, and why: secret paths and policy names (lookup and
+ * listing), version numbers (lookup and pruning by cutoff), the head
+ * revision and policy generation (compare-and-set). Every one of them is
+ * bound into the associated data of the record it stands next to, and
+ * every read checks the version rows of a path against its sealed head.
  *
- * Everything else (values, all times, max versions, policy patterns and
- * permissions) is AES-256-GCM ciphertext bound to its table, key, version and
- * field.
+ * Every method is async, and every change is one backend call applied in
+ * one transaction whose compare-and-set is the `UPDATE … WHERE revision = ?`
+ * (or generation) itself, so a networked database shared by several nexus
+ * replicas in READ COMMITTED (PostgreSQL) can implement the interface with
+ * the same layers above. Each read is one statement, so it sees one
+ * snapshot.
  *
  * @module
  */
 
 /** The schema version this build writes and reads. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Length of the random store id in bytes. */
 export const STORE_ID_BYTES = 16;
@@ -54,66 +58,46 @@ export interface StoreMeta {
   readonly shareCount: number;
   /** Opaque commitment per share; element `i - 1` belongs to share `i`. */
   readonly commitments: readonly Uint8Array<ArrayBuffer>[];
+  /**
+   * The schema the stored data is in, as read (ignored when writing): an
+   * older one is migrated when the store is first unlocked.
+   */
+  readonly schemaVersion?: number;
 }
 
-/** The encrypted per-path fields of a secret, plus its revision. */
-export interface SecretHeadRow {
+/** Sealed record bytes (`record_cipher.ts`). */
+export type Sealed = Uint8Array<ArrayBuffer>;
+
+/** Which version rows a path has: how many, the lowest and highest number. */
+export interface StoredVersions {
+  /** Number of version rows. */
+  readonly count: number;
+  /** Lowest version number, 0 when there is none. */
+  readonly lowest: number;
+  /** Highest version number, 0 when there is none. */
+  readonly highest: number;
+}
+
+/** A secret path as read in one statement. */
+export interface SecretRow {
   /** Incremented by every write to the path; the compare-and-set token. */
   readonly revision: number;
-  /** Sealed RFC 3339 time the path was first written. */
-  readonly createdTime: Uint8Array<ArrayBuffer>;
-  /** Sealed RFC 3339 time of the last change of the current version. */
-  readonly updatedTime: Uint8Array<ArrayBuffer>;
-  /** Sealed max-versions setting applied at the last write. */
-  readonly maxVersions: Uint8Array<ArrayBuffer>;
-}
-
-/** One stored version of a secret, without its value map. */
-export interface SecretVersionMetaRow {
-  /** Version number, from 1. */
-  readonly version: number;
-  /** Plaintext soft-delete flag (see the module comment). */
-  readonly deleted: boolean;
-  /** Sealed RFC 3339 creation time. */
-  readonly createdTime: Uint8Array<ArrayBuffer>;
-  /** Sealed RFC 3339 deletion time or JSON null. */
-  readonly deletedTime: Uint8Array<ArrayBuffer>;
-}
-
-/** One stored version of a secret with its sealed value map. */
-export interface SecretVersionRow extends SecretVersionMetaRow {
-  /** Sealed JSON object of string values. */
-  readonly data: Uint8Array<ArrayBuffer>;
-}
-
-/** A secret path as stored: head and every version (ascending), no values. */
-export interface SecretState {
-  /** The per-path fields. */
-  readonly head: SecretHeadRow;
-  /** All stored versions, lowest number first. */
-  readonly versions: readonly SecretVersionMetaRow[];
-}
-
-/** A change of a version's deletion state. */
-export interface DeletionChange {
-  /** The version to change; it must exist. */
-  readonly version: number;
-  /** The new flag. */
-  readonly deleted: boolean;
-  /** The new sealed deletion time (JSON null when undeleted). */
-  readonly deletedTime: Uint8Array<ArrayBuffer>;
+  /** The sealed head, bound to `revision`. */
+  readonly head: Sealed;
+  /** The version rows the path has. */
+  readonly versions: StoredVersions;
+  /** The record of the version asked for, when asked and stored. */
+  readonly record?: Sealed;
 }
 
 /** Everything one secret write does, applied atomically. */
 export interface SecretWrite {
-  /** The new head fields (the revision is assigned by the backend). */
-  readonly head: Omit<SecretHeadRow, "revision">;
-  /** A new version to insert. */
-  readonly insert?: SecretVersionRow;
-  /** Deletion-state changes of existing versions. */
-  readonly deletions?: readonly DeletionChange[];
-  /** Afterwards keep at most this many versions, dropping the lowest numbers. */
-  readonly keepVersions?: number;
+  /** The new head, sealed for the revision after the expected one. */
+  readonly head: Sealed;
+  /** A version record to insert; its number must not be stored yet. */
+  readonly insert?: { readonly version: number; readonly record: Sealed };
+  /** Afterwards drop every version row below this number. */
+  readonly pruneBelow?: number;
 }
 
 /** The outcome of a compare-and-set write. */
@@ -121,20 +105,46 @@ export type WriteResult =
   | { readonly ok: true; readonly revision: number }
   | { readonly ok: false; readonly conflict: true };
 
-/** A stored policy: plaintext name and sealed fields. */
-export interface PolicyRow {
-  /** The policy name, primary key. */
+/** A key range of a listing, in code point (UTF-8 byte) order. */
+export interface KeyRange {
+  /** Only keys that start with this (default: all). */
+  readonly prefix?: string;
+  /** Only keys after this one, exclusive (default: from the start). */
+  readonly after?: string;
+  /** At most this many keys (default: all). */
+  readonly limit?: number;
+}
+
+/** The sealed set of policy names and its generation. */
+export interface PolicySetRow {
+  /** Incremented by every policy write; the compare-and-set token. */
+  readonly generation: number;
+  /** The sealed set, bound to `generation`. */
+  readonly record: Sealed;
+}
+
+/** One policy as read with the policy set, in one statement. */
+export interface PolicyRead {
+  /** The policy set, absent before the first policy write. */
+  readonly set?: PolicySetRow;
+  /** The policy's record, when a row of that name exists. */
+  readonly record?: Sealed;
+}
+
+/** Every policy row with the policy set, in one snapshot. */
+export interface PolicySnapshot {
+  /** The policy set, absent before the first policy write. */
+  readonly set?: PolicySetRow;
+  /** Every row, by name ascending. */
+  readonly rows: readonly { readonly name: string; readonly record: Sealed }[];
+}
+
+/** One policy write: a record to insert or replace, or none to delete. */
+export interface PolicyChange {
+  /** The policy name. */
   readonly name: string;
-  /** Sealed SPIFFE-ID pattern. */
-  readonly spiffeIdPattern: Uint8Array<ArrayBuffer>;
-  /** Sealed path pattern. */
-  readonly pathPattern: Uint8Array<ArrayBuffer>;
-  /** Sealed JSON array of permissions. */
-  readonly permissions: Uint8Array<ArrayBuffer>;
-  /** Sealed RFC 3339 creation time. */
-  readonly createdAt: Uint8Array<ArrayBuffer>;
-  /** Sealed RFC 3339 update time. */
-  readonly updatedAt: Uint8Array<ArrayBuffer>;
+  /** The new record, or undefined to delete the row. */
+  readonly record?: Sealed;
 }
 
 /**
@@ -147,6 +157,11 @@ export interface StoreBackend {
   readonly kind: string;
   /** Where the data lives (file path), or undefined for memory. */
   readonly location: string | undefined;
+  /**
+   * Present while the stored data is in schema 1; the store migrates it on
+   * its first unlock. Only SQLite stores can be that old.
+   */
+  readonly schema1: Schema1Migration | undefined;
 
   /** The store meta, or undefined before {@linkcode initMeta}. */
   readMeta(): Promise<StoreMeta | undefined>;
@@ -157,47 +172,129 @@ export interface StoreBackend {
    */
   initMeta(meta: StoreMeta): Promise<void>;
 
-  /** A path's head and versions (no values), or undefined if unknown. */
-  readSecret(path: string): Promise<SecretState | undefined>;
+  /** The sealed keyring, or undefined before the first unlock. */
+  readKeyring(): Promise<Sealed | undefined>;
   /**
-   * One version with its value map. Version 0 selects the highest version
-   * not deleted.
+   * Stores the keyring unless one is stored already (another replica was
+   * first).
    *
-   * @returns the row, or undefined when the path or version is unknown
-   * (or, for 0, when every version is deleted)
+   * @returns the keyring as stored: this one, or the one already there
    */
-  readSecretVersion(
-    path: string,
-    version: number,
-  ): Promise<SecretVersionRow | undefined>;
+  initKeyring(keyring: Sealed): Promise<Sealed>;
+
   /**
-   * Applies `change` if the path's revision still equals `expectedRevision`
-   * (0: the path must not exist). Version inserts, deletion changes, pruning
-   * and the new head are one transaction.
+   * A path's revision, sealed head and version rows, and (with `version`)
+   * that version's record, in one statement.
+   *
+   * @returns undefined when the path is unknown
+   */
+  readSecret(path: string, version?: number): Promise<SecretRow | undefined>;
+  /**
+   * Applies `write` if the path's revision still equals `expectedRevision`
+   * (0: the path must not exist); the new revision is one more. The head,
+   * the version insert and the pruning are one transaction.
    */
   writeSecret(
     path: string,
     expectedRevision: number,
-    change: SecretWrite,
+    write: SecretWrite,
   ): Promise<WriteResult>;
-  /** Every stored path, by code point ascending (UTF-8 byte order). */
-  listSecretPaths(): Promise<string[]>;
+  /** Stored paths in `range`, by code point ascending, by keyset. */
+  listSecretPaths(range: KeyRange): Promise<string[]>;
 
+  /** The policy set, or undefined before the first policy write. */
+  readPolicySet(): Promise<PolicySetRow | undefined>;
+  /** One policy's row with the policy set. */
+  readPolicy(name: string): Promise<PolicyRead>;
+  /** Every policy row with the policy set. */
+  readPolicies(): Promise<PolicySnapshot>;
   /**
-   * Inserts or replaces a policy. On replace the stored `createdAt` is kept.
-   *
-   * @returns the row as stored
+   * Replaces the policy set if its generation still equals
+   * `expectedGeneration` (0: no set yet) and applies `change`, in one
+   * transaction; the new generation is one more.
    */
-  upsertPolicy(row: PolicyRow): Promise<PolicyRow>;
-  /** A policy, or undefined. */
-  readPolicy(name: string): Promise<PolicyRow | undefined>;
-  /** Deletes a policy; false when it did not exist. */
-  deletePolicy(name: string): Promise<boolean>;
-  /** Every policy, by name ascending. */
-  listPolicies(): Promise<PolicyRow[]>;
+  writePolicy(
+    expectedGeneration: number,
+    set: Sealed,
+    change: PolicyChange,
+  ): Promise<WriteResult>;
 
   /** Finishes queued writes and releases the backend. */
   close(): Promise<void>;
+}
+
+/** A schema-1 secret path as stored: every field sealed on its own. */
+export interface Schema1Secret {
+  /** The path. */
+  readonly path: string;
+  /** Its revision. */
+  readonly revision: number;
+  /** Sealed head fields. */
+  readonly createdTime: Sealed;
+  /** Sealed head field. */
+  readonly updatedTime: Sealed;
+  /** Sealed head field. */
+  readonly maxVersions: Sealed;
+  /** Every version row, lowest first. */
+  readonly versions: readonly {
+    readonly version: number;
+    /** The plaintext flag, which schema 1 trusted too far. */
+    readonly deleted: boolean;
+    readonly data: Sealed;
+    readonly createdTime: Sealed;
+    readonly deletedTime: Sealed;
+  }[];
+}
+
+/** A schema-1 policy row: every field sealed on its own. */
+export interface Schema1Policy {
+  /** The name. */
+  readonly name: string;
+  /** Sealed fields, by their schema-1 field names. */
+  readonly spiffeIdPattern: Sealed;
+  /** Sealed field. */
+  readonly pathPattern: Sealed;
+  /** Sealed field. */
+  readonly permissions: Sealed;
+  /** Sealed field. */
+  readonly createdAt: Sealed;
+  /** Sealed field. */
+  readonly updatedAt: Sealed;
+}
+
+/** What a schema-1 migration turns each stored item into. */
+export interface Schema1Converter {
+  /** The keyring of the migrated store. */
+  keyring(): Promise<Sealed>;
+  /** One path in format 2: revision, sealed head, version records. */
+  secret(secret: Schema1Secret): Promise<{
+    readonly revision: number;
+    readonly head: Sealed;
+    readonly records: readonly { version: number; record: Sealed }[];
+  }>;
+  /** Every policy in format 2, with the policy set (undefined: none). */
+  policies(rows: readonly Schema1Policy[]): Promise<
+    {
+      readonly set: PolicySetRow;
+      readonly rows: readonly { name: string; record: Sealed }[];
+    } | undefined
+  >;
+}
+
+/** The migration of a schema-1 store. */
+export interface Schema1Migration {
+  /**
+   * Rewrites every row through `convert` in one transaction and sets the
+   * schema to the current one; on any failure (or a crash) the store stays
+   * in schema 1 as it was.
+   *
+   * @param convert the conversion of each item
+   * @param onProgress called after each batch with paths done and total
+   */
+  run(
+    convert: Schema1Converter,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<void>;
 }
 
 /**
@@ -248,4 +345,17 @@ function rank(unit: number): number {
   if (unit >= 0xd800 && unit <= 0xdfff) return unit + 0x2000;
   if (unit >= 0xe000) return unit - 0x800;
   return unit;
+}
+
+/**
+ * The smallest string above every string that starts with `prefix`, for a
+ * range scan `key >= prefix AND key < end`. Keys and prefixes are ASCII
+ * (path and name validation), so incrementing the last character is enough.
+ *
+ * @param prefix a non-empty ASCII prefix
+ * @returns the exclusive upper bound
+ */
+export function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) +
+    String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }

@@ -1,7 +1,7 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
  * In-memory {@linkcode StoreBackend}: the same rows and rules as SQLite,
- * gone when the process ends. Rows are copied in and out so no caller can
+ * gone when the process ends. Bytes are copied in and out so no caller can
  * change stored bytes through a shared buffer.
  *
  * @module
@@ -9,45 +9,31 @@
 import {
   assertStoreMeta,
   compareCodePoints,
-  type PolicyRow,
-  type SecretHeadRow,
-  type SecretState,
-  type SecretVersionRow,
+  type KeyRange,
+  type PolicyChange,
+  type PolicyRead,
+  type PolicySetRow,
+  type PolicySnapshot,
+  SCHEMA_VERSION,
+  type Sealed,
+  type SecretRow,
   type SecretWrite,
   type StoreBackend,
   StoreError,
   type StoreMeta,
   type WriteResult,
 } from "./backend.ts";
+import { IntegrityError } from "./integrity.ts";
+import { keysInRange, lowerBound } from "./key_listing.ts";
 
 interface StoredSecret {
-  head: SecretHeadRow;
-  /** Version number -> row. */
-  versions: Map<number, SecretVersionRow>;
+  revision: number;
+  head: Sealed;
+  /** Version number -> record. */
+  versions: Map<number, Sealed>;
 }
 
-const copy = (b: Uint8Array<ArrayBuffer>) => b.slice();
-
-function copyVersion(row: SecretVersionRow): SecretVersionRow {
-  return {
-    version: row.version,
-    deleted: row.deleted,
-    data: copy(row.data),
-    createdTime: copy(row.createdTime),
-    deletedTime: copy(row.deletedTime),
-  };
-}
-
-function copyPolicy(row: PolicyRow): PolicyRow {
-  return {
-    name: row.name,
-    spiffeIdPattern: copy(row.spiffeIdPattern),
-    pathPattern: copy(row.pathPattern),
-    permissions: copy(row.permissions),
-    createdAt: copy(row.createdAt),
-    updatedAt: copy(row.updatedAt),
-  };
-}
+const copy = (b: Sealed) => b.slice();
 
 function copyMeta(meta: StoreMeta): StoreMeta {
   return {
@@ -65,10 +51,15 @@ export class MemoryBackend implements StoreBackend {
   readonly kind = "memory";
   /** Always undefined: nothing is on disk. */
   readonly location = undefined;
+  /** Always undefined: a memory store starts in the current format. */
+  readonly schema1 = undefined;
   #meta: StoreMeta | undefined;
+  #keyring: Sealed | undefined;
   #secrets = new Map<string, StoredSecret>();
-  #policies = new Map<string, PolicyRow>();
-  #sortedPaths: string[] | undefined;
+  /** Every path, by code point ascending. */
+  #paths: string[] = [];
+  #policySet: PolicySetRow | undefined;
+  #policies = new Map<string, Sealed>();
   #closed = false;
 
   // Runs `fn` on an open store; a throw becomes a rejection, as with SQLite.
@@ -83,7 +74,9 @@ export class MemoryBackend implements StoreBackend {
 
   /** See {@linkcode StoreBackend.readMeta}. */
   readMeta(): Promise<StoreMeta | undefined> {
-    return this.#run(() => this.#meta && copyMeta(this.#meta));
+    return this.#run(() =>
+      this.#meta && { ...copyMeta(this.#meta), schemaVersion: SCHEMA_VERSION }
+    );
   }
 
   /** See {@linkcode StoreBackend.initMeta}. */
@@ -95,48 +88,38 @@ export class MemoryBackend implements StoreBackend {
     });
   }
 
-  /** See {@linkcode StoreBackend.readSecret}. */
-  readSecret(path: string): Promise<SecretState | undefined> {
+  /** See {@linkcode StoreBackend.readKeyring}. */
+  readKeyring(): Promise<Sealed | undefined> {
+    return this.#run(() => this.#keyring && copy(this.#keyring));
+  }
+
+  /** See {@linkcode StoreBackend.initKeyring}. */
+  initKeyring(keyring: Sealed): Promise<Sealed> {
     return this.#run(() => {
-      const stored = this.#secrets.get(path);
-      if (!stored) return undefined;
-      const versions = [...stored.versions.values()]
-        .sort((a, b) => a.version - b.version)
-        .map((v) => ({
-          version: v.version,
-          deleted: v.deleted,
-          createdTime: copy(v.createdTime),
-          deletedTime: copy(v.deletedTime),
-        }));
-      return {
-        head: {
-          revision: stored.head.revision,
-          createdTime: copy(stored.head.createdTime),
-          updatedTime: copy(stored.head.updatedTime),
-          maxVersions: copy(stored.head.maxVersions),
-        },
-        versions,
-      };
+      if (!this.#meta) throw new StoreError("The store has no meta yet");
+      this.#keyring ??= copy(keyring);
+      return copy(this.#keyring);
     });
   }
 
-  /** See {@linkcode StoreBackend.readSecretVersion}. */
-  readSecretVersion(
-    path: string,
-    version: number,
-  ): Promise<SecretVersionRow | undefined> {
+  /** See {@linkcode StoreBackend.readSecret}. */
+  readSecret(path: string, version = 0): Promise<SecretRow | undefined> {
     return this.#run(() => {
       const stored = this.#secrets.get(path);
       if (!stored) return undefined;
-      let row: SecretVersionRow | undefined;
-      if (version === 0) {
-        for (const v of stored.versions.values()) {
-          if (!v.deleted && (!row || v.version > row.version)) row = v;
-        }
-      } else {
-        row = stored.versions.get(version);
+      let lowest = 0;
+      let highest = 0;
+      for (const n of stored.versions.keys()) {
+        if (lowest === 0 || n < lowest) lowest = n;
+        if (n > highest) highest = n;
       }
-      return row && copyVersion(row);
+      const record = stored.versions.get(version);
+      return {
+        revision: stored.revision,
+        head: copy(stored.head),
+        versions: { count: stored.versions.size, lowest, highest },
+        ...(record ? { record: copy(record) } : {}),
+      };
     });
   }
 
@@ -144,97 +127,101 @@ export class MemoryBackend implements StoreBackend {
   writeSecret(
     path: string,
     expectedRevision: number,
-    change: SecretWrite,
+    write: SecretWrite,
   ): Promise<WriteResult> {
     return this.#run((): WriteResult => {
       const stored = this.#secrets.get(path);
-      if ((stored?.head.revision ?? 0) !== expectedRevision) {
+      if ((stored?.revision ?? 0) !== expectedRevision) {
         return { ok: false, conflict: true };
       }
-      // Build the new version map first, so a rejected change leaves no trace.
       const versions = new Map(stored?.versions);
-      if (change.insert) {
-        if (versions.has(change.insert.version)) {
-          return { ok: false, conflict: true };
+      if (write.insert) {
+        if (versions.has(write.insert.version)) {
+          // The head said this number was free: a row was put there.
+          throw new IntegrityError(
+            `Secret "${path}" already has a row for version ${write.insert.version}, which its head does not know`,
+          );
         }
-        versions.set(change.insert.version, copyVersion(change.insert));
+        versions.set(write.insert.version, copy(write.insert.record));
       }
-      for (const d of change.deletions ?? []) {
-        const row = versions.get(d.version);
-        if (!row) return { ok: false, conflict: true };
-        versions.set(d.version, {
-          ...row,
-          deleted: d.deleted,
-          deletedTime: copy(d.deletedTime),
-        });
+      if (write.pruneBelow !== undefined) {
+        for (const n of [...versions.keys()]) {
+          if (n < write.pruneBelow) versions.delete(n);
+        }
       }
-      if (change.keepVersions !== undefined) {
-        const numbers = [...versions.keys()].sort((a, b) => a - b);
-        const excess = numbers.length - change.keepVersions;
-        for (let i = 0; i < excess; i++) versions.delete(numbers[i]!);
+      if (!stored) {
+        this.#paths.splice(lowerBound(this.#paths, path, false), 0, path);
       }
       const revision = expectedRevision + 1;
-      if (!stored) this.#sortedPaths = undefined;
-      this.#secrets.set(path, {
-        head: {
-          revision,
-          createdTime: copy(change.head.createdTime),
-          updatedTime: copy(change.head.updatedTime),
-          maxVersions: copy(change.head.maxVersions),
-        },
-        versions,
-      });
+      this.#secrets.set(path, { revision, head: copy(write.head), versions });
       return { ok: true, revision };
     });
   }
 
   /** See {@linkcode StoreBackend.listSecretPaths}. */
-  listSecretPaths(): Promise<string[]> {
-    return this.#run(() => {
-      this.#sortedPaths ??= [...this.#secrets.keys()].sort(compareCodePoints);
-      return [...this.#sortedPaths];
-    });
+  listSecretPaths(range: KeyRange): Promise<string[]> {
+    return this.#run(() => keysInRange(this.#paths, range));
   }
 
-  /** See {@linkcode StoreBackend.upsertPolicy}. */
-  upsertPolicy(row: PolicyRow): Promise<PolicyRow> {
-    return this.#run(() => {
-      const existing = this.#policies.get(row.name);
-      const stored = copyPolicy(
-        existing ? { ...row, createdAt: existing.createdAt } : row,
-      );
-      this.#policies.set(row.name, stored);
-      return copyPolicy(stored);
-    });
+  /** See {@linkcode StoreBackend.readPolicySet}. */
+  readPolicySet(): Promise<PolicySetRow | undefined> {
+    return this.#run(() => this.#setCopy());
+  }
+
+  #setCopy(): PolicySetRow | undefined {
+    const set = this.#policySet;
+    return set && { generation: set.generation, record: copy(set.record) };
   }
 
   /** See {@linkcode StoreBackend.readPolicy}. */
-  readPolicy(name: string): Promise<PolicyRow | undefined> {
+  readPolicy(name: string): Promise<PolicyRead> {
     return this.#run(() => {
-      const row = this.#policies.get(name);
-      return row && copyPolicy(row);
+      const set = this.#setCopy();
+      const record = this.#policies.get(name);
+      return {
+        ...(set ? { set } : {}),
+        ...(record ? { record: copy(record) } : {}),
+      };
     });
   }
 
-  /** See {@linkcode StoreBackend.deletePolicy}. */
-  deletePolicy(name: string): Promise<boolean> {
-    return this.#run(() => this.#policies.delete(name));
+  /** See {@linkcode StoreBackend.readPolicies}. */
+  readPolicies(): Promise<PolicySnapshot> {
+    return this.#run(() => {
+      const set = this.#setCopy();
+      const rows = [...this.#policies.entries()]
+        .sort(([a], [b]) => compareCodePoints(a, b))
+        .map(([name, record]) => ({ name, record: copy(record) }));
+      return { ...(set ? { set } : {}), rows };
+    });
   }
 
-  /** See {@linkcode StoreBackend.listPolicies}. */
-  listPolicies(): Promise<PolicyRow[]> {
-    return this.#run(() =>
-      [...this.#policies.values()]
-        .sort((a, b) => compareCodePoints(a.name, b.name))
-        .map(copyPolicy)
-    );
+  /** See {@linkcode StoreBackend.writePolicy}. */
+  writePolicy(
+    expectedGeneration: number,
+    set: Sealed,
+    change: PolicyChange,
+  ): Promise<WriteResult> {
+    return this.#run((): WriteResult => {
+      if ((this.#policySet?.generation ?? 0) !== expectedGeneration) {
+        return { ok: false, conflict: true };
+      }
+      const generation = expectedGeneration + 1;
+      this.#policySet = { generation, record: copy(set) };
+      if (change.record) this.#policies.set(change.name, copy(change.record));
+      else this.#policies.delete(change.name);
+      return { ok: true, revision: generation };
+    });
   }
 
   /** Drops every row. */
   close(): Promise<void> {
     this.#closed = true;
     this.#secrets.clear();
+    this.#paths = [];
     this.#policies.clear();
+    this.#policySet = undefined;
+    this.#keyring = undefined;
     this.#meta = undefined;
     return Promise.resolve();
   }

@@ -1,22 +1,35 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
  * The nexus store: a backend plus, once unlocked with the purpose keys, the
- * secret service and the policy store. Meta is readable while locked, so
- * nexus can learn the store id, threshold and commitments before it has the
- * root key. The root key itself never reaches this layer.
+ * keyring, the secret service and the policy store. Meta is readable while
+ * locked, so nexus can learn the store id, threshold and commitments before
+ * it has the root key. The root key itself never reaches this layer.
+ *
+ * Unlocking checks the keys against the key-check value, migrates a
+ * schema-1 store (first unlock after an upgrade), creates the keyring of a
+ * new store, and unwraps the keyring.
  *
  * @module
  */
 import { type PurposeKeys, verifyKeyCheck } from "../../../lib/crypto/kdf.ts";
+import type { Logger } from "../../../lib/log.ts";
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import { SecretService } from "../secrets/secret_service.ts";
-import { type StoreBackend, StoreError, type StoreMeta } from "./backend.ts";
+import {
+  type Sealed,
+  type StoreBackend,
+  StoreError,
+  type StoreMeta,
+} from "./backend.ts";
 import { prepareDataDir, resolveDataDir } from "./data_dir.ts";
-
-export { resolveDataDir };
+import { type Keyring, newKeyring, openKeyring } from "./keyring.ts";
 import { MemoryBackend } from "./memory_backend.ts";
 import { PolicyStore } from "./policy_store.ts";
+import { RecordCipher } from "./record_cipher.ts";
+import { schema1Converter } from "./schema1.ts";
 import { SqliteBackend } from "./sqlite_backend.ts";
+
+export { resolveDataDir };
 
 /** Settings of {@linkcode openStore}. */
 export interface StoreConfig {
@@ -31,6 +44,8 @@ export interface StoreConfig {
   readonly maxVersions: number;
   /** SQLite busy timeout in ms (default 5000). */
   readonly busyTimeoutMs?: number;
+  /** Where a migration reports progress and what it resolved. */
+  readonly log?: Logger | undefined;
 }
 
 /** The store of one nexus: meta always, data once unlocked. */
@@ -38,6 +53,8 @@ export class NexusStore {
   /** The raw backend (for diagnostics and tests; routes use the services). */
   readonly backend: StoreBackend;
   #maxVersions: number;
+  #log: Logger | undefined;
+  #keyring: Keyring | undefined;
   #secrets: SecretService | undefined;
   #policies: PolicyStore | undefined;
 
@@ -46,10 +63,12 @@ export class NexusStore {
    *
    * @param backend the raw store
    * @param maxVersions versions kept per secret
+   * @param log where a migration reports
    */
-  constructor(backend: StoreBackend, maxVersions: number) {
+  constructor(backend: StoreBackend, maxVersions: number, log?: Logger) {
     this.backend = backend;
     this.#maxVersions = maxVersions;
+    this.#log = log;
   }
 
   /**
@@ -73,11 +92,14 @@ export class NexusStore {
 
   /**
    * Enables the data services with keys derived from the root key, after
-   * checking them against the stored key-check value.
+   * checking them against the stored key-check value. A schema-1 store is
+   * migrated first (one transaction: on failure it stays as it was); a
+   * store without a keyring gets one.
    *
-   * @param keys the purpose keys
-   * @throws {StoreError} when the store has no meta yet or the keys do not
-   * belong to it
+   * @param keys the purpose keys (with `schema1` for a schema-1 store)
+   * @throws {StoreError} when the store has no meta yet, the keys do not
+   * belong to it, or a migration fails; `IntegrityError` when the keyring
+   * does not open
    */
   async unlock(keys: PurposeKeys): Promise<void> {
     const meta = await this.backend.readMeta();
@@ -87,15 +109,72 @@ export class NexusStore {
     if (!await verifyKeyCheck(keys, meta.keyCheck)) {
       throw new StoreError("The key does not belong to this store");
     }
-    this.#secrets = new SecretService(this.backend, keys.storage, {
+    const keyring = await openKeyring(
+      keys.keyring,
+      this.backend.schema1
+        ? await this.#migrate(keys)
+        : await this.backend.readKeyring() ??
+          await this.backend.initKeyring(await newKeyring(keys.keyring)),
+    );
+    const records = new RecordCipher(keyring);
+    this.#keyring = keyring;
+    this.#secrets = new SecretService(this.backend, records, {
       maxVersions: this.#maxVersions,
     });
-    this.#policies = new PolicyStore(this.backend, keys.storage);
+    this.#policies = new PolicyStore(this.backend, records);
+  }
+
+  // Rewrites a schema-1 store in format 2; its keyring keeps the schema-1
+  // cipher-API key, so ciphertexts made before still decrypt.
+  async #migrate(keys: PurposeKeys): Promise<Sealed> {
+    const migration = this.backend.schema1!;
+    if (!keys.schema1) {
+      throw new StoreError(
+        "The store is in schema 1: unlock it with keys derived for schema 1",
+      );
+    }
+    const log = this.#log;
+    const sealed = await newKeyring(keys.keyring, keys.schema1.cipher);
+    const records = new RecordCipher(await openKeyring(keys.keyring, sealed));
+    log?.warn("Migrating the store from schema 1 to format 2", {
+      location: this.backend.location,
+    });
+    const started = performance.now();
+    let lastReport = started;
+    await migration.run(
+      schema1Converter(
+        keys.schema1.storage,
+        sealed,
+        records,
+        (message) => log?.warn(message),
+      ),
+      (done, total) => {
+        const progress = { paths: done, of: total };
+        log?.debug("Migrating the store", progress);
+        if (performance.now() - lastReport < 5000) return;
+        lastReport = performance.now();
+        log?.info("Migrating the store", progress);
+      },
+    );
+    log?.warn("Store migrated to format 2", {
+      ms: Math.round(performance.now() - started),
+    });
+    return sealed;
   }
 
   /** Whether {@linkcode unlock} succeeded. */
   get unlocked(): boolean {
     return this.#secrets !== undefined;
+  }
+
+  /**
+   * The cipher-API key, from the keyring; it never opens a store record.
+   *
+   * @throws {ApiError} `state_not_ready` while locked
+   */
+  get cipherKey(): CryptoKey {
+    if (!this.#keyring) throw notReady();
+    return this.#keyring.cipherKey;
   }
 
   /**
@@ -120,6 +199,7 @@ export class NexusStore {
 
   /** Commits queued writes and closes the backend. */
   async close(): Promise<void> {
+    this.#keyring = undefined;
     this.#secrets = undefined;
     this.#policies = undefined;
     await this.backend.close();
@@ -140,7 +220,8 @@ function notReady(): ApiError {
 
 /**
  * Opens the nexus store. Opening reads no secret and decrypts nothing, so it
- * takes the same time for any number of secrets.
+ * takes the same time for any number of secrets (unlocking opens only the
+ * keyring; a schema-1 store is migrated then, once).
  *
  * @param config backend and settings
  * @returns the store, locked
@@ -154,7 +235,7 @@ export function openStore(config: StoreConfig): Promise<NexusStore> {
     }
     if (config.backend === "memory") {
       return Promise.resolve(
-        new NexusStore(new MemoryBackend(), config.maxVersions),
+        new NexusStore(new MemoryBackend(), config.maxVersions, config.log),
       );
     }
     const dir = config.dataDir ?? resolveDataDir();
@@ -163,7 +244,11 @@ export function openStore(config: StoreConfig): Promise<NexusStore> {
       ? {}
       : { busyTimeoutMs: config.busyTimeoutMs };
     return Promise.resolve(
-      new NexusStore(SqliteBackend.open(dir, options), config.maxVersions),
+      new NexusStore(
+        SqliteBackend.open(dir, options),
+        config.maxVersions,
+        config.log,
+      ),
     );
   } catch (e) {
     return Promise.reject(e);
