@@ -18,7 +18,7 @@ export interface RouteContext {
   /** The caller's verified SPIFFE ID. */
   readonly peerId: SpiffeId;
   /** The raw body; routes that read shards zero it. */
-  readonly body: Uint8Array;
+  readonly body: Uint8Array<ArrayBuffer>;
   /** The request content type. */
   readonly contentType: string;
   /** Set by the handler: the secret path or policy name, for the audit line. */
