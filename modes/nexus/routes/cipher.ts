@@ -21,6 +21,7 @@ import {
   NONCE_BYTES,
   openParts,
   seal,
+  sealParts,
   TAG_BYTES,
 } from "../../../lib/crypto/aead.ts";
 import { zero } from "../../../lib/crypto/zero.ts";
@@ -154,14 +155,12 @@ async function encrypt(deps: CipherRouteDeps, ctx: RouteContext) {
   try {
     checkPlaintextSize(deps, plaintext.length);
     requireAllowed(ctx.peerId, "cipher.encrypt", undefined, deps.engine);
-    const sealed = await seal(deps.cipherKey(), plaintext);
+    const { nonce, ciphertext } = await sealParts(deps.cipherKey(), plaintext);
     return jsonResponse(
       200,
       jsonEndingWith(
-        `{"version":${CIPHER_VERSION},"nonce":"${
-          sealed.subarray(0, NONCE_BYTES).toBase64()
-        }","ciphertext":"`,
-        sealed.subarray(NONCE_BYTES).toBase64(),
+        `{"version":${CIPHER_VERSION},"nonce":"${nonce.toBase64()}","ciphertext":"`,
+        ciphertext.toBase64(),
       ),
     );
   } finally {
