@@ -15,6 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, parseListenAddress } from "../lib/config/env.ts";
 import { resolveRecoveryDir } from "../lib/config/recovery_dir.ts";
+import { normalizeGoStyleFlags } from "../lib/go_style_flags.ts";
 import {
   FEDERATED_BUNDLES_VARIABLE,
   parseFederatedBundles,
@@ -177,6 +178,7 @@ export const PILOT_FILE_COMMANDS: Readonly<Record<string, PilotFileCommand>> = {
   },
   "secret put": { options: { cas: { type: "string" } }, readsAtFiles: true },
   "operator recover": { options: {}, recoveryDir: "write" },
+  "operator restore": { options: {}, readsPositionals: true },
   "operator drill": {
     options: { format: { type: "string", short: "f" } },
     readsPositionals: true,
@@ -193,7 +195,8 @@ function pilotGrants(env: Env, args: readonly string[], cwd: string): Grants {
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
-      args: args.slice(2),
+      // Read as pilot reads them: `-file=x` is `--file=x` there too.
+      args: normalizeGoStyleFlags(args.slice(2), command.options),
       options: { ...command.options, help: { type: "boolean", short: "h" } },
       strict: true,
       allowPositionals: true,
@@ -215,7 +218,9 @@ function pilotGrants(env: Env, args: readonly string[], cwd: string): Grants {
   }
   if (command.readsPositionals) {
     grants.read.push(
-      ...parsed.positionals.filter((p) => p !== "").map((p) => resolve(cwd, p)),
+      ...parsed.positionals.filter((p) => p !== "" && p !== "-").map((p) =>
+        resolve(cwd, p)
+      ),
     );
   }
   if (command.readsAtFiles) {

@@ -266,31 +266,57 @@ Deno.test("setDefaultLogLevel applies to loggers made before it, unless the vari
   );
 });
 
+/**
+ * A socket that hangs up on every connection, as an agent that is not
+ * ready does: a client gets UNAVAILABLE and retries until its timeout.
+ */
+function hangUpSocket(path: string): Deno.Listener {
+  const listener = Deno.listen({ transport: "unix", path });
+  (async () => {
+    for await (const conn of listener) conn.close();
+  })().catch(() => {});
+  return listener;
+}
+
 Deno.test("pilot on an unreachable Workload API socket prints one short sentence", async () => {
-  const socket = `/tmp/spike-absent-${crypto.randomUUID()}.sock`;
+  // A folder of its own: the machine's /tmp is shared with other runs.
+  const dir = await Deno.makeTempDir({ prefix: "spike-sock-" });
+  const socket = `${dir}/agent.sock`;
   const env = {
     SPIKE_SVID_DIR: "",
     SPIFFE_ENDPOINT_SOCKET: `unix://${socket}`,
     SPIKE_SPIFFE_SOURCE_TIMEOUT: "1500ms",
   };
-  const quiet = await spike("pilot", env, [...PILOT_LIST]);
+  // No such socket: pilot says so at once.
   assertStopped(
-    quiet,
+    await spike("pilot", env, [...PILOT_LIST]),
     1,
     new RegExp(
-      `^Cannot get this workload's SVID: .* \\(last error: UNAVAILABLE: connect ENOENT ${socket}\\)$`,
+      `^Cannot get this workload's SVID: the Workload API socket ${socket} does not exist \\(SPIFFE_ENDPOINT_SOCKET=unix://${socket}\\): start the SPIRE agent`,
     ),
   );
-  // An explicit level is honoured: the retries show.
-  const loud = await spike(
-    "pilot",
-    { ...env, SPIKE_SYSTEM_LOG_LEVEL: "WARN" },
-    [
-      ...PILOT_LIST,
-    ],
-  );
-  assert.equal(loud.code, 1);
-  assert.match(loud.stderr, /"level":"WARN".*"Workload API stream ended/);
+  // A socket that hangs up: pilot waits out the timeout and names the last
+  // error only.
+  const listener = hangUpSocket(socket);
+  try {
+    const quiet = await spike("pilot", env, [...PILOT_LIST]);
+    assertStopped(
+      quiet,
+      1,
+      /^Cannot get this workload's SVID: .* \(last error: UNAVAILABLE: [^\n]+\)$/,
+    );
+    // An explicit level is honoured: the retries show.
+    const loud = await spike(
+      "pilot",
+      { ...env, SPIKE_SYSTEM_LOG_LEVEL: "WARN" },
+      [...PILOT_LIST],
+    );
+    assert.equal(loud.code, 1);
+    assert.match(loud.stderr, /"level":"WARN".*"Workload API stream ended/);
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("the Workload API timeout message keeps only the cause of a failed connection", async () => {

@@ -40,6 +40,21 @@ Deno.test("keeper stores a shard of plain integers and refuses numbers written a
       request("/v1/store/contribute", shardText(values)),
     );
     assert.equal(res.status, 400, odd);
+    // Every 400 names its reason, never the numbers sent.
+    const body = JSON.parse(String(res.body));
+    assert.equal(body.err, "api_bad_request");
+    assert.match(body.reason, /plain integer/);
+  }
+  for (
+    const [path, body] of [
+      ["/v1/store/contribute", '{"shard":[1,2]}'],
+      ["/v1/store/shard", "{"],
+      ["/v1/store/nothing", "{}"],
+    ] as const
+  ) {
+    const res = await handle(request(path, body));
+    assert.equal(res.status, 400, path);
+    assert.equal(typeof JSON.parse(String(res.body)).reason, "string", path);
   }
   const held = slot.get();
   assert.equal(held?.index, 2);

@@ -134,6 +134,7 @@ Deno.test("client refuses a server with the wrong SPIFFE ID and sends it nothing
       client.post(`https://127.0.0.1:${port}/v1/x`, '{"secret":"x"}'),
     );
     assert.equal(error.kind, "unauthorized-server");
+    assert.equal(error.requestSent, false);
     assert.match(error.message, /spike\/keeper is not authorized/);
     await eventually(() => handshakes > 0);
     assert.equal(handshakes, 1);
@@ -176,6 +177,7 @@ Deno.test("client reports a closed port as unreachable", async () => {
     client.post(`https://127.0.0.1:${port}/v1/x`, "{}"),
   );
   assert.equal(error.kind, "unreachable");
+  assert.equal(error.requestSent, false);
 });
 
 Deno.test("client gives up on a server that does not answer in time", async () => {
@@ -190,7 +192,29 @@ Deno.test("client gives up on a server that does not answer in time", async () =
     client.post(s.url, "{}", { timeoutMs: 200 }),
   );
   assert.equal(error.kind, "timeout");
+  // The server has the request: a caller must not assume it was not acted on.
+  assert.equal(error.requestSent, true);
+  assert.equal(s.requests.length, 1);
   release();
+});
+
+Deno.test("client reports a handshake that never completes as not sent", async () => {
+  const ca = await createDevCa(TD);
+  const held: net.Socket[] = [];
+  const hole = net.createServer((socket) => held.push(socket));
+  await new Promise<void>((r) => hole.listen(0, "127.0.0.1", r));
+  const port = (hole.address() as net.AddressInfo).port;
+  try {
+    using client = await clientFor(ca);
+    const error = await rejection(
+      client.post(`https://127.0.0.1:${port}/v1/x`, "{}", { timeoutMs: 200 }),
+    );
+    assert.equal(error.kind, "timeout");
+    assert.equal(error.requestSent, false);
+  } finally {
+    for (const socket of held) socket.destroy();
+    await new Promise((r) => hole.close(r));
+  }
 });
 
 Deno.test("client rejects a URL that is not https", async () => {

@@ -114,6 +114,10 @@ Deno.test("every form of pilot's file options names the same file", () => {
     ["--file=in.txt", "--out=out.bin"],
     ["--file", "in.txt", "--out", "out.bin"],
     ["--json", "-f", `${CWD}/in.txt`, "-o", `${CWD}/out.bin`],
+    // Go-style forms, which pilot reads the same way.
+    ["-file=in.txt", "-out=out.bin"],
+    ["-file", "in.txt", "-out", "out.bin"],
+    ["-f=in.txt", "-o=out.bin"],
   ];
   for (const form of forms) {
     for (const command of ["encrypt", "decrypt"]) {
@@ -122,7 +126,9 @@ Deno.test("every form of pilot's file options names the same file", () => {
       assert.deepEqual(allowed(flags, "write"), [`${CWD}/out.bin`]);
     }
   }
-  for (const form of [["--file", "p.yaml"], ["--file=p.yaml"]]) {
+  for (
+    const form of [["--file", "p.yaml"], ["--file=p.yaml"], ["-file=p.yaml"]]
+  ) {
     const flags = pilot(["policy", "apply", ...form]);
     assert.deepEqual(allowed(flags, "read"), ["/svid", `${CWD}/p.yaml`]);
   }
@@ -154,6 +160,14 @@ Deno.test("pilot may only read its input files and only write -o and the recover
     "/home/op/.spike/recover",
   ]);
   assert.deepEqual(allowed(drill, "write"), []);
+  const restore = pilot(["operator", "restore", "spike.recovery.2.txt"]);
+  assert.deepEqual(allowed(restore, "read"), [
+    "/svid",
+    `${CWD}/spike.recovery.2.txt`,
+  ]);
+  assert.deepEqual(allowed(restore, "write"), []);
+  const piped = pilot(["operator", "restore", "-"]);
+  assert.deepEqual(allowed(piped, "read"), ["/svid"]);
   const recover = pilot(["operator", "recover"], {
     SPIKE_PILOT_RECOVERY_DIR: "shards",
   });

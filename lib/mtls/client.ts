@@ -104,15 +104,21 @@ export type MtlsClientErrorKind =
 export class MtlsClientError extends Error {
   /** What went wrong, for callers that react differently per case. */
   readonly kind: MtlsClientErrorKind;
+  /**
+   * Whether the request had been handed to the connection when it failed:
+   * false means the server cannot have acted on it (safe to send again).
+   */
+  readonly requestSent: boolean;
   /** Creates the error. */
   constructor(
     kind: MtlsClientErrorKind,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { requestSent?: boolean },
   ) {
     super(message, options);
     this.name = "MtlsClientError";
     this.kind = kind;
+    this.requestSent = options?.requestSent ?? false;
   }
 }
 
@@ -315,10 +321,26 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
         }
         outcome();
       };
-      const send = () =>
+      let sent = false;
+      const send = () => {
+        sent = true;
         req.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      };
+      const fail = (e: unknown) => {
+        const error = classify(e);
+        finish(() =>
+          reject(
+            sent
+              ? new MtlsClientError(error.kind, error.message, {
+                cause: error.cause,
+                requestSent: true,
+              })
+              : error,
+          )
+        );
+      };
 
-      req.on("error", (e) => finish(() => reject(classify(e))));
+      req.on("error", fail);
       req.on("socket", (socket: TLSSocket) => {
         // Send nothing until the server passed checkServerIdentity, which
         // runs before `secureConnect`; a pooled socket passed it already.
@@ -365,16 +387,14 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
           }
           chunks.push(chunk);
         });
-        res.on("error", (e) => finish(() => reject(classify(e))));
+        res.on("error", fail);
         res.on("close", () => {
           if (!res.complete) {
-            finish(() =>
-              reject(
-                new MtlsClientError(
-                  "unreachable",
-                  "Connection closed before the response was complete",
-                ),
-              )
+            fail(
+              new MtlsClientError(
+                "unreachable",
+                "Connection closed before the response was complete",
+              ),
             );
           }
         });

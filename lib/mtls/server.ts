@@ -18,7 +18,12 @@ import type { SvidSource, X509Material } from "../spiffe/source.ts";
 import { SvidError, verifyX509Svid } from "../spiffe/svid.ts";
 import { zero } from "../crypto/zero.ts";
 import { createLogger } from "../log.ts";
-import { ErrorCode } from "../wire/errors.ts";
+import {
+  errorBody,
+  ErrorCode,
+  type ErrorCodeValue,
+  STATUS_OF,
+} from "../wire/errors.ts";
 import { RefusalLog } from "./refusal_log.ts";
 import { peerChainDer, tlsIdentity } from "./tls_material.ts";
 
@@ -222,11 +227,11 @@ function hasHeader(headers: Record<string, string>, name: string): boolean {
   return Object.keys(headers).some((key) => key.toLowerCase() === name);
 }
 
-function errorResponse(code: string, status: number): MtlsResponse {
+function errorResponse(code: ErrorCodeValue, reason?: string): MtlsResponse {
   return {
-    status,
+    status: STATUS_OF[code],
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ err: code }),
+    body: JSON.stringify(errorBody(code, reason)),
   };
 }
 
@@ -400,7 +405,11 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
         status: 400,
         code: ErrorCode.BadRequest,
       });
-      writeResponse(res, errorResponse(ErrorCode.BadRequest, 400), false);
+      writeResponse(
+        res,
+        errorResponse(ErrorCode.BadRequest, "Malformed request target"),
+        false,
+      );
       return;
     }
     const read = await readBody(req, maxBodyBytes);
@@ -415,7 +424,7 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
         code: ErrorCode.TooLarge,
       });
       lingerClose(req, socket);
-      writeResponse(res, errorResponse(ErrorCode.TooLarge, 413), true);
+      writeResponse(res, errorResponse(ErrorCode.TooLarge), true);
       return;
     }
     let response: MtlsResponse;
@@ -434,7 +443,7 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
         message: (e as Error).message,
         path: target.path,
       });
-      response = errorResponse(ErrorCode.Internal, 500);
+      response = errorResponse(ErrorCode.Internal);
     } finally {
       zero(read.body);
     }
@@ -445,7 +454,7 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
     if (!writeResponse(res, response, false)) {
       if (response.body instanceof Uint8Array) zero(response.body);
       log.error("Handler returned an unusable response", { path: target.path });
-      writeResponse(res, errorResponse(ErrorCode.Internal, 500), false);
+      writeResponse(res, errorResponse(ErrorCode.Internal), false);
     }
   };
 

@@ -7,9 +7,15 @@
  * federated trust domain (`SPIKE_FEDERATED_BUNDLES`). The files are re-read
  * when they change.
  *
+ * Files are read and watched through `node:fs`, so the workload SDK runs on
+ * Node.js too; in Deno these are Deno's own file APIs with the same
+ * permission checks.
+ *
  * @module
  */
 import { createHash } from "node:crypto";
+import { type FSWatcher, watch } from "node:fs";
+import { readFile as readFileBuffer, stat } from "node:fs/promises";
 import { ConfigError } from "../config/env.ts";
 import { createLogger } from "../log.ts";
 import { constantTimeEqual, zero } from "../crypto/zero.ts";
@@ -77,16 +83,22 @@ const NO_FEDERATION: BundleConfig = {
 async function readFile(dir: string, name: string): Promise<Uint8Array> {
   const path = `${dir}/${name}`;
   try {
-    return await Deno.readFile(path);
+    const buffer = await readFileBuffer(path);
+    // A plain view, not a copy: zeroing it reaches the only key copy, and
+    // slice() on it copies as on any Uint8Array (on a Buffer it shares).
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    const code = (e as { code?: unknown }).code;
+    if (code === "ENOENT") {
       throw new SvidFileError(`SVID file ${path} is missing`);
     }
-    if (e instanceof Deno.errors.PermissionDenied) {
+    if (code === "EACCES" || code === "EPERM") {
       throw new SvidFileError(`SVID file ${path} is not readable`);
     }
     throw new SvidFileError(
-      `SVID file ${path} cannot be read: ${(e as Error).name}`,
+      `SVID file ${path} cannot be read: ${
+        typeof code === "string" ? code : (e as Error).name
+      }`,
     );
   }
 }
@@ -203,10 +215,13 @@ function groupBundle(
 }
 
 function unreadable(e: unknown): string {
-  if (e instanceof Deno.errors.NotFound) return "is missing";
-  if (e instanceof Deno.errors.PermissionDenied) return "is not readable";
-  if (e instanceof Deno.errors.IsADirectory) return "is a folder";
-  return `cannot be read: ${(e as Error).name}`;
+  const code = (e as { code?: unknown }).code;
+  if (code === "ENOENT") return "is missing";
+  if (code === "EACCES" || code === "EPERM") return "is not readable";
+  if (code === "EISDIR") return "is a folder";
+  return `cannot be read: ${
+    typeof code === "string" ? code : (e as Error).name
+  }`;
 }
 
 /**
@@ -229,7 +244,7 @@ async function loadFederated(
     }
     let bytes: Uint8Array;
     try {
-      bytes = await Deno.readFile(path);
+      bytes = await readFileBuffer(path);
     } catch (e) {
       throw new ConfigError(
         `${name}: the bundle file of "${td}", ${path}, ${unreadable(e)}`,
@@ -347,8 +362,8 @@ async function statSignature(
   const parts = await Promise.all(
     paths.map(async (path) => {
       try {
-        const s = await Deno.stat(path);
-        return `${s.ino}:${s.size}:${s.mtime?.getTime()}`;
+        const s = await stat(path);
+        return `${s.ino}:${s.size}:${s.mtimeMs}`;
       } catch {
         return "missing";
       }
@@ -475,10 +490,18 @@ export async function openFileSvidSource(
     });
   }, options.pollMs ?? DEFAULT_POLL_MS);
 
-  let watcher: Deno.FsWatcher | undefined;
+  let watcher: FSWatcher | undefined;
   if (options.watch ?? true) {
     try {
-      watcher = Deno.watchFs(dir, { recursive: false });
+      watcher = watch(dir, { persistent: false }, () => schedule());
+      watcher.on("error", (e) => {
+        if (!closed) {
+          log.warn("Watching the SVID directory stopped; polling only", {
+            dir,
+            error: e.name,
+          });
+        }
+      });
     } catch (e) {
       log.warn("Watching the SVID directory failed; polling only", {
         dir,
@@ -486,20 +509,6 @@ export async function openFileSvidSource(
       });
     }
   }
-  const watching = watcher && (async () => {
-    try {
-      for await (const event of watcher) {
-        if (event.kind !== "access") schedule();
-      }
-    } catch (e) {
-      if (!closed) {
-        log.warn("Watching the SVID directory stopped; polling only", {
-          dir,
-          error: (e as Error).name,
-        });
-      }
-    }
-  })();
 
   const close = () => {
     if (closed) return;
@@ -527,7 +536,7 @@ export async function openFileSvidSource(
     close,
     [Symbol.dispose]: close,
     settled: async () => {
-      await Promise.all([watching, reloading, polling]);
+      await Promise.all([reloading, polling]);
     },
   };
 }

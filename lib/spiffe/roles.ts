@@ -12,6 +12,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { ConfigError } from "../config/env.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -120,7 +121,7 @@ export function trustRoots(role: Role): string[] {
 function governingVariable(role: Role): string | undefined {
   return [TRUST_ROOT_VARIABLES[role], TRUST_ROOT_FALLBACK_VARIABLE].find(
     (name) => {
-      const raw = Deno.env.get(name);
+      const raw = process.env[name];
       // Unset or blank means "not configured"; anything else must be valid.
       return raw !== undefined && raw.trim() !== "";
     },
@@ -129,7 +130,7 @@ function governingVariable(role: Role): string | undefined {
 
 function configuredRoots(role: Role): readonly string[] {
   const name = governingVariable(role);
-  if (name !== undefined) return cachedTrustRoots(name, Deno.env.get(name)!);
+  if (name !== undefined) return cachedTrustRoots(name, process.env[name]!);
   return ownRoots ?? DEFAULT_ROOTS;
 }
 
@@ -195,7 +196,7 @@ export function ownRoleProblem(
   const variable = governingVariable(role);
   if (variable !== undefined && !trustRoots(role).includes(own.trustDomain)) {
     return `This SVID (${own.uri}) is in trust domain "${own.trustDomain}", but ${variable} is "${
-      Deno.env.get(variable)!.trim()
+      process.env[variable]!.trim()
     }": set ${variable}=${own.trustDomain} (or add it to the list)`;
   }
   return `This SVID (${own.uri}) is not a ${mode} identity: ${mode} needs ${
@@ -215,7 +216,7 @@ export function ownRoleProblem(
 export function checkTrustRootConfig(): void {
   for (const role of ROLES) configuredRoots(role);
   // The fallback counts even when every role has its own variable.
-  const raw = Deno.env.get(TRUST_ROOT_FALLBACK_VARIABLE);
+  const raw = process.env[TRUST_ROOT_FALLBACK_VARIABLE];
   if (raw !== undefined && raw.trim() !== "") {
     cachedTrustRoots(TRUST_ROOT_FALLBACK_VARIABLE, raw);
   }

@@ -10,11 +10,13 @@ import type { MtlsRequest, MtlsResponse } from "../../lib/mtls/server.ts";
 import { hasRole } from "../../lib/spiffe/roles.ts";
 import { isAllZero, zero } from "../../lib/crypto/zero.ts";
 import {
+  JsonBytesError,
   JsonBytesWriter,
   parseJsonBytes,
   takeShardArray,
 } from "../../lib/wire/json_bytes.ts";
 import {
+  errorBody,
   ErrorCode,
   type ErrorCodeValue,
   STATUS_OF,
@@ -26,9 +28,12 @@ function json(status: number, body: string): MtlsResponse {
   return { status, headers: { "content-type": "application/json" }, body };
 }
 
-function fail(code: ErrorCodeValue): MtlsResponse {
-  return json(STATUS_OF[code], JSON.stringify({ err: code }));
+function fail(code: ErrorCodeValue, reason?: string): MtlsResponse {
+  return json(STATUS_OF[code], JSON.stringify(errorBody(code, reason)));
 }
+
+const SHARD_RULE =
+  'Body must be {"shard": [32 integers from 0 to 255, not all 0], "index": 0 to 255}';
 
 /**
  * Builds the keeper's request handler over its shard slot.
@@ -55,7 +60,7 @@ export function keeperHandler(
     try {
       const body = parseJsonBytes(req.body, { plainIntegers: true });
       if (body === null || typeof body !== "object" || Array.isArray(body)) {
-        return fail(ErrorCode.BadRequest);
+        return fail(ErrorCode.BadRequest, SHARD_RULE);
       }
       shard = takeShardArray(body.shard);
       const index = body.index ?? 0;
@@ -63,13 +68,17 @@ export function keeperHandler(
         !shard || isAllZero(shard) || typeof index !== "number" ||
         !Number.isInteger(index) || index < 0 || index > 255
       ) {
-        return fail(ErrorCode.BadRequest);
+        return fail(ErrorCode.BadRequest, SHARD_RULE);
       }
       slot.set(shard, index);
       log.info("Shard stored", { peer: req.peerId.uri, index });
       return json(200, "{}");
-    } catch {
-      return fail(ErrorCode.BadRequest);
+    } catch (e) {
+      // The parser's messages name a byte offset, never the input.
+      return fail(
+        ErrorCode.BadRequest,
+        e instanceof JsonBytesError ? e.message : SHARD_RULE,
+      );
     } finally {
       zero(shard, req.body);
     }
@@ -79,8 +88,11 @@ export function keeperHandler(
     if (!hasRole(req.peerId, "nexus")) return fail(ErrorCode.Unauthorized);
     try {
       parseJsonBytes(req.body);
-    } catch {
-      return fail(ErrorCode.BadRequest);
+    } catch (e) {
+      return fail(
+        ErrorCode.BadRequest,
+        e instanceof JsonBytesError ? e.message : "Body must be JSON",
+      );
     }
     const held = slot.get();
     if (!held) return fail(ErrorCode.NotFound);
@@ -104,6 +116,8 @@ export function keeperHandler(
     if (req.action === "" && req.path === "/v1/store/shard") {
       return Promise.resolve(shard(req));
     }
-    return Promise.resolve(fail(ErrorCode.BadRequest));
+    return Promise.resolve(
+      fail(ErrorCode.BadRequest, "No route for this path and action"),
+    );
   };
 }

@@ -40,6 +40,21 @@ export interface KeeperStatus {
 }
 
 /**
+ * One line naming each keeper and why it lacks its share, e.g.
+ * `keeper 2 (https://k2:8443): connect ECONNREFUSED 10.0.0.2:8443`.
+ *
+ * @param keepers the keepers
+ * @returns the line
+ */
+export function describeKeepers(keepers: readonly KeeperStatus[]): string {
+  return keepers.map((k) =>
+    `keeper ${k.index} (${k.url}): ${
+      k.lastError ?? (k.reachable === null ? "not asked yet" : "no answer")
+    }`
+  ).join("; ");
+}
+
+/**
  * Whether a server may stand in for a keeper: it must carry the keeper
  * role, and be the pinned SPIFFE ID when the peer pins one.
  *

@@ -22,7 +22,7 @@ import {
   verifyShard,
 } from "../../lib/shard/mod.ts";
 import type { NexusConfig } from "./config.ts";
-import type { Keepers, KeeperStatus } from "./keepers.ts";
+import { describeKeepers, type Keepers, type KeeperStatus } from "./keepers.ts";
 import type { RootKeyState } from "./root_key.ts";
 import type { StoreMeta } from "./store/backend.ts";
 
@@ -35,6 +35,8 @@ export interface MetaStore {
 }
 
 const STORE_ID_BYTES = 16;
+/** How often a locked nexus repeats its warning when nothing changed. */
+const LOCKED_REMINDER_MS = 5 * 60_000;
 
 /**
  * Derives the purpose keys of `candidate` and checks them against the
@@ -123,6 +125,9 @@ export async function initializeNewStore(options: {
       log.warn("Waiting for keepers to take the new root key's shards", {
         stored: held,
         threshold: config.threshold,
+        waitingFor: describeKeepers(
+          keepers.statuses.filter((_, i) => after[i] !== "own"),
+        ),
       });
       await sleep(delay, signal);
       delay = Math.min(delay * 2, 10_000);
@@ -237,6 +242,8 @@ export async function recoverFromKeepers(options: {
   const verified = new Map<number, Shard>();
   let recovered = false;
   let delay = 500;
+  let lastWarned = "";
+  let lastWarnAt = 0;
   // Each answer is checked as it arrives, so one slow keeper does not hold
   // up an unlock that the others already make possible.
   const take = async (status: KeeperStatus, shard: Shard | undefined) => {
@@ -279,11 +286,27 @@ export async function recoverFromKeepers(options: {
         ),
       );
       if (state.unlocked) break;
-      log.info("Waiting for keepers", {
-        verifiedShards: verified.size,
-        threshold: meta.threshold,
-        retryInMs: delay,
-      });
+      // Warn when the reasons change (and every few minutes), not on every
+      // quick retry: an operator at the default level sees why it is locked.
+      const waiting = describeKeepers(
+        keepers.statuses.filter((k) => k.holdsShard !== true),
+      );
+      const now = Date.now();
+      if (waiting !== lastWarned || now - lastWarnAt > LOCKED_REMINDER_MS) {
+        log.warn("Nexus is locked, waiting for keeper shards", {
+          verified: `${verified.size} of ${meta.threshold} needed`,
+          waitingFor: waiting,
+          retryInMs: delay,
+        });
+        lastWarned = waiting;
+        lastWarnAt = now;
+      } else {
+        log.info("Waiting for keepers", {
+          verifiedShards: verified.size,
+          threshold: meta.threshold,
+          retryInMs: delay,
+        });
+      }
       await sleep(delay * (0.75 + Math.random() * 0.5), signal);
       delay = Math.min(delay * 2, config.recoveryMaxIntervalMs);
     }
@@ -308,33 +331,6 @@ export async function checkKeepers(
   holdings.forEach((holding, i) => {
     // "none": fetching already recorded an unreachable or empty keeper.
     if (holding !== "none") keepers.statuses[i]!.holdsShard = holding === "own";
-  });
-}
-
-/**
- * Pushes every keeper its share, recomputed from the root key.
- *
- * @param keepers the keepers
- * @param state the unlocked root-key state
- * @param meta shares and threshold
- * @param allowThresholdOne threshold-1 development mode
- * @returns how many keepers stored their share
- */
-export function pushShards(
-  keepers: Keepers,
-  state: RootKeyState,
-  meta: StoreMeta,
-  allowThresholdOne: boolean,
-): Promise<number> {
-  return state.withKey(async (key) => {
-    const shards = await splitRootKey(key, meta.shareCount, meta.threshold, {
-      allowThresholdOne,
-    });
-    try {
-      return await distributeShards(keepers, shards);
-    } finally {
-      for (const s of shards) zero(s.value);
-    }
   });
 }
 

@@ -7,6 +7,7 @@
  * @module
  */
 import { createLogger, type Logger } from "../../lib/log.ts";
+import { withoutPermissionAdvice } from "../../lib/permission_error.ts";
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
@@ -26,10 +27,9 @@ import { RestoreSession } from "./restore.ts";
 import {
   initializeNewStore,
   NewStoreRefusedError,
-  pushShards,
   recoverFromKeepers,
-  sleep,
 } from "./lifecycle.ts";
+import { KeeperSync } from "./keeper_sync.ts";
 import { AuditLog, type AuditRecord, newTrailId } from "./audit.ts";
 import { createDispatcher, type Route, routeKey } from "./router.ts";
 import { operatorRoutes } from "./routes/operator.ts";
@@ -228,18 +228,16 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     )
     : undefined;
   const abort = new AbortController();
-  const syncNow = () => {
-    if (keepers && meta && state.unlocked) {
-      pushShards(keepers, state, meta, config.allowThresholdOne)
-        .then((n) =>
-          log.info("Shards pushed to keepers", {
-            stored: n,
-            keepers: config.shares,
-          })
-        )
-        .catch((e) => log.error("Shard push failed", { error: e.name }));
-    }
-  };
+  const sync = keepers
+    ? new KeeperSync({
+      keepers,
+      state,
+      meta: () => meta,
+      intervalMs: config.keeperUpdateIntervalMs,
+      allowThresholdOne: config.allowThresholdOne,
+      log,
+    })
+    : undefined;
   const restore = new RestoreSession(
     state,
     () => meta,
@@ -255,7 +253,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       keepers,
       backend: config.backend,
       allowThresholdOne: config.allowThresholdOne,
-      afterRestore: syncNow,
+      push: sync && ((why: string) => sync.pushNow(why)),
     }).map(([path, route]): [string, Route] => [routeKey(path), route]),
     ...data,
   ]);
@@ -349,6 +347,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       });
       if (!meta) return;
       log.info("New store initialized with a fresh root key");
+      await sync!.run(abort.signal, true);
     } else {
       const recovered = await recoverFromKeepers({
         keepers: keepers!,
@@ -359,14 +358,11 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         signal: abort.signal,
       });
       // A restore pushed the shards as it unlocked; the next push is due
-      // one interval later, not now. After an unlock from the keepers, an
-      // operator's partial restore shards are of no more use.
+      // one interval later (or sooner, for keepers that did not take it).
+      // After an unlock from the keepers, an operator's partial restore
+      // shards are of no more use.
       if (recovered) restore.clear();
-      else await sleep(config.keeperUpdateIntervalMs, abort.signal);
-    }
-    while (!abort.signal.aborted) {
-      syncNow();
-      await sleep(config.keeperUpdateIntervalMs, abort.signal);
+      await sync!.run(abort.signal, recovered);
     }
   })().catch((e) => {
     // Without a root key nexus cannot serve; stopping is clearer than a
@@ -375,7 +371,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     console.error(
       e instanceof NewStoreRefusedError
         ? e.message
-        : `Nexus cannot set up its root key: ${e.message}`,
+        : `Nexus cannot set up its root key: ${
+          withoutPermissionAdvice(e.message)
+        }`,
     );
     Deno.exit(1);
   });

@@ -7,6 +7,7 @@
  */
 import {
   MAX_NAME_LENGTH,
+  validateSecretKey,
   validateSecretPath,
   ValidationError,
 } from "../../lib/wire/validate.ts";
@@ -17,9 +18,7 @@ import {
   parseCommand,
   parseFormat,
   parseVersion,
-  parseVersionList,
   stringFlag,
-  stringFlags,
 } from "./args.ts";
 import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
@@ -27,6 +26,7 @@ import { listAllPages, stringsOf } from "./list_pages.ts";
 import { type CallContext, withNexus } from "./nexus.ts";
 import { formatTime, render, writeStdout } from "./output.ts";
 import { readPutValues } from "./secret_values.ts";
+import { deleteSecret, undeleteSecret } from "./secret_versions.ts";
 
 const SECRETS = "/v1/store/secrets";
 
@@ -65,7 +65,8 @@ Arguments:
                   users can read it in the process list, and it stays in
                   shell history
 
-Keys are letters, digits, -, _ and space; values must be UTF-8 text. A value
+Keys are letters, digits, ., -, _ and space (tls.crt, app.config), not "."
+or ".."; values must be UTF-8 text. A value
 that is "-" or starts with "@" is read as above: to store such a value as it
 is, give it through stdin or a file.
 
@@ -88,27 +89,6 @@ Options:
   -v, --version N   the version to read (default: current)
   -f, --format F    human (key: value lines; with [key], the bare value
                     and one newline), json or yaml
-  -h, --help        show this help`;
-
-const DELETE_HELP =
-  `Soft-delete versions of a secret (undelete can bring them back).
-
-Usage:
-  spike pilot secret delete <path> [-v 1,2,...]
-
-Options:
-  -v, --versions L  comma list of versions, e.g. "1,2" or "1, 2"; may be
-                    repeated; 0 means the current version (default)
-  -h, --help        show this help`;
-
-const UNDELETE_HELP = `Restore soft-deleted versions of a secret.
-
-Usage:
-  spike pilot secret undelete <path> [-v 1,2,...]
-
-Options:
-  -v, --versions L  comma list of versions, e.g. "1,2"; may be repeated;
-                    0 means the current version (default)
   -h, --help        show this help`;
 
 const LIST_HELP = `List the paths of secrets, all or those under a prefix.
@@ -157,8 +137,6 @@ export function checkSecretPath(path: string): string {
   }
 }
 
-const KEY_CHARS = /^[a-zA-Z0-9_ -]+$/;
-
 /**
  * Checks the name of a secret's key.
  *
@@ -166,9 +144,12 @@ const KEY_CHARS = /^[a-zA-Z0-9_ -]+$/;
  * @throws {CliError} (exit code 2) naming the key and the rule
  */
 export function checkSecretKey(key: string): void {
-  if (key.length > MAX_NAME_LENGTH || !KEY_CHARS.test(key)) {
+  try {
+    validateSecretKey(key);
+  } catch (e) {
+    if (!(e instanceof ValidationError)) throw e;
     throw usageError(
-      `Invalid key "${key}": keys are 1 to ${MAX_NAME_LENGTH} letters, digits, dashes, underscores and spaces`,
+      `Invalid key "${key}": keys are 1 to ${MAX_NAME_LENGTH} letters, digits, dots, dashes, underscores and spaces, and not . or ..`,
     );
   }
 }
@@ -325,35 +306,6 @@ export function formatSecretHuman(
   return Object.entries(data).map(([k, v]) => `${k}: ${v}\n`).join("");
 }
 
-function versionsCommand(
-  action: "delete" | "undelete",
-  help: string,
-): (args: string[]) => Promise<number> {
-  return async (args) => {
-    const parsed = parseCommand({
-      name: `secret ${action}`,
-      help,
-      args: "<path>",
-      options: { versions: { type: "string", short: "v", multiple: true } },
-      minPositionals: 1,
-      maxPositionals: 1,
-    }, args);
-    if (!parsed) return 0;
-    const path = checkSecretPath(parsed.positionals[0]!);
-    const versions = parseVersionList(stringFlags(parsed.values, "versions"));
-    await withNexus((nexus) =>
-      nexus.json(`${SECRETS}?action=${action}`, { path, versions }, {
-        subject: `Secret "${path}"`,
-        notFound: action === "undelete"
-          ? `Secret "${path}" not found, or none of the given versions is deleted`
-          : `Secret "${path}" not found`,
-      })
-    );
-    await writeStdout("OK\n");
-    return ExitCode.Ok;
-  };
-}
-
 async function list(args: string[]): Promise<number> {
   const parsed = parseCommand({
     name: "secret list",
@@ -480,8 +432,8 @@ export function runSecret(args: string[]): Promise<number> {
   return dispatchSubcommand("secret", SECRET_HELP, {
     put,
     get,
-    delete: versionsCommand("delete", DELETE_HELP),
-    undelete: versionsCommand("undelete", UNDELETE_HELP),
+    delete: (rest) => deleteSecret(rest, checkSecretPath),
+    undelete: (rest) => undeleteSecret(rest, checkSecretPath),
     list,
     metadata: (rest) =>
       dispatchSubcommand("secret metadata", METADATA_GROUP_HELP, {
