@@ -40,9 +40,9 @@ function sourceOf(name: string, text: string): AuditSource {
 async function writeLines(file: string, from: number, to: number) {
   const log = await AuditLog.open(file);
   for (let i = from; i <= to; i++) log.write(record(i));
-  const head = log.head;
+  // Lines go out once per turn of the event loop, or at close.
   log.close();
-  return head;
+  return log.head;
 }
 
 function lines(text: string): string[] {

@@ -49,7 +49,12 @@ export interface KeeperSyncOptions {
   /** Threshold-1 development mode. */
   readonly allowThresholdOne: boolean;
   /** The store checkpoint to push with the shards, if any. */
-  readonly checkpoint: () => Checkpoint | undefined;
+  readonly checkpoint: () => Promise<Checkpoint | undefined>;
+  /**
+   * Whether this process runs the periodic pushes now (replicas: only the
+   * push leader does; on-demand pushes run anyway). Default: always.
+   */
+  readonly leads?: () => boolean;
   /** The operational log. */
   readonly log: Logger;
 }
@@ -96,10 +101,11 @@ export class KeeperSync {
    * @param delayMs the longest wait
    */
   soon(delayMs: number): void {
-    // Locked: no key to push (audit lines come while nexus waits for it).
+    // Locked: no key to push (audit lines come while nexus waits for it);
+    // replicas: the push leader pushes.
     if (
       this.#soon !== undefined || this.#stopped ||
-      !this.#options.state.unlocked
+      !this.#options.state.unlocked || !(this.#options.leads?.() ?? true)
     ) {
       return;
     }
@@ -124,7 +130,7 @@ export class KeeperSync {
         allowThresholdOne: this.#options.allowThresholdOne,
       });
       try {
-        const checkpoint = this.#options.checkpoint();
+        const checkpoint = await this.#options.checkpoint();
         const results = await Promise.all(
           shards.map((s) => keepers.pushShard(s, checkpoint)),
         );
@@ -179,7 +185,7 @@ export class KeeperSync {
     let retryMs = RETRY_FIRST_MS;
     let push = pushFirst;
     while (!signal.aborted) {
-      if (push) {
+      if (push && (this.#options.leads?.() ?? true)) {
         try {
           await this.pushNow(this.lagging ? "retry" : "interval");
         } catch (e) {

@@ -31,7 +31,7 @@ import {
   recoverFromKeepers,
 } from "./lifecycle.ts";
 import { KeeperSync } from "./keeper_sync.ts";
-import { AuditLog, newTrailId } from "./audit.ts";
+import { AuditLog, type AuditRecord, newTrailId } from "./audit.ts";
 import { AuditAnchors } from "./audit_anchor.ts";
 import { createDispatcher, type Route, routeKey } from "./router.ts";
 import { operatorRoutes } from "./routes/operator.ts";
@@ -41,15 +41,29 @@ import { IntegrityError } from "./store/integrity.ts";
 import type { PolicyRecord } from "./store/policy_store.ts";
 import { ErrorCode } from "../../lib/wire/errors.ts";
 import { StoreError, type StoreMeta } from "./store/backend.ts";
+import { PostgresBackend } from "./store/postgres_backend.ts";
+import { ReplicatedPolicyEngine } from "./ha/policy_sync.ts";
+import { poolSettings, Replication } from "./ha/replication.ts";
+import { startSharedStore } from "./ha/first_start.ts";
 
 const HELP = `spike nexus: the SPIKE secrets store
 
 Environment (defaults in brackets):
   SPIKE_NEXUS_TLS_PORT                 listen address [:8553]
-  SPIKE_NEXUS_BACKEND_STORE            sqlite or memory [sqlite]
-  SPIKE_NEXUS_DATA_DIR                 data folder [~/.spike/data]
-  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite);
-                                       pin each keeper's SPIFFE ID with
+  SPIKE_NEXUS_BACKEND_STORE            sqlite, postgres or memory [sqlite]
+  SPIKE_NEXUS_DATA_DIR                 data folder (sqlite) [~/.spike/data]
+  SPIKE_NEXUS_DATABASE_URL             postgres://user@host:port/db?sslmode=…
+                                       (postgres; sslmode verify-full default)
+  SPIKE_NEXUS_DATABASE_CA              CA file of the database server
+  SPIKE_NEXUS_DATABASE_CLIENT_CERT / _KEY  client certificate files, or
+                                       CLIENT_CERT=svid for nexus's SVID
+  SPIKE_NEXUS_DATABASE_POOL_SIZE       connections per replica [10]
+  SPIKE_NEXUS_DATABASE_STATEMENT_TIMEOUT  [10s]
+  SPIKE_NEXUS_DATABASE_IDLE_TRANSACTION_TIMEOUT  [5s]
+  SPIKE_NEXUS_POLICY_CHECK_INTERVAL    policy generation check (postgres) [1s]
+  SPIKE_NEXUS_REPLICA_NAME             this replica's name in pilot status
+  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite,
+                                       postgres); pin each keeper's SPIFFE ID with
                                        https://keeper-1:8443#spiffe://<td>/spike/keeper/1
   SPIKE_NEXUS_SHAMIR_SHARES            shares = number of keepers [3]
   SPIKE_NEXUS_SHAMIR_THRESHOLD         shares needed to rebuild the key [2]
@@ -116,16 +130,30 @@ export async function main(args: string[]): Promise<number> {
 async function loadPolicies(
   store: NexusStore,
   report: (message: string, policy?: string) => void,
-): Promise<PolicyRecord[]> {
+): Promise<{ generation: number; records: PolicyRecord[] }> {
   try {
-    return await store.policies.loadPolicies((name, e) =>
+    return await store.policies.loadPolicySnapshot((name, e) =>
       report(`${e.message}; it grants nothing`, name)
     );
   } catch (e) {
     if (!(e instanceof IntegrityError)) throw e;
     report(`${e.message}; no policy grants anything`);
-    return [];
+    const set = await store.backend.readPolicySet();
+    return { generation: set?.generation ?? 0, records: [] };
   }
+}
+
+// A store split differently from what this nexus is configured for.
+function splitMismatch(
+  meta: StoreMeta,
+  config: NexusConfig,
+): string | undefined {
+  if (
+    meta.shareCount === config.shares && meta.threshold === config.threshold
+  ) {
+    return undefined;
+  }
+  return `This store was split into ${meta.shareCount} shares with threshold ${meta.threshold}, but SPIKE_NEXUS_SHAMIR_SHARES=${config.shares} and SPIKE_NEXUS_SHAMIR_THRESHOLD=${config.threshold}: set them to the store's values`;
 }
 
 async function run(config: NexusConfig, log: Logger): Promise<number> {
@@ -150,17 +178,15 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   const store = await openStore({
     backend: config.backend,
     dataDir: config.backend === "sqlite" ? resolveDataDir() : undefined,
+    postgres: config.replica && poolSettings(config.replica, source),
     maxVersions: config.maxSecretVersions,
     log,
   });
   let meta: StoreMeta | undefined = await store.readMeta();
-  if (
-    meta && config.backend === "sqlite" &&
-    (meta.shareCount !== config.shares || meta.threshold !== config.threshold)
-  ) {
-    console.error(
-      `This store was split into ${meta.shareCount} shares with threshold ${meta.threshold}, but SPIKE_NEXUS_SHAMIR_SHARES=${config.shares} and SPIKE_NEXUS_SHAMIR_THRESHOLD=${config.threshold}: set them to the store's values`,
-    );
+  const mismatch = meta && config.backend !== "memory" &&
+    splitMismatch(meta, config);
+  if (mismatch) {
+    console.error(mismatch);
     await store.close();
     return 2;
   }
@@ -169,9 +195,45 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   // lost lines or audit lines go to stderr.
   const stored = await store.backend.readAuditAnchor().catch(() => undefined);
   const audit = await AuditLog.open(config.auditLog, stored);
-  const engine = new PolicyEngine();
+  // Lines no answer waits on (refused connections, requests the server
+  // answers itself, policies failing their check) are queued; a line that
+  // cannot be written is logged.
+  const auditQueued = (record: AuditRecord) =>
+    void audit.write(record).catch((e) =>
+      log.error("Audit line not written", {
+        error: e instanceof Error ? e.name : "unknown",
+      })
+    );
+  const engine = config.replica
+    ? new ReplicatedPolicyEngine()
+    : new PolicyEngine();
+  const reloadPolicies = async (): Promise<number> => {
+    const { generation, records } = await loadPolicies(
+      store,
+      (message, policy) => {
+        log.warn(message, policy === undefined ? {} : { policy });
+        auditQueued({
+          trail: newTrailId(),
+          caller: null,
+          route: "",
+          action: "load-policies",
+          resource: policy ?? null,
+          outcome: "error",
+          status: 0,
+          err: ErrorCode.Integrity,
+          durationMs: 0,
+        });
+      },
+    );
+    for (const p of engine.load(records)) {
+      log.error("Stored policy is invalid; it grants nothing", { ...p });
+    }
+    return generation;
+  };
   const guard = new RollbackGuard(store, log);
   const anchors = new AuditAnchors(store, audit, log);
+  // Assigned below, once the push loop exists.
+  let replication: Replication | undefined;
   const state = new RootKeyState(async (keys) => {
     try {
       await store.unlock(keys);
@@ -190,27 +252,10 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     // keepers that answered (those whose shards rebuilt the key among them).
     guard.settle(keepers?.checkpoints() ?? []);
     await anchors.settle(guard.keeperAudit);
-    const problems = await engine.reload(() =>
-      loadPolicies(store, (message, policy) => {
-        log.warn(message, policy === undefined ? {} : { policy });
-        audit.write({
-          trail: newTrailId(),
-          caller: null,
-          route: "",
-          action: "load-policies",
-          resource: policy ?? null,
-          outcome: "error",
-          status: 0,
-          err: ErrorCode.Integrity,
-          durationMs: 0,
-        });
-      })
-    );
-    for (const p of problems) {
-      log.error("Stored policy is invalid; it grants nothing", { ...p });
-    }
+    if (replication) await replication.activate();
+    else await reloadPolicies();
   });
-  const keepers = config.backend === "sqlite"
+  const keepers = config.backend !== "memory"
     ? new Keepers(
       config.keeperPeers,
       (peer) =>
@@ -240,7 +285,15 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       meta: () => meta,
       intervalMs: config.keeperUpdateIntervalMs,
       allowThresholdOne: config.allowThresholdOne,
-      checkpoint: () => guard.checkpoint(anchors.anchor()),
+      checkpoint: async () => {
+        // PostgreSQL: the writes the replicas logged go into the digest.
+        await store.fold().catch((e) =>
+          log.error("Store digest not folded", { error: (e as Error).name })
+        );
+        return guard.checkpoint(anchors.anchor());
+      },
+      // With replicas, the push-loop leader pushes (a restore pushes too).
+      leads: () => replication?.isLeader ?? true,
       log,
     })
     : undefined;
@@ -248,6 +301,23 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   store.onCommit(() => sync?.soon(config.checkpointDelayMs));
   // And audit lines reach the anchors as soon.
   audit.afterWrite = () => sync?.soon(config.checkpointDelayMs);
+  if (config.replica && store.backend instanceof PostgresBackend) {
+    const active = new Replication({
+      backend: store.backend,
+      config: config.replica,
+      port: config.listen.port,
+      unlocked: () => state.unlocked,
+      reload: reloadPolicies,
+      onLeader: () =>
+        void sync?.pushNow("became the push leader").catch((e) =>
+          log.error("Shard push failed", { error: (e as Error).name })
+        ),
+      log,
+    });
+    (engine as ReplicatedPolicyEngine).onLocalChange = () =>
+      active.policiesChanged();
+    replication = active;
+  }
   const restore = new RestoreSession(
     state,
     () => meta,
@@ -264,6 +334,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       backend: config.backend,
       allowThresholdOne: config.allowThresholdOne,
       push: sync && ((why: string) => sync.pushNow(why)),
+      replicas: replication && (() => replication!.replicas()),
       guard,
       check: () => store.check(),
       auditAnchor: () => ({ anchor: anchors.newest, head: audit.head }),
@@ -282,15 +353,18 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     handler: createDispatcher({
       routes,
       // A store that fails its digest or is older than the keepers'
-      // checkpoint is held: its key is known, its data is not served.
-      isUnlocked: () => state.unlocked && guard.serving,
+      // checkpoint is held: its key is known, its data is not served. A
+      // replica that cannot confirm its policies are current (cut off from
+      // the database) answers 503 rather than use stale grants.
+      isUnlocked: () =>
+        state.unlocked && guard.serving && (replication?.serving ?? true),
       heldReason: () => state.unlocked ? guard.status()?.reason : undefined,
       audit,
       log,
     }),
     // The server logs these, one line per source and interval, plus a count.
     onRefused: (reason, peer, count) => {
-      audit.write({
+      auditQueued({
         trail: "tls",
         caller: peer,
         route: "",
@@ -312,7 +386,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         code: info.code,
         status: info.status,
       });
-      audit.write({
+      auditQueued({
         trail,
         caller: info.peerId.uri,
         route: info.path,
@@ -333,6 +407,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   Deno.addSignalListener("SIGHUP", reopenAudit);
   console.error(`SPIKE nexus ${own.uri} listening on port ${server.port}`);
   log.info("Nexus listening", { port: server.port, backend: config.backend });
+  replication?.start();
 
   const lifecycle = (async () => {
     if (config.backend === "memory") {
@@ -352,7 +427,23 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       );
       return;
     }
-    if (!meta) {
+    let created = false;
+    if (!meta && store.backend instanceof PostgresBackend) {
+      const shared = await startSharedStore({
+        backend: store.backend,
+        config,
+        state,
+        keepers: keepers!,
+        log,
+        signal: abort.signal,
+      });
+      if (!shared) return;
+      const mismatch = splitMismatch(shared.meta, config);
+      if (mismatch) throw new NewStoreRefusedError(mismatch);
+      meta = shared.meta;
+      created = shared.created;
+      if (created) log.info("New store initialized with a fresh root key");
+    } else if (!meta) {
       meta = await initializeNewStore({
         store,
         config,
@@ -362,7 +453,10 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         signal: abort.signal,
       });
       if (!meta) return;
+      created = true;
       log.info("New store initialized with a fresh root key");
+    }
+    if (created) {
       await sync!.run(abort.signal, true);
     } else {
       const recovered = await recoverFromKeepers({
@@ -399,6 +493,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   abort.abort();
   await lifecycle;
   await server.close();
+  await replication?.close();
   keepers?.close();
   // The last line anchored, so a restart on an emptied or rotated file
   // goes on from it exactly.

@@ -16,7 +16,8 @@ import { withNexus } from "./nexus.ts";
 import { formatTime, render, writeStdout } from "./output.ts";
 
 const STATUS_HELP =
-  `Show SPIKE Nexus's state: locked, unlocked or held, shards, restore progress, keepers.
+  `Show SPIKE Nexus's state: locked, unlocked or held, shards, restore progress,
+keepers, and (on PostgreSQL) every replica and which one leads the push loop.
 
 Usage:
   spike pilot status [-f human|json|yaml]
@@ -51,6 +52,17 @@ function keeperLine(keeper: Record<string, unknown>): string {
     line += ` (last error: ${keeper.lastError})`;
   }
   return line;
+}
+
+function replicaLine(replica: Record<string, unknown>): string {
+  const name = typeof replica.name === "string" && replica.name !== ""
+    ? replica.name
+    : `replica ${replica.id ?? "?"}`;
+  return `  ${replica.pushLeader === true ? "*" : " "} ${name}  ${
+    replica.address ?? "address unknown"
+  }  pid ${replica.pid ?? "?"}  ${replica.state ?? "unknown"}  seen ${
+    replica.secondsSinceSeen ?? "?"
+  } s ago${replica.self === true ? "  (answered this call)" : ""}`;
 }
 
 /**
@@ -97,6 +109,14 @@ export function formatStatusHuman(status: Record<string, unknown>): string {
   }
   lines.push(keepers.length === 0 ? "Keepers:  none" : "Keepers:");
   lines.push(...keepers.map(keeperLine));
+  if (status.database === "unreachable") {
+    lines.push("Replicas: unknown (this replica cannot reach the database)");
+  } else if (Array.isArray(status.replicas)) {
+    lines.push("Replicas: (* leads the keeper push loop)");
+    lines.push(
+      ...(status.replicas as Record<string, unknown>[]).map(replicaLine),
+    );
+  }
   return lines.join("\n") + "\n";
 }
 

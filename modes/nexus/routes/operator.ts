@@ -28,6 +28,7 @@ import {
 import type { SpiffeId } from "../../../lib/spiffe/id.ts";
 import type { StoreMeta } from "../store/backend.ts";
 import type { Keepers } from "../keepers.ts";
+import type { ReplicaView } from "../ha/presence.ts";
 import type { PushResult } from "../keeper_sync.ts";
 import type { RestoreSession } from "../restore.ts";
 import type { RollbackGuard } from "../rollback_guard.ts";
@@ -51,6 +52,8 @@ export interface OperatorDeps {
    * operator); undefined without keepers (memory backend).
    */
   readonly push: ((why: string) => Promise<PushResult>) | undefined;
+  /** The replicas of a shared store (postgres backend). */
+  readonly replicas?: (() => Promise<ReplicaView[]>) | undefined;
   /** Holds a store that was rolled back or fails its digest. */
   readonly guard: RollbackGuard;
   /** Checks every stored row and the digest. */
@@ -287,7 +290,21 @@ async function status(deps: OperatorDeps, ctx: RouteContext) {
     },
     keepers: deps.keepers?.statuses ?? [],
     integrity: integrity ?? null,
+    ...(deps.replicas ? await replicaStatus(deps.replicas) : {}),
   });
+}
+
+// The replicas the database lists, and which one leads the push loop.
+async function replicaStatus(list: () => Promise<ReplicaView[]>) {
+  try {
+    const replicas = await list();
+    return {
+      replicas,
+      pushLeader: replicas.find((r) => r.pushLeader)?.id ?? null,
+    };
+  } catch {
+    return { replicas: null, pushLeader: null, database: "unreachable" };
+  }
 }
 
 async function push(deps: OperatorDeps, ctx: RouteContext) {

@@ -114,10 +114,32 @@ export interface SecretWrite {
   readonly pruneBelow?: number;
 }
 
+/**
+ * A write the rows hold but the integrity row does not yet (PostgreSQL,
+ * whose writes log themselves for the push leader to fold in).
+ */
+export interface PendingWrite {
+  /** The log entry's id. */
+  readonly id: number;
+  /** The secret path, or null for the policy set. */
+  readonly path: string | null;
+  /** The revision (or generation) before the write, 0 for a new one. */
+  readonly from: number;
+  /** The revision (or generation) the write made. */
+  readonly to: number;
+}
+
 /** What the store digest covers, read in one snapshot. */
 export interface IntegritySnapshot {
   /** The integrity row, absent before anchoring (schema 2, a new store). */
   readonly row?: IntegrityRow;
+  /**
+   * Whether the store's data predates the integrity row (schema 1 or 2
+   * data, not anchored yet), so its first unlock anchors it.
+   */
+  readonly needsAnchor?: boolean;
+  /** Writes the rows hold that the row does not yet (see PendingWrite). */
+  readonly pending?: readonly PendingWrite[];
   /** Every secret path, by code point ascending. */
   readonly paths: readonly string[];
   /** The revision of each path, in the order of `paths`. */
@@ -133,6 +155,8 @@ export interface IntegritySnapshot {
  * synchronous, so a synchronous transaction (SQLite) can make them.
  */
 export interface WriteLedger {
+  /** The integrity row as stored (outside a write transaction). */
+  readonly row: IntegrityRow;
   /**
    * A secret path moved from revision `from` (0: new) to `to`.
    *
@@ -156,6 +180,12 @@ export interface WriteLedger {
   rollbackTo(mark: number): void;
   /** The transaction committed, with the sealed row. */
   commit(): void;
+  /**
+   * A write committed that logged itself for folding (backends with
+   * {@linkcode StoreBackend.foldPending}): the checkpoint that folds it
+   * should follow soon.
+   */
+  logged(): void;
 }
 
 /** The audit chain's head as anchored in the store. */
@@ -221,9 +251,9 @@ export interface PolicyChange {
  * as it was; reads keep working.
  */
 export interface StoreBackend {
-  /** `sqlite` or `memory`. */
+  /** `sqlite`, `postgres` or `memory`. */
   readonly kind: string;
-  /** Where the data lives (file path), or undefined for memory. */
+  /** Where the data lives (file path, database URL), or undefined for memory. */
   readonly location: string | undefined;
   /**
    * Present while the stored data is in schema 1; the store migrates it on
@@ -276,8 +306,24 @@ export interface StoreBackend {
    * Stores the integrity row, replacing any: the anchor of a new store, of
    * a store of schema 2 (which becomes schema 3 in the same transaction),
    * and of a rollback an operator accepted.
+   *
+   * @param row the row, computed from the rows as they are
+   * @param folded pending writes the row includes, to drop from the log
    */
-  anchorIntegrity(row: IntegrityRow): Promise<void>;
+  anchorIntegrity(
+    row: IntegrityRow,
+    folded?: readonly PendingWrite[],
+  ): Promise<void>;
+  /**
+   * Folds the pending writes into the integrity row through `ledger`, in
+   * one transaction: only for a backend whose writes log themselves
+   * (PostgreSQL); the others update the row inside every write.
+   *
+   * @returns false when the stored row is not the one `ledger` expects
+   *   (another replica folded, or the row was changed): the ledger must be
+   *   rebuilt from the store
+   */
+  foldPending?(ledger: WriteLedger): Promise<boolean>;
   /**
    * From now on, every secret and policy write calls `ledger` inside its
    * transaction and stores the row it returns; undefined detaches.

@@ -216,7 +216,8 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
   }
 
   /**
-   * Calls `listener` after each commit that wrote something.
+   * Calls `listener` after each commit that wrote something, and after
+   * each write logged for folding.
    *
    * @param listener gets the committed row
    */
@@ -303,6 +304,12 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
     this.#sealing = undefined;
     if (this.#generation === this.#committed) return;
     this.#committed = this.#generation;
+    const row = this.row;
+    for (const listener of this.#listeners) listener(row);
+  }
+
+  /** See {@linkcode WriteLedger.logged}. */
+  logged(): void {
     const row = this.row;
     for (const listener of this.#listeners) listener(row);
   }

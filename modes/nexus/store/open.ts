@@ -20,7 +20,6 @@ import type { Logger } from "../../../lib/log.ts";
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import { SecretService } from "../secrets/secret_service.ts";
 import {
-  FORMAT2_SCHEMA_VERSION,
   type IntegrityRow,
   type IntegritySnapshot,
   type Sealed,
@@ -37,6 +36,8 @@ import {
   verifyCheckpoint,
 } from "./checkpoint_mac.ts";
 import { IntegrityLedger } from "./integrity_ledger.ts";
+import { unfoldPending } from "./pending_writes.ts";
+import { sameBytes } from "./store_digest.ts";
 import { type CheckProblem, checkRows } from "./store_check.ts";
 import { prepareDataDir, resolveDataDir } from "./data_dir.ts";
 import { type Keyring, newKeyring, openKeyring } from "./keyring.ts";
@@ -45,13 +46,15 @@ import { PolicyStore } from "./policy_store.ts";
 import { RecordCipher } from "./record_cipher.ts";
 import { schema1Converter } from "./schema1.ts";
 import { SqliteBackend } from "./sqlite_backend.ts";
+import { PostgresBackend } from "./postgres_backend.ts";
+import type { PoolSettings } from "./postgres_connect.ts";
 
 export { resolveDataDir };
 
 /** Settings of {@linkcode openStore}. */
 export interface StoreConfig {
-  /** `sqlite` (persistent) or `memory`. */
-  readonly backend: "sqlite" | "memory";
+  /** `sqlite` (persistent, one host), `postgres` (replicas) or `memory`. */
+  readonly backend: "sqlite" | "postgres" | "memory";
   /**
    * SQLite data directory; default from {@linkcode resolveDataDir}. It is
    * created with mode 0700 if missing.
@@ -59,6 +62,8 @@ export interface StoreConfig {
   readonly dataDir?: string | undefined;
   /** Versions kept per secret (`SPIKE_NEXUS_MAX_SECRET_VERSIONS`). */
   readonly maxVersions: number;
+  /** The PostgreSQL pool (postgres backend). */
+  readonly postgres?: PoolSettings | undefined;
   /** SQLite busy timeout in ms (default 5000). */
   readonly busyTimeoutMs?: number;
   /** Where a migration reports progress and what it resolved. */
@@ -183,27 +188,27 @@ export class NexusStore {
       written,
     );
     this.#policies = new PolicyStore(this.backend, records, written);
-    await this.#checkIntegrity(meta.schemaVersion ?? FORMAT2_SCHEMA_VERSION);
+    await this.#checkIntegrity();
   }
 
   // Checks the rows against the integrity row and follows writes from
   // then on; anchors a store that never had an integrity row (a new store,
   // or one of schema 1 or 2, after checking every row), and holds one that
   // has rows but lost its integrity row.
-  async #checkIntegrity(schemaVersion: number): Promise<void> {
+  async #checkIntegrity(): Promise<void> {
     const snapshot = await this.backend.readIntegrity();
-    const ledger = this.#newLedger(snapshot, snapshot.row?.epoch ?? 0);
-    this.#found = ledger.row;
+    const current = this.#newLedger(snapshot, snapshot.row?.epoch ?? 0);
+    this.#found = current.row;
     if (snapshot.row) {
-      const problem = ledger.mismatch(snapshot.row);
-      if (problem) {
+      const problem = this.#compare(snapshot);
+      if (typeof problem === "string") {
         return this.#holdWith({ kind: "tampered", message: problem });
       }
-      return this.#follow(ledger);
+      return this.#follow(problem);
     }
     const empty = snapshot.paths.length === 0 &&
       snapshot.policyGeneration === 0;
-    if (!empty && schemaVersion > FORMAT2_SCHEMA_VERSION) {
+    if (!empty && !snapshot.needsAnchor) {
       return this.#holdWith({
         kind: "unanchored",
         message:
@@ -220,12 +225,23 @@ export class NexusStore {
         this.#log?.warn(`Anchored as it is: ${p.message}`);
       }
     }
-    await this.#anchor(ledger);
+    await this.#anchor(current, snapshot.pending);
     if (!empty) {
       this.#log?.warn("Store digest anchored: the store is in schema 3", {
-        generation: ledger.row.generation,
+        generation: current.row.generation,
       });
     }
+  }
+
+  // The ledger of a snapshot as its integrity row was folded at (pending
+  // writes taken out), when it matches the row; else why not.
+  #compare(snapshot: IntegritySnapshot): IntegrityLedger | string {
+    const stored = snapshot.row;
+    if (!stored) return "The integrity row is missing";
+    const unfolded = unfoldPending(snapshot);
+    if (unfolded.problem !== undefined) return unfolded.problem;
+    const ledger = this.#newLedger(unfolded.snapshot, stored.epoch);
+    return ledger.mismatch(stored) ?? ledger;
   }
 
   #newLedger(snapshot: IntegritySnapshot, epoch: number): IntegrityLedger {
@@ -237,9 +253,32 @@ export class NexusStore {
     );
   }
 
-  async #anchor(ledger: IntegrityLedger): Promise<void> {
-    await this.backend.anchorIntegrity(ledger.row);
+  async #anchor(
+    ledger: IntegrityLedger,
+    folded: IntegritySnapshot["pending"],
+  ): Promise<void> {
+    await this.backend.anchorIntegrity(ledger.row, folded);
     this.#follow(ledger);
+  }
+
+  /**
+   * Folds the writes the backend logged into the integrity row (PostgreSQL:
+   * the push leader, before each checkpoint). When another replica folded
+   * first, the ledger is built again from the store and checked; a store
+   * that fails that check is held.
+   */
+  async fold(): Promise<void> {
+    const ledger = this.#ledger;
+    if (!ledger || !this.backend.foldPending) return;
+    if (await this.backend.foldPending(ledger)) return;
+    const result = this.#compare(await this.backend.readIntegrity());
+    if (typeof result === "string") {
+      this.#log?.error(result);
+      return this.#holdWith({ kind: "tampered", message: result });
+    }
+    this.#follow(result);
+    // Rebuilt at the row as stored: what is logged since goes in now.
+    await this.backend.foldPending(result);
   }
 
   #follow(ledger: IntegrityLedger): void {
@@ -357,14 +396,21 @@ export class NexusStore {
     // between (SQLite and memory apply writes in their own turns).
     const snapshot = await this.backend.readIntegrity();
     const ledger = this.#ledger;
-    const differences = ledger?.differences(snapshot);
     const stored = snapshot.row;
-    if (!stored) {
-      problems.push({ kind: "store", message: "The integrity row is missing" });
-    } else {
-      const problem = this.#newLedger(snapshot, stored.epoch).mismatch(stored);
-      if (problem) problems.push({ kind: "store", message: problem });
+    const compared = stored || !snapshot.needsAnchor
+      ? this.#compare(snapshot)
+      : undefined;
+    if (typeof compared === "string") {
+      problems.push({ kind: "store", message: compared });
     }
+    // Against what this nexus wrote: when its ledger is the stored row's
+    // (always on SQLite; on PostgreSQL when this replica folded last).
+    const unfolded = unfoldPending(snapshot);
+    const differences = ledger && stored &&
+        unfolded.problem === undefined &&
+        sameBytes(ledger.row.mac, stored.mac)
+      ? ledger.differences(unfolded.snapshot)
+      : undefined;
     // Paths the row check named already (a head put back older) are not
     // named twice; a path removed altogether is only found here.
     const named = new Set(problems.map((p) => p.name));
@@ -422,8 +468,9 @@ export class NexusStore {
    */
   async accept(epoch: number): Promise<IntegrityRow> {
     if (!this.#keys) throw notReady();
-    const ledger = this.#newLedger(await this.backend.readIntegrity(), epoch);
-    await this.#anchor(ledger);
+    const snapshot = await this.backend.readIntegrity();
+    const ledger = this.#newLedger(snapshot, epoch);
+    await this.#anchor(ledger, snapshot.pending);
     return ledger.row;
   }
 
@@ -532,13 +579,21 @@ function notReady(): ApiError {
  *
  * @param config backend and settings
  * @returns the store, locked
- * @throws {StoreError} when the SQLite file cannot be opened or has a newer
- * schema; `ConfigError` for a refused data directory
+ * @throws {StoreError} when the SQLite file or the database cannot be
+ * opened or has a newer schema; `ConfigError` for a refused data directory
  */
 export function openStore(config: StoreConfig): Promise<NexusStore> {
   try {
     if (!Number.isSafeInteger(config.maxVersions) || config.maxVersions < 1) {
       throw new StoreError("Max secret versions must be a whole number from 1");
+    }
+    if (config.backend === "postgres") {
+      if (!config.postgres) {
+        throw new StoreError("The postgres backend needs its connection");
+      }
+      return PostgresBackend.open(config.postgres).then((backend) =>
+        new NexusStore(backend, config.maxVersions, config.log)
+      );
     }
     if (config.backend === "memory") {
       return Promise.resolve(

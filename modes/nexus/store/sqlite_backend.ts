@@ -541,6 +541,8 @@ export class SqliteBackend implements StoreBackend {
             },
           }
           : {}),
+        // A store of schema 1 or 2 gets its first row when unlocked.
+        needsAnchor: this.#integrity === undefined,
         paths: rows.map((r) => r[0]),
         revisions: rows.map((r) => r[1]),
         policyGeneration: (set?.generation ?? 0) as number,
