@@ -465,8 +465,6 @@ function denoArgs(s: Setup, script: string): string[] {
   return [
     "run",
     "--no-lock",
-    // The repository's import map: the store imports npm packages by name.
-    `--config=${repo}deno.json`,
     `--allow-read=${s.dir},${repo}`,
     `--allow-write=${s.dir}`,
     script,
