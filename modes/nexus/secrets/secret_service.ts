@@ -385,17 +385,20 @@ export class SecretService {
    * @throws {IntegrityError} naming what fails
    */
   async verify(path: string): Promise<number | undefined> {
-    const state = await this.#read(path);
-    if (!state) return undefined;
-    const { head, row } = state;
-    const highest = highestOf(head);
-    for (let v = head.lowest; v < highest; v++) {
-      const again = await this.#backend.readSecret(path, v);
-      // Written meanwhile: the rows belong to another revision now.
-      if (again?.revision !== row.revision) return await this.verify(path);
-      await this.#values(path, v, again.record);
+    attempts: for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const state = await this.#read(path);
+      if (!state) return undefined;
+      const { head, row } = state;
+      const highest = highestOf(head);
+      for (let v = head.lowest; v < highest; v++) {
+        const again = await this.#backend.readSecret(path, v);
+        // Written meanwhile: the rows belong to another revision now.
+        if (again?.revision !== row.revision) continue attempts;
+        await this.#values(path, v, again.record);
+      }
+      return highest - head.lowest;
     }
-    return highest - head.lowest;
+    throw keptChanging(path);
   }
 
   // Reads a path and checks it: the head is not older than the revision
