@@ -87,8 +87,11 @@ Deno.test("reopen moves later lines to a new file at the path, none split or los
     await audit.write(record(100));
     const rotated = await resources(`${path}.1`);
     const fresh = await resources(path);
+    // The new file starts with the audit chain's reopen line.
+    const [first] = (await Deno.readTextFile(path)).split("\n");
+    assert.equal(JSON.parse(first!).audit.action, "audit-reopen");
     assert.deepEqual(
-      [...rotated, ...fresh],
+      [...rotated, ...fresh.slice(1)],
       Array.from({ length: 101 }, (_, n) => `apps/${n}`),
     );
     assert.equal(fresh.at(-1), "apps/100", "the new file gets later lines");
