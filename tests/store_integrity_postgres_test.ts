@@ -122,6 +122,7 @@ Deno.test({
       schema,
       `DROP TABLE $S.spike_integrity, $S.spike_integrity_log,
          $S.spike_audit_anchor;
+       DROP INDEX $S.spike_secrets_revisions;
        UPDATE $S.spike_meta SET schema_version = 2`,
     );
     store = await replica(schema, keys);

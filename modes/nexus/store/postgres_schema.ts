@@ -175,6 +175,8 @@ INSERT INTO spike_meta (id, schema_version) VALUES (1, 2);
 `;
 
 const INTEGRITY = `
+CREATE INDEX spike_secrets_revisions ON spike_secrets (path)
+  INCLUDE (revision);
 CREATE TABLE spike_integrity (
   id integer PRIMARY KEY CHECK (id = 1),
   epoch bigint NOT NULL CHECK (epoch >= 0),
