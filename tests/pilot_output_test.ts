@@ -171,6 +171,28 @@ Deno.test("status prints state, shards, restore progress and a line per keeper",
   assert.ok(!memory.includes("Restore:"));
 });
 
+Deno.test("status of a held store says why and where the store and the keepers stand", () => {
+  const text = formatStatusHuman({
+    state: "held",
+    backend: "sqlite",
+    threshold: 2,
+    shares: 3,
+    restore: { collected: 0, remaining: 2 },
+    keepers: [],
+    integrity: {
+      state: "rolled-back",
+      reason: "The store is older than the keepers' checkpoint",
+      store: { epoch: 0, generation: 12 },
+      checkpoint: { epoch: 0, generation: 15 },
+    },
+  });
+  assert.match(
+    text,
+    /^State: {4}held\n.*\nStore: {4}12 writes \(epoch 0\), keepers' checkpoint 15 \(epoch 0\)\nHeld: {5}The store is older than the keepers' checkpoint\n/s,
+  );
+  assert.ok(!text.includes("Restore:"));
+});
+
 Deno.test("restore prints progress or the restored message", () => {
   assert.equal(
     formatRestoreStatus({ collected: 1, remaining: 2, restored: false }),
