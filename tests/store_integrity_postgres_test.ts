@@ -187,3 +187,34 @@ Deno.test({
     assert.equal((await reopen())?.kind, "unanchored");
   },
 });
+
+Deno.test({
+  ...opts,
+  name: "each replica's audit chain has its own anchor, bound to its name",
+  async fn() {
+    const schema = await freshSchema();
+    const keys = await newStoreKeys();
+    const store = await replica(schema, keys);
+    try {
+      const head = (seq: number) => ({
+        seq,
+        hash: new Uint8Array(32).fill(seq),
+      });
+      await store.anchorAudit(head(5), "east");
+      await store.anchorAudit(head(9), "west");
+      assert.equal((await store.auditAnchor("east"))?.seq, 5);
+      assert.equal((await store.auditAnchor("west"))?.seq, 9);
+      assert.equal(await store.auditAnchor(""), undefined);
+      // One replica's row copied over another's does not verify.
+      await admin(
+        schema,
+        `UPDATE $S.spike_audit_anchor SET (seq, hash, mac) =
+           (SELECT seq, hash, mac FROM $S.spike_audit_anchor
+            WHERE name = 'west') WHERE name = 'east'`,
+      );
+      assert.equal(await store.auditAnchor("east"), undefined);
+    } finally {
+      await store.close();
+    }
+  },
+});

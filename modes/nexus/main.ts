@@ -193,7 +193,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   // The chain goes on from the audit file's last line, or from the head
   // the store anchored (not verified yet: that needs the key) when the file
   // lost lines or audit lines go to stderr.
-  const stored = await store.backend.readAuditAnchor().catch(() => undefined);
+  const stored = await store.backend.readAuditAnchor(
+    config.replica?.name ?? "",
+  ).catch(() => undefined);
   const audit = await AuditLog.open(config.auditLog, stored);
   // Lines no answer waits on (refused connections, requests the server
   // answers itself, policies failing their check) are queued; a line that
@@ -231,7 +233,12 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     return generation;
   };
   const guard = new RollbackGuard(store, log);
-  const anchors = new AuditAnchors(store, audit, log);
+  const anchors = new AuditAnchors(
+    store,
+    audit,
+    config.replica?.name ?? "",
+    log,
+  );
   // Assigned below, once the push loop exists.
   let replication: Replication | undefined;
   const state = new RootKeyState(async (keys) => {
@@ -290,7 +297,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         await store.fold().catch((e) =>
           log.error("Store digest not folded", { error: (e as Error).name })
         );
-        return guard.checkpoint(anchors.anchor());
+        // Replicas keep one audit chain each: their anchors stay in the
+        // store, keyed by replica name.
+        return guard.checkpoint(config.replica ? undefined : anchors.newest);
       },
       // With replicas, the push-loop leader pushes (a restore pushes too).
       leads: () => replication?.isLeader ?? true,
@@ -299,8 +308,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     : undefined;
   // Each burst of writes reaches the keepers' checkpoints within the delay.
   store.onCommit(() => sync?.soon(config.checkpointDelayMs));
-  // And audit lines reach the anchors as soon.
-  audit.afterWrite = () => sync?.soon(config.checkpointDelayMs);
+  // Audit lines are anchored in the store as soon, and reach the keepers
+  // with the next checkpoint.
+  audit.afterWrite = () => anchors.soon(config.checkpointDelayMs);
   if (config.replica && store.backend instanceof PostgresBackend) {
     const active = new Replication({
       backend: store.backend,

@@ -329,10 +329,14 @@ export interface StoreBackend {
    * transaction and stores the row it returns; undefined detaches.
    */
   attachLedger(ledger: WriteLedger | undefined): void;
-  /** The audit anchor, absent before the first. */
-  readAuditAnchor(): Promise<AuditAnchorRow | undefined>;
-  /** Replaces the audit anchor. */
-  writeAuditAnchor(anchor: AuditAnchorRow): Promise<void>;
+  /**
+   * An audit chain's anchor, absent before the first.
+   *
+   * @param name whose chain: a replica's name (PostgreSQL), "" for one nexus
+   */
+  readAuditAnchor(name: string): Promise<AuditAnchorRow | undefined>;
+  /** Replaces an audit chain's anchor. */
+  writeAuditAnchor(name: string, anchor: AuditAnchorRow): Promise<void>;
 
   /** The policy set, or undefined before the first policy write. */
   readPolicySet(): Promise<PolicySetRow | undefined>;

@@ -4,7 +4,8 @@
  * audit anchors with the integrity key: HMAC-SHA256 of the JSON
  * `["spike/v3/checkpoint", store, epoch, generation, digest, audit seq,
  * audit hash]` (the audit fields null when absent), and of
- * `["spike/v3/audit-anchor", store, seq, hash]`.
+ * `["spike/v3/audit-anchor", store, name, seq, hash]` (name: the replica's,
+ * "" for one nexus).
  *
  * @module
  */
@@ -75,10 +76,16 @@ export function verifyCheckpoint(
   );
 }
 
-function anchorMac(key: HmacSha256, storeId: Uint8Array, head: AuditHead) {
+function anchorMac(
+  key: HmacSha256,
+  storeId: Uint8Array,
+  name: string,
+  head: AuditHead,
+) {
   return key.mac(encoder.encode(JSON.stringify([
     "spike/v3/audit-anchor",
     storeId.toHex(),
+    name,
     head.seq,
     head.hash.toHex(),
   ])));
@@ -89,18 +96,20 @@ function anchorMac(key: HmacSha256, storeId: Uint8Array, head: AuditHead) {
  *
  * @param key the integrity key
  * @param storeId the store id
+ * @param name whose chain
  * @param head the chain head
  * @returns the row to store
  */
 export function signAuditAnchor(
   key: HmacSha256,
   storeId: Uint8Array,
+  name: string,
   head: AuditHead,
 ): AuditAnchorRow {
   return {
     seq: head.seq,
     hash: new Uint8Array(head.hash),
-    mac: anchorMac(key, storeId, head),
+    mac: anchorMac(key, storeId, name, head),
   };
 }
 
@@ -109,14 +118,16 @@ export function signAuditAnchor(
  *
  * @param key the integrity key
  * @param storeId the store id
+ * @param name whose chain
  * @param row the stored row
  * @returns true when it verifies
  */
 export function verifyAuditAnchor(
   key: HmacSha256,
   storeId: Uint8Array,
+  name: string,
   row: AuditAnchorRow,
 ): boolean {
   return row.hash.length === 32 &&
-    sameBytes(anchorMac(key, storeId, row), row.mac);
+    sameBytes(anchorMac(key, storeId, name, row), row.mac);
 }

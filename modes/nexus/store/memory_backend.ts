@@ -238,13 +238,13 @@ export class MemoryBackend implements StoreBackend {
     this.#ledger = ledger;
   }
 
-  /** See {@linkcode StoreBackend.readAuditAnchor}. */
-  readAuditAnchor(): Promise<AuditAnchorRow | undefined> {
+  /** See {@linkcode StoreBackend.readAuditAnchor}: one nexus, one chain. */
+  readAuditAnchor(_name: string): Promise<AuditAnchorRow | undefined> {
     return this.#run(() => this.#auditAnchor && copyAnchor(this.#auditAnchor));
   }
 
-  /** See {@linkcode StoreBackend.writeAuditAnchor}. */
-  writeAuditAnchor(anchor: AuditAnchorRow): Promise<void> {
+  /** See {@linkcode StoreBackend.writeAuditAnchor}: one nexus, one chain. */
+  writeAuditAnchor(_name: string, anchor: AuditAnchorRow): Promise<void> {
     return this.#run(() => {
       this.#auditAnchor = copyAnchor(anchor);
     });

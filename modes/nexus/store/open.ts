@@ -323,27 +323,30 @@ export class NexusStore {
   }
 
   /**
-   * Anchors the audit chain's head in the store.
+   * Anchors an audit chain's head in the store.
    *
    * @param head the head, a line already written
+   * @param name whose chain: a replica's name, "" for one nexus
    * @throws {ApiError} `state_not_ready` while locked
    */
-  async anchorAudit(head: AuditHead): Promise<void> {
+  async anchorAudit(head: AuditHead, name: string): Promise<void> {
     if (!this.#keys) throw notReady();
     await this.backend.writeAuditAnchor(
-      signAuditAnchor(this.#keys.integrity, this.#storeId!, head),
+      name,
+      signAuditAnchor(this.#keys.integrity, this.#storeId!, name, head),
     );
   }
 
   /**
-   * The audit chain's head as anchored in the store, when its MAC verifies.
+   * An audit chain's head as anchored in the store, when its MAC verifies.
    *
+   * @param name whose chain: a replica's name, "" for one nexus
    * @returns the head, or undefined when there is none or it was altered
    */
-  async auditAnchor(): Promise<AuditHead | undefined> {
-    const row = await this.backend.readAuditAnchor();
+  async auditAnchor(name: string): Promise<AuditHead | undefined> {
+    const row = await this.backend.readAuditAnchor(name);
     if (!row || !this.#keys) return undefined;
-    return verifyAuditAnchor(this.#keys.integrity, this.#storeId!, row)
+    return verifyAuditAnchor(this.#keys.integrity, this.#storeId!, name, row)
       ? { seq: row.seq, hash: row.hash }
       : undefined;
   }

@@ -468,23 +468,23 @@ export class PostgresBackend implements StoreBackend {
     this.#ledger = ledger;
   }
 
-  /** See {@linkcode StoreBackend.readAuditAnchor}. */
-  readAuditAnchor(): Promise<AuditAnchorRow | undefined> {
+  /** See {@linkcode StoreBackend.readAuditAnchor}: one per replica name. */
+  readAuditAnchor(name: string): Promise<AuditAnchorRow | undefined> {
     return this.#query(async () => {
       const [r] = await this.sql`
-        SELECT seq, hash, mac FROM spike_audit_anchor WHERE id = 1`;
+        SELECT seq, hash, mac FROM spike_audit_anchor WHERE name = ${name}`;
       return r &&
         { seq: Number(r.seq), hash: bytes(r.hash), mac: bytes(r.mac) };
     });
   }
 
-  /** See {@linkcode StoreBackend.writeAuditAnchor}. */
-  async writeAuditAnchor(anchor: AuditAnchorRow): Promise<void> {
+  /** See {@linkcode StoreBackend.writeAuditAnchor}: one per replica name. */
+  async writeAuditAnchor(name: string, anchor: AuditAnchorRow): Promise<void> {
     await this.#query(() =>
       this.sql`
-        INSERT INTO spike_audit_anchor (id, seq, hash, mac)
-        VALUES (1, ${anchor.seq}, ${anchor.hash}, ${anchor.mac})
-        ON CONFLICT (id) DO UPDATE SET seq = excluded.seq,
+        INSERT INTO spike_audit_anchor (name, seq, hash, mac)
+        VALUES (${name}, ${anchor.seq}, ${anchor.hash}, ${anchor.mac})
+        ON CONFLICT (name) DO UPDATE SET seq = excluded.seq,
           hash = excluded.hash, mac = excluded.mac`
     );
   }

@@ -193,7 +193,7 @@ CREATE TABLE spike_integrity_log (
   to_revision bigint NOT NULL
 );
 CREATE TABLE spike_audit_anchor (
-  id integer PRIMARY KEY CHECK (id = 1),
+  name text COLLATE "C" PRIMARY KEY,
   seq bigint NOT NULL,
   hash bytea NOT NULL,
   mac bytea NOT NULL

@@ -586,8 +586,8 @@ export class SqliteBackend implements StoreBackend {
     this.#ledger = ledger;
   }
 
-  /** See {@linkcode StoreBackend.readAuditAnchor}. */
-  readAuditAnchor(): Promise<AuditAnchorRow | undefined> {
+  /** See {@linkcode StoreBackend.readAuditAnchor}: one nexus, one chain. */
+  readAuditAnchor(_name: string): Promise<AuditAnchorRow | undefined> {
     return this.#read(() => {
       const r = this.#integrity?.auditAnchor?.get() as Row | undefined;
       return r &&
@@ -595,8 +595,8 @@ export class SqliteBackend implements StoreBackend {
     });
   }
 
-  /** See {@linkcode StoreBackend.writeAuditAnchor}. */
-  writeAuditAnchor(anchor: AuditAnchorRow): Promise<void> {
+  /** See {@linkcode StoreBackend.writeAuditAnchor}: one nexus, one chain. */
+  writeAuditAnchor(_name: string, anchor: AuditAnchorRow): Promise<void> {
     return this.#write(() => {
       this.#integrityStatements.writeAuditAnchor!.run(
         anchor.seq,
