@@ -48,8 +48,9 @@ line before it. Give every file of the chain, in any order (rotated ones too;
 Pilot reports the first line that was edited, removed, reordered, inserted or
 cut short. Then it asks nexus for the newest line it anchored (in its store and
 its keepers' checkpoints, at most SPIKE_NEXUS_CHECKPOINT_DELAY after the line)
-and reports lines missing at the end. With --offline nexus is not asked and the
-end is not checked. Exit 0 when the files are whole, 1 when not. Needs the
+and reports lines missing at the end; with replicas on PostgreSQL, ask the
+replica that wrote the files (SPIKE_NEXUS_API_URL). With --offline nexus is not
+asked and the end is not checked. Exit 0 when the files are whole, 1 when not. Needs the
 superuser SVID (spike/pilot/role/superuser) unless --offline.
 
 Options:
