@@ -34,8 +34,14 @@ import { type Route, type RouteContext, routeKey } from "../router.ts";
 export interface CipherRouteDeps {
   /** The largest plaintext (encrypt) or ciphertext (decrypt), in bytes. */
   readonly maxCipherBytes: number;
-  /** The cipher-API key (throws `state_not_ready` while locked). */
+  /** The cipher-API key, to decrypt (throws `state_not_ready` while locked). */
   readonly cipherKey: () => CryptoKey;
+  /**
+   * The cipher-API key for one encryption, counted against its nonce
+   * budget (throws `state_not_ready` while locked, and once the budget is
+   * spent).
+   */
+  readonly cipherSealKey: () => CryptoKey | Promise<CryptoKey>;
   /** The policies. */
   readonly engine: PolicyEngine;
 }
@@ -124,7 +130,7 @@ async function encrypt(deps: CipherRouteDeps, ctx: RouteContext) {
     // A copy: the request body is zeroed by the server, not by WebCrypto.
     const plaintext = ctx.body.slice();
     try {
-      const sealed = await seal(deps.cipherKey(), plaintext);
+      const sealed = await seal(await deps.cipherSealKey(), plaintext);
       const out = new Uint8Array(1 + sealed.length);
       out[0] = CIPHER_VERSION;
       out.set(sealed, 1);
@@ -142,7 +148,7 @@ async function encrypt(deps: CipherRouteDeps, ctx: RouteContext) {
   try {
     checkPlaintextSize(deps, plaintext.length);
     requireAllowed(ctx.peerId, "cipher.encrypt", undefined, deps.engine);
-    const sealed = await seal(deps.cipherKey(), plaintext);
+    const sealed = await seal(await deps.cipherSealKey(), plaintext);
     return jsonResponse(200, {
       version: CIPHER_VERSION,
       nonce: sealed.subarray(0, NONCE_BYTES).toBase64(),
