@@ -61,10 +61,28 @@ export interface MtlsClient extends Disposable {
   post(
     url: string,
     body: Uint8Array | string,
-    options?: { contentType?: string; timeoutMs?: number },
+    options?: PostOptions,
   ): Promise<MtlsResult>;
   /** Drops every connection and stops following rotations. */
   close(): void;
+}
+
+/** Options of one {@linkcode MtlsClient.post}. */
+export interface PostOptions {
+  /** The request content type (default `application/json`). */
+  contentType?: string;
+  /**
+   * Time limit of this request; with `sink`, of each wait for more of the
+   * response (a stream may take long, but must not stall).
+   */
+  timeoutMs?: number;
+  /**
+   * Takes a successful (2xx) response body chunk by chunk as it arrives,
+   * instead of collecting it: the result's body is then empty. The next
+   * chunk is read only once the returned promise settles; a rejection
+   * ends the request with that error.
+   */
+  sink?: (chunk: Uint8Array) => void | Promise<void>;
 }
 
 /** Why a request got no response. */
@@ -231,7 +249,7 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
   const post = (
     url: string,
     body: Uint8Array | string,
-    postOptions: { contentType?: string; timeoutMs?: number } = {},
+    postOptions: PostOptions = {},
   ): Promise<MtlsResult> => {
     if (closed) {
       return Promise.reject(
@@ -266,11 +284,16 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
           "Content-Length": String(bytes.byteLength),
         },
       });
-      const timer = setTimeout(() => {
-        req.destroy(
-          new MtlsClientError("timeout", `No response within ${limit} ms`),
-        );
-      }, limit);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          req.destroy(
+            new MtlsClientError("timeout", `No response within ${limit} ms`),
+          );
+        }, limit);
+      };
+      arm();
       const finish = (outcome: () => void) => {
         if (settled) return;
         settled = true;
@@ -285,7 +308,16 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
       const send = () =>
         req.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 
-      req.on("error", (e) => finish(() => reject(classify(e))));
+      // A failing sink ends the request with its own error.
+      let sinkError: { error: unknown } | undefined;
+      const sinkFailed = (e: unknown) => {
+        sinkError = { error: e };
+        req.destroy(e instanceof Error ? e : new Error(String(e)));
+      };
+      req.on(
+        "error",
+        (e) => finish(() => reject(sinkError ? sinkError.error : classify(e))),
+      );
       req.on("socket", (socket: TLSSocket) => {
         // Send nothing until the server passed checkServerIdentity, which
         // runs before `secureConnect`; a pooled socket passed it already.
@@ -298,16 +330,39 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
       req.on("response", (res: IncomingMessage) => {
         const chunks: Uint8Array[] = [];
         let total = 0;
+        const status = res.statusCode ?? 0;
+        const sink = status >= 200 && status <= 299
+          ? postOptions.sink
+          : undefined;
         res.on("data", (chunk: Uint8Array) => {
-          chunks.push(chunk);
-          total += chunk.byteLength;
+          if (!sink) {
+            chunks.push(chunk);
+            total += chunk.byteLength;
+            return;
+          }
+          arm();
+          let taken: void | Promise<void>;
+          try {
+            taken = sink(chunk);
+          } catch (e) {
+            sinkFailed(e);
+            return;
+          }
+          if (taken instanceof Promise) {
+            res.pause();
+            taken.then(() => res.resume(), sinkFailed);
+          }
         });
-        res.on("error", (e) => finish(() => reject(classify(e))));
+        res.on(
+          "error",
+          (e) =>
+            finish(() => reject(sinkError ? sinkError.error : classify(e))),
+        );
         res.on("close", () => {
           if (!res.complete) {
             finish(() =>
               reject(
-                new MtlsClientError(
+                sinkError ? sinkError.error : new MtlsClientError(
                   "unreachable",
                   "Connection closed before the response was complete",
                 ),
