@@ -79,8 +79,10 @@ export interface PostOptions {
   /**
    * Takes a successful (2xx) response body chunk by chunk as it arrives,
    * instead of collecting it: the result's body is then empty. The next
-   * chunk is read only once the returned promise settles; a rejection
-   * ends the request with that error.
+   * chunk is handed over only once the returned promise settles; a
+   * rejection ends the request with that error. (Deno's `node:https`
+   * client keeps reading the socket meanwhile, so chunks queue in memory
+   * while the sink is slower than the network.)
    */
   sink?: (chunk: Uint8Array) => void | Promise<void>;
 }
