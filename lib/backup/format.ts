@@ -582,6 +582,9 @@ export class BackupReader {
    * @throws {BackupFormatError} when it ended before its end frame
    */
   finish(): void {
+    if (this.#stage === "magic") {
+      throw new BackupFormatError("This file is not a SPIKE backup");
+    }
     if (!this.#ended) {
       throw new BackupFormatError(
         "The backup is incomplete: it ends before its end frame (cut short or still being written)",

@@ -19,12 +19,16 @@ import {
   type ServerTimeouts,
 } from "../../lib/config/server_timeouts.ts";
 import { resolveDataDir } from "./store/data_dir.ts";
+import {
+  type LifecycleConfig,
+  readLifecycleConfig,
+} from "./lifecycle_config.ts";
 
 /** Where nexus keeps its data. */
 export type Backend = "sqlite" | "memory";
 
 /** Everything nexus reads from its environment. */
-export interface NexusConfig extends ServerTimeouts {
+export interface NexusConfig extends ServerTimeouts, LifecycleConfig {
   /** Listen host ("" = all interfaces) and port. */
   readonly listen: { host: string; port: number };
   /** The store backend. */
@@ -178,5 +182,6 @@ export function readNexusConfig(): NexusConfig {
     maxBodyBytes: envInt("SPIKE_NEXUS_MAX_REQUEST_BYTES", 1_048_576),
     auditLog: auditLog === "" ? undefined : auditLog,
     ...readServerTimeouts(),
+    ...readLifecycleConfig(),
   };
 }

@@ -29,6 +29,9 @@ import {
 import { AuditLog, newTrailId } from "./audit.ts";
 import { createDispatcher, type Route, routeKey } from "./router.ts";
 import { operatorRoutes } from "./routes/operator.ts";
+import { lifecycleRoutes, lifecycleStatus } from "./routes/lifecycle.ts";
+import { forgetStrayShards } from "./rekey.ts";
+import { KeyedMutex } from "./secrets/path_lock.ts";
 import { dataRoutes } from "./routes/data.ts";
 import { type NexusStore, openStore, resolveDataDir } from "./store/open.ts";
 import { IntegrityError } from "./store/integrity.ts";
@@ -37,6 +40,10 @@ import { ErrorCode } from "../../lib/wire/errors.ts";
 import { StoreError, type StoreMeta } from "./store/backend.ts";
 
 const HELP = `spike nexus: the SPIKE secrets store
+
+Usage:
+  spike nexus                          run nexus
+  spike nexus restore-backup FILE      write a backup into an empty data folder
 
 Environment (defaults in brackets):
   SPIKE_NEXUS_TLS_PORT                 listen address [:8553]
@@ -52,6 +59,10 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_MAX_SECRET_VERSIONS      versions kept per secret [10]
   SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE  cipher size limit in bytes [65536]
   SPIKE_NEXUS_MAX_REQUEST_BYTES        request body limit [1048576]
+  SPIKE_NEXUS_KEY_MAX_ENCRYPTIONS      encryptions per data key before a new term [3865470566]
+  SPIKE_NEXUS_KEY_ROTATION_PERIOD      new data-key term after this age [0: never]
+  SPIKE_NEXUS_REENCRYPT_RATE           paths per second a re-encryption looks at [1000]
+  SPIKE_NEXUS_REKEY_TIMEOUT            time keepers have to take a rekey's shards [30s]
   SPIKE_NEXUS_AUDIT_LOG                audit log file [stderr]
   SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT  time to send request headers [10s]
   SPIKE_HTTP_SERVER_REQUEST_TIMEOUT    time to send a whole request [60s]
@@ -66,6 +77,10 @@ Environment (defaults in brackets):
  * @returns the exit code
  */
 export async function main(args: string[]): Promise<number> {
+  if (args[0] === "restore-backup") {
+    const { restoreBackup } = await import("./backup/restore.ts");
+    return await restoreBackup(args.slice(1));
+  }
   if (args.includes("--help") || args.includes("-h")) {
     console.log(HELP);
     return 0;
@@ -126,23 +141,35 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     dataDir: config.backend === "sqlite" ? resolveDataDir() : undefined,
     maxVersions: config.maxSecretVersions,
     log,
+    keyLimits: {
+      maxEncryptions: config.keyMaxEncryptions,
+      rotationPeriodMs: config.keyRotationPeriodMs,
+    },
+    reencryptRate: config.reencryptRate,
   });
   let meta: StoreMeta | undefined = await store.readMeta();
   if (
     meta && config.backend === "sqlite" &&
     (meta.shareCount !== config.shares || meta.threshold !== config.threshold)
   ) {
-    console.error(
-      `This store was split into ${meta.shareCount} shares with threshold ${meta.threshold}, but SPIKE_NEXUS_SHAMIR_SHARES=${config.shares} and SPIKE_NEXUS_SHAMIR_THRESHOLD=${config.threshold}: set them to the store's values`,
+    // The store keeps its split until a rekey applies the configured one:
+    // until then nexus recovers from, and pushes to, the keepers of the
+    // store's split (the first entries of SPIKE_NEXUS_KEEPER_PEERS).
+    log.warn(
+      "The store's root key is split differently from the configuration: run spike pilot operator rekey to apply it",
+      {
+        store: `${meta.threshold} of ${meta.shareCount}`,
+        configured: `${config.threshold} of ${config.shares}`,
+      },
     );
-    await store.close();
-    return 2;
   }
   const audit = await AuditLog.open(config.auditLog);
   const engine = new PolicyEngine();
   const state = new RootKeyState(async (keys) => {
     try {
       await store.unlock(keys);
+      // Unlocking may finish or drop an interrupted rekey.
+      meta = await store.readMeta();
     } catch (e) {
       // A failed migration or a damaged keyring: the operator needs the
       // sentence (these messages name paths and rules, never values).
@@ -185,9 +212,16 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     ? new Keepers(config.keeperPeers, keeperClient, config.keeperTimeoutMs)
     : undefined;
   const abort = new AbortController();
+  // Pushes, rekeys and recovery exports take turns: none may split a key
+  // another is replacing.
+  const keeperTurns = new KeyedMutex();
+  const exclusive = <T>(task: () => Promise<T>) =>
+    keeperTurns.run("keepers", task);
   const syncNow = () => {
     if (keepers && meta && state.unlocked) {
-      pushShards(keepers, state, meta, config.allowThresholdOne)
+      exclusive(() =>
+        pushShards(keepers, state, meta!, config.allowThresholdOne)
+      )
         .then((n) =>
           log.info("Shards pushed to keepers", {
             stored: n,
@@ -204,16 +238,37 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     config.allowThresholdOne,
   );
   const data = dataRoutes({ config, store, engine });
+  const lifecycleDeps = {
+    store,
+    state,
+    keepers,
+    meta: () => meta,
+    setMeta: (next: StoreMeta) => meta = next,
+    config,
+    exclusive,
+    log,
+  };
   const routes = new Map<string, Route>([
-    ...operatorRoutes({
-      state,
-      meta: () => meta,
-      restore,
-      keepers,
-      backend: config.backend,
-      allowThresholdOne: config.allowThresholdOne,
-      afterRestore: syncNow,
-    }).map(([path, route]): [string, Route] => [routeKey(path), route]),
+    ...[
+      ...operatorRoutes({
+        state,
+        meta: () => meta,
+        restore,
+        keepers,
+        backend: config.backend,
+        allowThresholdOne: config.allowThresholdOne,
+        afterRestore: syncNow,
+        exclusive,
+        recoveryExported: () =>
+          store.keys.recordRecoveryExport().catch((e) =>
+            log.warn("Cannot record the recovery export in the store", {
+              error: (e as Error).message,
+            })
+          ),
+        lifecycleStatus: () => lifecycleStatus(lifecycleDeps),
+      }),
+      ...lifecycleRoutes(lifecycleDeps),
+    ].map(([path, route]): [string, Route] => [routeKey(path), route]),
     ...data,
   ]);
   const server = await serveMtls({
@@ -314,7 +369,16 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       // one interval later, not now. After an unlock from the keepers, an
       // operator's partial restore shards are of no more use.
       if (recovered) restore.clear();
-      else await sleep(config.keeperUpdateIntervalMs, abort.signal);
+      // Shards of a rekey a crash interrupted, on keepers beyond the split.
+      if (meta) {
+        const forgotten = await forgetStrayShards(keepers!, meta);
+        if (forgotten > 0) {
+          log.warn("Keepers beyond the store's split dropped stray shards", {
+            keepers: forgotten,
+          });
+        }
+      }
+      if (!recovered) await sleep(config.keeperUpdateIntervalMs, abort.signal);
     }
     while (!abort.signal.aborted) {
       syncNow();

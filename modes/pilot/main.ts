@@ -27,6 +27,7 @@ Commands:
   policy create|apply|get|list|delete                manage access policies
   cipher encrypt|decrypt                             encrypt and decrypt with nexus's key
   operator recover|restore|drill                     disaster recovery of the root key
+  operator rotate|rekey|backup                       key rotation, rekey, backup
   status                                             nexus state, shards and keepers
 
 Environment:

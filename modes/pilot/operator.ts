@@ -30,17 +30,23 @@ import { type NexusSession, withNexus } from "./nexus.ts";
 import { render, writeStdout } from "./output.ts";
 import { findRecoveryFiles, writeRecoveryFiles } from "./recovery_files.ts";
 import { parseShardInput, readShardInput } from "./shard_input.ts";
+import { LIFECYCLE_COMMANDS } from "./lifecycle.ts";
 
 /** Help of `spike pilot operator`. */
-export const OPERATOR_HELP = `Disaster recovery of SPIKE Nexus's root key.
+export const OPERATOR_HELP =
+  `Disaster recovery and lifecycle of SPIKE Nexus's keys and store.
 
 Usage:
   spike pilot operator recover           save the recovery shards to files
   spike pilot operator restore           give nexus one shard (repeat until restored)
   spike pilot operator drill [files...]  check shards would restore, change nothing
+  spike pilot operator rotate            start a new data-key term
+  spike pilot operator rekey             replace the root key and its split
+  spike pilot operator backup -o FILE    save a backup of the store
 
 recover needs an SVID of spike/pilot/role/recover; restore and drill need
-spike/pilot/role/restore. Run "spike pilot operator <command> --help" for details.`;
+spike/pilot/role/restore; rotate, rekey and backup need
+spike/pilot/role/superuser. Run "spike pilot operator <command> --help" for details.`;
 
 const RECOVER_HELP = `Save SPIKE Nexus's recovery shards, one file per shard.
 
@@ -256,7 +262,7 @@ async function restore(args: string[]): Promise<number> {
     try {
       return await nexus.json("/v1/operator/restore", body, {
         badRequest:
-          `SPIKE Nexus rejected shard ${shard.index}: it is not a shard of this installation`,
+          `SPIKE Nexus rejected shard ${shard.index}: it is not a shard of this installation's current root key (shards exported before a rekey, or for another store or backup, do not fit; "spike pilot status" shows the key id it needs)`,
       });
     } catch (e) {
       if (e instanceof CliError && e.exitCode === ExitCode.Conflict) {
@@ -438,5 +444,6 @@ export function runOperator(args: string[]): Promise<number> {
     recover,
     restore,
     drill,
+    ...LIFECYCLE_COMMANDS,
   }, args);
 }

@@ -39,6 +39,18 @@ export interface OperatorDeps {
   readonly allowThresholdOne: boolean;
   /** Called after a restore unlocks nexus: push shards to keepers now. */
   readonly afterRestore: () => void;
+  /**
+   * Runs `task` serialized with every push to the keepers, so a recovery
+   * export never splits a key a rekey is replacing.
+   */
+  readonly exclusive: <T>(task: () => Promise<T>) => Promise<T>;
+  /**
+   * Records that recovery shards were exported now; never fails the export
+   * (a store that cannot record it logs why).
+   */
+  readonly recoveryExported: () => Promise<void>;
+  /** More status fields: the keys' lifecycle (`routes/lifecycle.ts`). */
+  readonly lifecycleStatus: () => Promise<Record<string, unknown>>;
 }
 
 function requireRole(peer: SpiffeId, ...roles: Role[]): void {
@@ -121,19 +133,22 @@ function readShard(value: JsonValue | undefined): Uint8Array {
 
 async function recover(deps: OperatorDeps, ctx: RouteContext) {
   requireRole(ctx.peerId, "recover");
-  const meta = requireMeta(deps);
   readJsonObject(ctx.body);
-  const body = await deps.state.withKey(async (key) => {
-    const shards = await splitRootKey(key, meta.shareCount, meta.threshold, {
-      allowThresholdOne: deps.allowThresholdOne,
+  const body = await deps.exclusive(() => {
+    const meta = requireMeta(deps);
+    return deps.state.withKey(async (key) => {
+      const shards = await splitRootKey(key, meta.shareCount, meta.threshold, {
+        allowThresholdOne: deps.allowThresholdOne,
+      });
+      const writer = new JsonBytesWriter().raw('{"shards":{');
+      shards.forEach((s, i) => {
+        writer.raw(`${i > 0 ? "," : ""}"${s.index}":`).byteArray(s.value);
+        zero(s.value);
+      });
+      return writer.raw("}}").finish();
     });
-    const writer = new JsonBytesWriter().raw('{"shards":{');
-    shards.forEach((s, i) => {
-      writer.raw(`${i > 0 ? "," : ""}"${s.index}":`).byteArray(s.value);
-      zero(s.value);
-    });
-    return writer.raw("}}").finish();
   });
+  await deps.recoveryExported();
   return jsonResponse(200, body);
 }
 
@@ -231,6 +246,7 @@ async function status(deps: OperatorDeps, ctx: RouteContext) {
       remaining: meta ? Math.max(meta.threshold - collected, 0) : null,
     },
     keepers: deps.keepers?.statuses ?? [],
+    ...await deps.lifecycleStatus(),
   });
 }
 
