@@ -11,9 +11,17 @@ import {
   permissionStates,
 } from "./lib/permissions.ts";
 import { createLogger } from "./lib/log.ts";
+import { VERSION } from "./lib/version.ts";
+import {
+  describePermissionError,
+  permissionErrorOf,
+  withoutPermissionAdvice,
+} from "./lib/permission_error.ts";
 
-/** The program version, printed by `--version`. */
-export const VERSION = "0.1.0";
+export { VERSION } from "./lib/version.ts";
+
+/** Pilot's commands, typed without `pilot` by habit from upstream's `spike` CLI. */
+const PILOT_COMMANDS = ["secret", "policy", "cipher", "operator", "status"];
 
 const USAGE = `SPIKE ${VERSION}: secure your secrets with SPIFFE
 
@@ -58,6 +66,18 @@ async function run(args: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     default:
+      if (mode !== undefined && PILOT_COMMANDS.includes(mode)) {
+        // Upstream's CLI is `spike secret get …`; here it is a pilot
+        // command. Only a subcommand word is repeated: the other arguments
+        // may hold secret values.
+        const sub = /^[a-z]+$/.test(rest[0] ?? "") ? ` ${rest[0]}` : "";
+        console.error(
+          `Unknown mode "${mode}": operator commands run under pilot, as in "spike pilot ${mode}${sub}${
+            rest.length > (sub ? 1 : 0) ? " …" : ""
+          }"`,
+        );
+        return 2;
+      }
       console.error(
         mode === undefined ? "A mode is required" : `Unknown mode "${mode}"`,
       );
@@ -72,7 +92,12 @@ if (import.meta.main) {
   } catch (e) {
     // One sentence, no stack trace: every error message in SPIKE is
     // written for operators and never carries secret material.
-    console.error(e instanceof Error ? e.message : String(e));
+    const denied = permissionErrorOf(e);
+    console.error(
+      denied !== undefined
+        ? describePermissionError(denied)
+        : withoutPermissionAdvice(e instanceof Error ? e.message : String(e)),
+    );
     Deno.exitCode = 1;
   }
 }

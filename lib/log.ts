@@ -6,6 +6,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { ConfigError } from "./config/env.ts";
 
 const LEVELS = { DEBUG: 10, INFO: 20, WARN: 30, ERROR: 40 } as const;
@@ -21,7 +22,7 @@ export const LOG_LEVELS: readonly Level[] = ["DEBUG", "INFO", "WARN", "ERROR"];
 let defaultLevel: Level = "WARN";
 
 function configuredLevel(): Level | undefined {
-  const raw = Deno.env.get(LOG_LEVEL_VARIABLE)?.trim();
+  const raw = process.env[LOG_LEVEL_VARIABLE]?.trim();
   if (!raw) return undefined;
   const name = raw.toUpperCase();
   return Object.hasOwn(LEVELS, name) ? name as Level : undefined;
@@ -34,7 +35,7 @@ function configuredLevel(): Level | undefined {
  * @throws {ConfigError} when the variable is set but names no level
  */
 export function checkLogLevel(): void {
-  const raw = Deno.env.get(LOG_LEVEL_VARIABLE)?.trim();
+  const raw = process.env[LOG_LEVEL_VARIABLE]?.trim();
   if (raw && configuredLevel() === undefined) {
     throw new ConfigError(
       `${LOG_LEVEL_VARIABLE} must be one of ${
@@ -61,6 +62,15 @@ function threshold(): number {
 }
 
 const encoder = new TextEncoder();
+const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+
+// Deno writes synchronously, so a line is out before a crash or an exit;
+// on Node.js (the workload SDK) stderr writes are synchronous for files
+// and pipes already.
+function writeLine(line: string): void {
+  if (deno) deno.stderr.writeSync(encoder.encode(line));
+  else process.stderr.write(line);
+}
 
 /** A logger bound to a component name. */
 export interface Logger {
@@ -95,7 +105,7 @@ export function createLogger(component: string): Logger {
       msg,
       ...fields,
     });
-    Deno.stderr.writeSync(encoder.encode(line + "\n"));
+    writeLine(line + "\n");
   };
   return {
     debug: (m, f) => write("DEBUG", m, f),

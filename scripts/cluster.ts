@@ -1,12 +1,13 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
- * A local SPIKE cluster on loopback: a dev CA, SVID directories for every
- * role, n keepers and a nexus as real processes with scoped permissions.
+ * A local SPIKE cluster on loopback: a dev CA (in memory), SVID directories
+ * for every role, n keepers and a nexus as real processes with scoped
+ * permissions.
  * The end-to-end tests, the demo and the benchmarks all use it.
  *
  * @module
  */
-import { createDevCa, type DevCa, issueSvidDir, saveDevCa } from "./dev_ca.ts";
+import { createDevCa, type DevCa, issueSvidDir } from "./dev_ca.ts";
 import { type Mode, permissionFlags } from "./permission_flags.ts";
 import { SpikeClient } from "./spike_client.ts";
 import type { Role } from "../lib/spiffe/roles.ts";
@@ -35,6 +36,8 @@ export interface ClusterOptions {
   keeperUpdateInterval?: string;
   /** Extra environment for nexus. */
   nexusEnv?: Record<string, string>;
+  /** Extra environment for every keeper. */
+  keeperEnv?: Record<string, string>;
   /** Log level of the processes (default INFO). */
   logLevel?: string;
   /** Working directory; a fresh temp directory by default. */
@@ -74,7 +77,12 @@ export function runtimeEnv(): Record<string, string> {
   return env;
 }
 
-function freePort(): number {
+/**
+ * A TCP port on 127.0.0.1 that nothing listens on right now.
+ *
+ * @returns the port
+ */
+export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
@@ -246,9 +254,14 @@ export class Cluster {
   /** The nexus port. */
   readonly nexusPort: number;
   /** The options the cluster was made with. */
-  readonly options: Required<Omit<ClusterOptions, "dir" | "nexusEnv">> & {
-    nexusEnv: Record<string, string>;
-  };
+  readonly options:
+    & Required<
+      Omit<ClusterOptions, "dir" | "nexusEnv" | "keeperEnv">
+    >
+    & {
+      nexusEnv: Record<string, string>;
+      keeperEnv: Record<string, string>;
+    };
   /** Running keepers by index. */
   readonly keepers = new Map<number, SpikeProcess>();
   /** The running nexus, if any. */
@@ -289,11 +302,13 @@ export class Cluster {
       logLevel: options.logLevel ?? "INFO",
       trustDomain: options.trustDomain ?? "spike.ist",
       nexusEnv: options.nexusEnv ?? {},
+      keeperEnv: options.keeperEnv ?? {},
       extraFlags: options.extraFlags ?? [],
     };
     await Deno.mkdir(`${dir}/logs`, { recursive: true });
+    // The CA lives in memory only: its key never reaches the disk, so no
+    // stopped or killed cluster can leave it behind.
     const ca = await createDevCa(full.trustDomain);
-    await saveDevCa(`${dir}/ca`, ca);
     const keeperPorts: number[] = [];
     for (let i = 1; i <= full.keepers; i++) keeperPorts.push(freePort());
     const cluster = new Cluster(
@@ -384,6 +399,7 @@ export class Cluster {
       SPIKE_SVID_DIR: this.svidDir(`keeper-${i}`),
       SPIKE_KEEPER_TLS_PORT: `127.0.0.1:${this.keeperPorts[i - 1]}`,
       SPIKE_SYSTEM_LOG_LEVEL: this.options.logLevel,
+      ...this.options.keeperEnv,
     };
   }
 

@@ -73,12 +73,18 @@ function randomSerial(): string {
  * Creates a self-signed CA for a trust domain.
  *
  * @param trustDomain e.g. `spike.ist`
- * @param options validity overrides
+ * @param options validity overrides; `withoutSpiffeId` for a CA whose
+ *   certificate names no trust domain
  * @returns the CA
  */
 export async function createDevCa(
   trustDomain = "spike.ist",
-  options: { notBefore?: Date; notAfter?: Date } = {},
+  options: {
+    notBefore?: Date;
+    notAfter?: Date;
+    /** Leave out the `spiffe://<td>` URI SAN, as many corporate roots do. */
+    withoutSpiffeId?: boolean;
+  } = {},
 ): Promise<DevCa> {
   const keys = await crypto.subtle.generateKey(EC, true, ["sign", "verify"]);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -94,8 +100,10 @@ export async function createDevCa(
         x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
         true,
       ),
-      new x509.SubjectAlternativeNameExtension([
-        { type: "url", value: `spiffe://${trustDomain}` },
+      ...(options.withoutSpiffeId ? [] : [
+        new x509.SubjectAlternativeNameExtension([
+          { type: "url", value: `spiffe://${trustDomain}` },
+        ]),
       ]),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],

@@ -15,6 +15,11 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, parseListenAddress } from "../lib/config/env.ts";
 import { resolveRecoveryDir } from "../lib/config/recovery_dir.ts";
+import { normalizeGoStyleFlags } from "../lib/go_style_flags.ts";
+import {
+  FEDERATED_BUNDLES_VARIABLE,
+  parseFederatedBundles,
+} from "../lib/spiffe/bundle_config.ts";
 import {
   EndpointAddressError,
   parseEndpointAddress,
@@ -65,9 +70,27 @@ function httpsHost(value: string): string[] {
   return [`${url.hostname}:${url.port || "443"}`];
 }
 
+/** The federated bundle files an SVID directory source reads. */
+function federatedBundleFiles(env: Env, cwd: string): string[] {
+  const raw = setting(env, FEDERATED_BUNDLES_VARIABLE);
+  if (raw === undefined) return [];
+  try {
+    return [...parseFederatedBundles(raw).values()].map((p) => resolve(cwd, p));
+  } catch (e) {
+    if (e instanceof ConfigError) return [];
+    throw e;
+  }
+}
+
 function identityGrants(env: Env, cwd: string): Grants {
   const svidDir = setting(env, "SPIKE_SVID_DIR");
-  if (svidDir) return { net: [], read: [resolve(cwd, svidDir)], write: [] };
+  if (svidDir) {
+    return {
+      net: [],
+      read: [resolve(cwd, svidDir), ...federatedBundleFiles(env, cwd)],
+      write: [],
+    };
+  }
   const endpoint = setting(env, "SPIFFE_ENDPOINT_SOCKET");
   if (endpoint === undefined) return { net: [], read: [], write: [] };
   let address: ReturnType<typeof parseEndpointAddress>;
@@ -119,6 +142,11 @@ export interface PilotFileCommand {
   tempSuffix?: string;
   /** The positional arguments are files pilot reads. */
   readsPositionals?: boolean;
+  /**
+   * The positional arguments after the first may name files pilot reads:
+   * `key=@file` and `@file` (secret put).
+   */
+  readsAtFiles?: boolean;
   /** What the command does with the recovery folder. */
   recoveryDir?: "read" | "write";
 }
@@ -153,7 +181,9 @@ export const PILOT_FILE_COMMANDS: Readonly<Record<string, PilotFileCommand>> = {
     },
     reads: ["file"],
   },
+  "secret put": { options: { cas: { type: "string" } }, readsAtFiles: true },
   "operator recover": { options: {}, recoveryDir: "write" },
+  "operator restore": { options: {}, readsPositionals: true },
   "operator backup": {
     options: { out: { type: "string", short: "o" } },
     writes: ["out"],
@@ -175,7 +205,8 @@ function pilotGrants(env: Env, args: readonly string[], cwd: string): Grants {
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
-      args: args.slice(2),
+      // Read as pilot reads them: `-file=x` is `--file=x` there too.
+      args: normalizeGoStyleFlags(args.slice(2), command.options),
       options: { ...command.options, help: { type: "boolean", short: "h" } },
       strict: true,
       allowPositionals: true,
@@ -203,8 +234,17 @@ function pilotGrants(env: Env, args: readonly string[], cwd: string): Grants {
   }
   if (command.readsPositionals) {
     grants.read.push(
-      ...parsed.positionals.filter((p) => p !== "").map((p) => resolve(cwd, p)),
+      ...parsed.positionals.filter((p) => p !== "" && p !== "-").map((p) =>
+        resolve(cwd, p)
+      ),
     );
+  }
+  if (command.readsAtFiles) {
+    for (const arg of parsed.positionals.slice(1)) {
+      // `@file` alone, or the value of `key=@file` (split at the first "=").
+      const value = arg.startsWith("@") ? arg : arg.slice(arg.indexOf("=") + 1);
+      if (value.startsWith("@")) grants.read.push(...file(value.slice(1)));
+    }
   }
   if (command.recoveryDir !== undefined) {
     const dir = pilotRecoveryDir(env, cwd);

@@ -95,7 +95,11 @@ function engineWith(...records: PolicyRecord[]): PolicyEngine {
   return engine;
 }
 
-const GRANT_ALL = record("all", "spiffe://.*", ".*", ["super"]);
+/** Super on every secret and every reserved path, to everyone. */
+const GRANT_ALL = [
+  record("all", "spiffe://.*", ".*", ["super"]),
+  record("system", "spiffe://.*", "spike/system/.*", ["super"]),
+];
 
 function pathFor(op: Operation): string | undefined {
   return op.startsWith("secret.") && op !== "secret.list"
@@ -129,7 +133,7 @@ Deno.test("authorize: role table without any policy", () => {
 
 Deno.test("authorize: role table with a policy granting super on everything to everyone", () => {
   withDefaultTrustRoots(() => {
-    const engine = engineWith(GRANT_ALL);
+    const engine = engineWith(...GRANT_ALL);
     const expected: Record<Who, Operation[]> = {
       superuser: DATA_OPS,
       recover: ["operator.recover"],
@@ -146,11 +150,24 @@ Deno.test("authorize: role table with a policy granting super on everything to e
   });
 });
 
+Deno.test("authorize: a .* policy grants every secret but no policy, list or cipher right", () => {
+  withDefaultTrustRoots(() => {
+    const engine = engineWith(GRANT_ALL[0]!);
+    for (const who of ["nexus", "keeper", "workload"] as const) {
+      assert.deepEqual(
+        allowedOps(who, engine),
+        SECRET_OPS.filter((op) => op !== "secret.list"),
+        who,
+      );
+    }
+  });
+});
+
 Deno.test("authorize: superuser cannot recover, restore or verify bootstrap", () => {
   withDefaultTrustRoots(() => {
     for (const op of ROLE_OPS) {
       assert.equal(
-        authorize(IDS.superuser, op, undefined, engineWith(GRANT_ALL)),
+        authorize(IDS.superuser, op, undefined, engineWith(...GRANT_ALL)),
         false,
         op,
       );
@@ -231,7 +248,7 @@ Deno.test("authorize: trust roots from the environment decide roles", () => {
 
 Deno.test("authorize: lite workload is denied secrets and policies even with a matching policy", () => {
   withDefaultTrustRoots(() => {
-    const engine = engineWith(GRANT_ALL);
+    const engine = engineWith(...GRANT_ALL);
     for (const op of [...SECRET_OPS, ...POLICY_OPS]) {
       assert.equal(authorize(IDS.lite, op, pathFor(op), engine), false, op);
     }
@@ -297,7 +314,7 @@ Deno.test("authorize: system permissions come only from the system paths", () =>
 
 Deno.test("authorize: secret ops never reach reserved paths and need a path", () => {
   withDefaultTrustRoots(() => {
-    const engine = engineWith(GRANT_ALL);
+    const engine = engineWith(...GRANT_ALL);
     for (const who of ["superuser", "workload"] as const) {
       for (
         const path of ["spike/system/acl", "spike/system", "spike/system/x"]
@@ -312,7 +329,7 @@ Deno.test("authorize: secret ops never reach reserved paths and need a path", ()
 
 Deno.test("authorize: accepts parsed ids and denies invalid ones", () => {
   withDefaultTrustRoots(() => {
-    const engine = engineWith(GRANT_ALL);
+    const engine = engineWith(...GRANT_ALL);
     assert.equal(
       authorize(parseSpiffeId(IDS.superuser), "policy.put", undefined, engine),
       true,
@@ -362,8 +379,8 @@ Deno.test("secretListGrant: superuser sees all, workloads their list grants, oth
     const noGate = engineWith(record("acme", app, "tenants/acme/.*", ["list"]));
     for (
       const [who, policies] of [
-        [IDS.lite, engineWith(GRANT_ALL)],
-        [IDS.recover, engineWith(GRANT_ALL)],
+        [IDS.lite, engineWith(...GRANT_ALL)],
+        [IDS.recover, engineWith(...GRANT_ALL)],
         [IDS.workload, noGate],
         ["not an id", engine],
       ] as const

@@ -48,6 +48,8 @@ Deno.test("bench --quick prints the table and writes results, document and chart
         "read",
         "write",
         "sqlite-raw-commit",
+        "sdk-read-client",
+        "sdk-read",
         "mixed-16",
         "mixed-64",
         "fresh-read",
@@ -64,6 +66,8 @@ Deno.test("bench --quick prints the table and writes results, document and chart
     ) {
       assert.ok(byId.has(id), `row ${id} is missing`);
     }
+    assert.ok(byId.get("sdk-read")!.rps! > 0, "the SDK served no read");
+    assert.equal(byId.get("sdk-read")!.target?.text, "≥ 0.9× load client");
     for (const id of ["read", "write", "mixed-64", "cipher-json-64"]) {
       const row = byId.get(id)!;
       assert.ok(row.rps! > 0, `${id} served no request`);

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import {
   COMPILE_PERMISSIONS,
   compileArgs,
+  denortUrl,
   explainCompileFailure,
   TARGETS,
 } from "../scripts/build.ts";
@@ -37,25 +38,89 @@ Deno.test("each target gets its own output name", () => {
   }
 });
 
-Deno.test("a failed denort download is explained in one sentence naming DENORT_BIN", () => {
+const DOWNLOAD_FAILURE = `\x1b[0m\x1b[32mCompile\x1b[0m main.ts to dist/spike
+\x1b[0m\x1b[32mDownload\x1b[0m https://dl.deno.land/release/v2.9.6/denort-aarch64-apple-darwin.zip
+\x1b[0m\x1b[1m\x1b[31merror\x1b[0m: Writing deno compile executable to temporary file 'dist/spike.tmp-1'
+
+Caused by:
+    0: Setting up base binary.
+    1: error sending request for url (https://dl.deno.land/release/v2.9.6/denort-aarch64-apple-darwin.zip): client error (Connect): dns error: failed to lookup address information: Name or service not known
+    2: client error (Connect)
+    3: dns error
+    4: failed to lookup address information: Name or service not known
+
+Stack backtrace:
+   0: <unknown>
+`;
+
+Deno.test("a failed denort download names the exact runtime, its URL and DENORT_BIN", () => {
   const message = explainCompileFailure(
-    "error: Download https://dl.deno.land/release/v2.9.6/denort-x86_64-unknown-linux-gnu.zip failed: error sending request",
+    DOWNLOAD_FAILURE,
     "aarch64-apple-darwin",
   );
-  assert.match(
+  assert.equal(
     message,
-    /^deno compile could not get the denort runtime for aarch64-apple-darwin/,
+    `deno compile needs the runtime denort ${Deno.version.deno} for aarch64-apple-darwin and could not download it (failed to lookup address information: Name or service not known): download https://dl.deno.land/release/v${Deno.version.deno}/denort-aarch64-apple-darwin.zip on a connected machine, unzip it, and set DENORT_BIN to the denort file, then run deno task build again`,
   );
-  assert.match(message, /DENORT_BIN/);
-  assert.ok(!message.includes("\n"));
+  assert.equal(
+    denortUrl(undefined),
+    `https://dl.deno.land/release/v${Deno.version.deno}/denort-${Deno.build.target}.zip`,
+  );
 });
 
-Deno.test("other compile failures pass deno's own message through", () => {
+Deno.test("other compile failures give deno's error and causes, not its backtrace", () => {
   assert.equal(
     explainCompileFailure(
-      'error: Module not found "file:///x.ts".\n',
+      '\x1b[31merror\x1b[0m: Module not found "file:///x.ts".\n\nStack backtrace:\n   0: <unknown>\n',
       undefined,
     ),
-    'error: Module not found "file:///x.ts".',
+    'deno compile failed: Module not found "file:///x.ts".',
   );
+});
+
+Deno.test("deno task build with a wrong DENORT_BIN says why, and leaves no empty dist/", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  const hadDist = await Deno.stat(`${root}/dist`).then(() => true, () => false);
+  for (
+    const [bin, cause] of [
+      [
+        "/nonexistent/denort",
+        /Could not find denort at '\/nonexistent\/denort'/,
+      ],
+      [new URL(import.meta.url).pathname, /Not an ELF file|Mach-O|object/i],
+    ] as const
+  ) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        "--allow-env",
+        "--allow-read",
+        "--allow-write",
+        "--allow-run",
+        "scripts/build.ts",
+      ],
+      cwd: root,
+      env: { DENORT_BIN: bin },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1);
+    assert.equal(stderr.trimEnd().split("\n").length, 1, stderr);
+    assert.match(
+      stderr,
+      new RegExp(
+        `^DENORT_BIN=${bin} is not a usable denort ${
+          Deno.version.deno.replaceAll(".", "\\.")
+        } for `,
+      ),
+    );
+    assert.match(stderr, cause);
+    assert.doesNotMatch(stderr, /backtrace|Embedded Files/i);
+    assert.equal(
+      await Deno.stat(`${root}/dist`).then(() => true, () => false),
+      hadDist,
+    );
+  }
 });

@@ -11,6 +11,7 @@ import {
   parseEndpointAddress,
 } from "../lib/spiffe/endpoint_address.ts";
 import { checkTrustRootConfig } from "../lib/spiffe/roles.ts";
+import { parseFederatedBundles } from "../lib/spiffe/bundle_config.ts";
 import {
   openWorkloadApiSource,
   WorkloadApiError,
@@ -149,6 +150,7 @@ Deno.test("nexus refuses zero and overflowing durations, naming the variable", a
       "SPIKE_NEXUS_KEEPER_TIMEOUT",
       "SPIKE_NEXUS_RECOVERY_MAX_INTERVAL",
       "SPIKE_NEXUS_RESTORE_TIMEOUT",
+      "SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL",
     ]
   ) {
     for (const [value, why] of [["0s", "positive"], ["0", "positive"]]) {
@@ -264,31 +266,57 @@ Deno.test("setDefaultLogLevel applies to loggers made before it, unless the vari
   );
 });
 
+/**
+ * A socket that hangs up on every connection, as an agent that is not
+ * ready does: a client gets UNAVAILABLE and retries until its timeout.
+ */
+function hangUpSocket(path: string): Deno.Listener {
+  const listener = Deno.listen({ transport: "unix", path });
+  (async () => {
+    for await (const conn of listener) conn.close();
+  })().catch(() => {});
+  return listener;
+}
+
 Deno.test("pilot on an unreachable Workload API socket prints one short sentence", async () => {
-  const socket = `/tmp/spike-absent-${crypto.randomUUID()}.sock`;
+  // A folder of its own: the machine's /tmp is shared with other runs.
+  const dir = await Deno.makeTempDir({ prefix: "spike-sock-" });
+  const socket = `${dir}/agent.sock`;
   const env = {
     SPIKE_SVID_DIR: "",
     SPIFFE_ENDPOINT_SOCKET: `unix://${socket}`,
     SPIKE_SPIFFE_SOURCE_TIMEOUT: "1500ms",
   };
-  const quiet = await spike("pilot", env, [...PILOT_LIST]);
+  // No such socket: pilot says so at once.
   assertStopped(
-    quiet,
+    await spike("pilot", env, [...PILOT_LIST]),
     1,
     new RegExp(
-      `^Cannot get this workload's SVID: .* \\(last error: UNAVAILABLE: connect ENOENT ${socket}\\)$`,
+      `^Cannot get this workload's SVID: the Workload API socket ${socket} does not exist \\(SPIFFE_ENDPOINT_SOCKET=unix://${socket}\\): start the SPIRE agent`,
     ),
   );
-  // An explicit level is honoured: the retries show.
-  const loud = await spike(
-    "pilot",
-    { ...env, SPIKE_SYSTEM_LOG_LEVEL: "WARN" },
-    [
-      ...PILOT_LIST,
-    ],
-  );
-  assert.equal(loud.code, 1);
-  assert.match(loud.stderr, /"level":"WARN".*"Workload API stream ended/);
+  // A socket that hangs up: pilot waits out the timeout and names the last
+  // error only.
+  const listener = hangUpSocket(socket);
+  try {
+    const quiet = await spike("pilot", env, [...PILOT_LIST]);
+    assertStopped(
+      quiet,
+      1,
+      /^Cannot get this workload's SVID: .* \(last error: UNAVAILABLE: [^\n]+\)$/,
+    );
+    // An explicit level is honoured: the retries show.
+    const loud = await spike(
+      "pilot",
+      { ...env, SPIKE_SYSTEM_LOG_LEVEL: "WARN" },
+      [...PILOT_LIST],
+    );
+    assert.equal(loud.code, 1);
+    assert.match(loud.stderr, /"level":"WARN".*"Workload API stream ended/);
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("the Workload API timeout message keeps only the cause of a failed connection", async () => {
@@ -426,4 +454,107 @@ Deno.test("keeper with a bare-path SPIFFE_ENDPOINT_SOCKET stops with exit 2 nami
     SPIFFE_ENDPOINT_SOCKET: "/tmp/x.sock",
   });
   assertStopped(run, 2, /^SPIFFE_ENDPOINT_SOCKET "\/tmp\/x\.sock" is invalid/);
+});
+
+// 6. Federated bundles of SVID files
+
+Deno.test("SPIKE_FEDERATED_BUNDLES syntax errors name the variable and the entry", () => {
+  const cases: [string, RegExp][] = [
+    [
+      "partner.example",
+      /entry "partner\.example" is not <trust domain>=<PEM file>/,
+    ],
+    ["=/x.pem", /entry "=\/x\.pem" is not/],
+    ["partner.example=", /entry "partner\.example=" is not/],
+    ["a.org=/a.pem,,b.org=/b.pem", /has an empty entry/],
+    ["Bad_TD!=/a.pem", /invalid trust domain "Bad_TD!"/],
+    ["a.org=/a.pem,a.org=/b.pem", /names trust domain "a\.org" twice/],
+  ];
+  for (const [value, pattern] of cases) {
+    assert.throws(
+      () => parseFederatedBundles(value),
+      configError(new RegExp(`^SPIKE_FEDERATED_BUNDLES .*${pattern.source}`)),
+      value,
+    );
+  }
+  assert.deepEqual(
+    [...parseFederatedBundles(" a.org = /a.pem , b.org=rel/b=c.pem ")],
+    [["a.org", "/a.pem"], ["b.org", "rel/b=c.pem"]],
+  );
+});
+
+Deno.test("bundle settings for SVID files are refused with the Workload API", async () => {
+  for (
+    const name of [
+      "SPIKE_FEDERATED_BUNDLES",
+      "SPIKE_SVID_BUNDLE_TRUST_CAS_WITHOUT_ID",
+    ]
+  ) {
+    await withEnv({
+      SPIKE_SVID_DIR: undefined,
+      SPIFFE_ENDPOINT_SOCKET: "unix:///tmp/agent.sock",
+      SPIKE_FEDERATED_BUNDLES: name === "SPIKE_FEDERATED_BUNDLES"
+        ? "a.org=/a.pem"
+        : undefined,
+      SPIKE_SVID_BUNDLE_TRUST_CAS_WITHOUT_ID: name === "SPIKE_FEDERATED_BUNDLES"
+        ? undefined
+        : "true",
+    }, () => {
+      assert.throws(
+        checkSharedConfig,
+        configError(new RegExp(`^${name} applies to SVID files`)),
+      );
+    });
+  }
+  await withEnv({
+    SPIKE_SVID_DIR: "/svid",
+    SPIKE_SVID_BUNDLE_TRUST_CAS_WITHOUT_ID: "maybe",
+  }, () => {
+    assert.throws(
+      checkSharedConfig,
+      configError(
+        /^SPIKE_SVID_BUNDLE_TRUST_CAS_WITHOUT_ID must be true or false/,
+      ),
+    );
+  });
+});
+
+Deno.test("every mode stops with exit 2 on a federated bundle file it cannot use", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const local = await createDevCa("spike.ist");
+    const partner = await createDevCa("partner.example");
+    const ids = {
+      nexus: "spiffe://spike.ist/spike/nexus",
+      keeper: "spiffe://spike.ist/spike/keeper/1",
+      pilot: "spiffe://spike.ist/spike/pilot/role/superuser",
+    } as const;
+    await Deno.writeTextFile(`${dir}/wrong.pem`, local.cert.toString("pem"));
+    await Deno.writeTextFile(`${dir}/ok.pem`, partner.cert.toString("pem"));
+    for (const mode of ["nexus", "keeper", "pilot"] as const) {
+      const svid = `${dir}/${mode}`;
+      await issueSvidDir(local, ids[mode], svid);
+      const args = mode === "pilot" ? PILOT_LIST : [];
+      const missing = await spike(mode, {
+        SPIKE_SVID_DIR: svid,
+        SPIKE_FEDERATED_BUNDLES: `partner.example=${dir}/none.pem`,
+      }, args);
+      assertStopped(
+        missing,
+        2,
+        /^SPIKE_FEDERATED_BUNDLES: the bundle file of "partner\.example", .*none\.pem, is missing/,
+      );
+      const wrong = await spike(mode, {
+        SPIKE_SVID_DIR: svid,
+        SPIKE_FEDERATED_BUNDLES: `partner.example=${dir}/wrong.pem`,
+      }, args);
+      assertStopped(
+        wrong,
+        2,
+        /^SPIKE_FEDERATED_BUNDLES: certificate 1 of .*wrong\.pem .*names trust domain "spike\.ist", not "partner\.example"/,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -4,10 +4,14 @@ import assert from "node:assert/strict";
 import * as x509 from "@peculiar/x509";
 import {
   createDevCa,
+  type DevCa,
+  issueIntermediateCa,
   issueSvid,
   issueSvidDir,
   writeSvidDir,
 } from "../scripts/dev_ca.ts";
+import type { BundleConfig } from "../lib/spiffe/bundle_config.ts";
+import { ConfigError } from "../lib/config/env.ts";
 import {
   type FileSvidSource,
   openFileSvidSource,
@@ -15,6 +19,7 @@ import {
 } from "../lib/spiffe/file_source.ts";
 import type { X509Material } from "../lib/spiffe/source.ts";
 import { isAllZero } from "../lib/crypto/zero.ts";
+import { caPem } from "./mtls_support.ts";
 
 const caA = await createDevCa("a.org");
 const caB = await createDevCa("b.org");
@@ -96,24 +101,178 @@ Deno.test("file source loads an SVID directory", async () => {
   }
 });
 
-Deno.test("file source groups bundle CAs by trust domain", async () => {
+/** Appends PEM text to the directory's bundle file. */
+async function appendToBundle(dir: string, ...pems: string[]): Promise<void> {
+  await Deno.writeTextFile(
+    `${dir}/svid_bundle.pem`,
+    await Deno.readTextFile(`${dir}/svid_bundle.pem`) + pems.join(""),
+  );
+}
+
+function der(ca: DevCa): Uint8Array {
+  return new Uint8Array(ca.cert.rawData);
+}
+
+const NOT_FEDERATED: BundleConfig = {
+  federated: new Map(),
+  trustCasWithoutId: false,
+};
+
+async function bundlesOf(
+  dir: string,
+  bundles: BundleConfig = NOT_FEDERATED,
+): Promise<ReadonlyMap<string, readonly Uint8Array[]>> {
+  const source = await openFileSvidSource(dir, { watch: false, bundles });
+  try {
+    return source.current().bundles;
+  } finally {
+    await closeAll(source);
+  }
+}
+
+Deno.test("file source anchors only its own trust domain's CAs by default", async () => {
   const dir = await Deno.makeTempDir();
   try {
+    // What spiffe-helper's include_federated_domains writes: foreign CAs,
+    // with and without a SPIFFE ID, appended to the local bundle.
     await issueSvidDir(caA, ID, dir, { bundle: [caA, caB] });
-    const plain = await plainCaPem();
-    await Deno.writeTextFile(
-      `${dir}/svid_bundle.pem`,
-      await Deno.readTextFile(`${dir}/svid_bundle.pem`) + plain,
-    );
-    const source = await openFileSvidSource(dir);
+    await appendToBundle(dir, await plainCaPem());
+    const bundles = await bundlesOf(dir);
+    assert.deepEqual([...bundles.keys()], ["a.org"]);
+    assert.deepEqual(bundles.get("a.org"), [der(caA)]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("file source anchors a CA without a SPIFFE ID only when its SVID chains to it, or when told to", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const plainRoot = await createDevCa("a.org", { withoutSpiffeId: true });
+    const unrelated = await createDevCa("a.org", { withoutSpiffeId: true });
+    await issueSvidDir(plainRoot, ID, dir, { bundle: [plainRoot, unrelated] });
+    const strict = await bundlesOf(dir);
+    assert.deepEqual([...strict.keys()], ["a.org"]);
+    assert.deepEqual(strict.get("a.org"), [der(plainRoot)]);
+
+    const optedIn = await bundlesOf(dir, {
+      federated: new Map(),
+      trustCasWithoutId: true,
+    });
+    assert.deepEqual(optedIn.get("a.org"), [der(plainRoot), der(unrelated)]);
+
+    // With the intermediate in the bundle file rather than svid.pem
+    // (spiffe-helper's add_intermediates_to_bundle), the root still counts.
+    const intermediate = await issueIntermediateCa(plainRoot);
+    await issueSvidDir(intermediate, ID, dir, {
+      bundle: [plainRoot, intermediate, unrelated],
+    });
+    assert.deepEqual((await bundlesOf(dir)).get("a.org"), [
+      der(plainRoot),
+      der(intermediate),
+    ]);
+
+    // An SVID from a CA that names its trust domain does not adopt a CA
+    // without one, wherever it is in the file.
+    await issueSvidDir(caA, ID, dir, { bundle: [unrelated, caA] });
+    assert.deepEqual((await bundlesOf(dir)).get("a.org"), [der(caA)]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("file source takes a federated trust domain's CAs from its named file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const caC = await createDevCa("c.org");
+    await issueSvidDir(caA, ID, dir, { bundle: [caA, caB, caC] });
+    const plainB = await createDevCa("b.org", { withoutSpiffeId: true });
+    const fileB = `${dir}/federated-b.pem`;
+    await Deno.writeTextFile(fileB, caPem(caB) + caPem(plainB));
+    const bundles = await bundlesOf(dir, {
+      federated: new Map([["b.org", fileB]]),
+      trustCasWithoutId: false,
+    });
+    assert.deepEqual([...bundles.keys()].sort(), ["a.org", "b.org"]);
+    assert.deepEqual(bundles.get("a.org"), [der(caA)]);
+    // The CA naming b.org in svid_bundle.pem counts once; the file's CA
+    // without a SPIFFE ID belongs to the domain the file is named for.
+    assert.deepEqual(bundles.get("b.org"), [der(caB), der(plainB)]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("file source refuses a federated bundle file that is missing or holds another domain's CA", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await issueSvidDir(caA, ID, dir);
+    const leaf = await issueSvid(caB, "spiffe://b.org/workload/x");
+    const cases: [string, string, RegExp][] = [
+      [
+        "b.org",
+        `${dir}/none.pem`,
+        /the bundle file of "b\.org", .*none\.pem, is missing/,
+      ],
+      ["b.org", `${dir}/c.pem`, /names trust domain "c\.org", not "b\.org"/],
+      ["b.org", `${dir}/a.pem`, /names trust domain "a\.org", not "b\.org"/],
+      ["b.org", `${dir}/leaf.pem`, /is not a CA certificate/],
+      ["b.org", `${dir}/empty.pem`, /holds no certificate/],
+      ["b.org", dir, /is a folder/],
+      [
+        "a.org",
+        `${dir}/a.pem`,
+        /names "a\.org", the trust domain of this SVID/,
+      ],
+    ];
+    await Deno.writeTextFile(`${dir}/c.pem`, caPem(await createDevCa("c.org")));
+    await Deno.writeTextFile(`${dir}/a.pem`, caPem(caA));
+    await Deno.writeTextFile(`${dir}/leaf.pem`, leaf.certPem);
+    await Deno.writeTextFile(`${dir}/empty.pem`, "\n");
+    for (const [td, path, message] of cases) {
+      await assert.rejects(
+        () =>
+          openFileSvidSource(dir, {
+            watch: false,
+            bundles: {
+              federated: new Map([[td, path]]),
+              trustCasWithoutId: false,
+            },
+          }),
+        (e: unknown) => {
+          assert.ok(e instanceof ConfigError, `${path}: ${e}`);
+          assert.match(e.message, /^SPIKE_FEDERATED_BUNDLES/);
+          assert.match(e.message, message);
+          return true;
+        },
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("file source follows a rotation of a federated bundle file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await issueSvidDir(caA, ID, dir);
+    const fileB = `${dir}/b.pem`;
+    await Deno.writeTextFile(fileB, caPem(caB));
+    const source = await openFileSvidSource(dir, {
+      watch: false,
+      pollMs: 50,
+      bundles: {
+        federated: new Map([["b.org", fileB]]),
+        trustCasWithoutId: false,
+      },
+    });
     try {
-      const bundles = source.current().bundles;
-      assert.deepEqual([...bundles.keys()].sort(), ["a.org", "b.org"]);
-      // The CA without a SPIFFE ID belongs to the SVID's own trust domain.
-      assert.equal(bundles.get("a.org")?.length, 2);
-      assert.deepEqual(bundles.get("b.org"), [
-        new Uint8Array(caB.cert.rawData),
-      ]);
+      assert.deepEqual(source.current().bundles.get("b.org"), [der(caB)]);
+      const updated = nextUpdate(source);
+      const caB2 = await createDevCa("b.org");
+      await replaceFile(fileB, caPem(caB) + caPem(caB2));
+      const m = await within(updated, "federated bundle rotation");
+      assert.deepEqual(m.bundles.get("b.org"), [der(caB), der(caB2)]);
     } finally {
       await closeAll(source);
     }

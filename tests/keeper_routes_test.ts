@@ -40,6 +40,21 @@ Deno.test("keeper stores a shard of plain integers and refuses numbers written a
       request("/v1/store/contribute", shardText(values)),
     );
     assert.equal(res.status, 400, odd);
+    // Every 400 names its reason, never the numbers sent.
+    const body = JSON.parse(String(res.body));
+    assert.equal(body.err, "api_bad_request");
+    assert.match(body.reason, /plain integer/);
+  }
+  for (
+    const [path, body] of [
+      ["/v1/store/contribute", '{"shard":[1,2]}'],
+      ["/v1/store/shard", "{"],
+      ["/v1/store/nothing", "{}"],
+    ] as const
+  ) {
+    const res = await handle(request(path, body));
+    assert.equal(res.status, 400, path);
+    assert.equal(typeof JSON.parse(String(res.body)).reason, "string", path);
   }
   const held = slot.get().current;
   assert.equal(held?.index, 2);
@@ -100,5 +115,26 @@ Deno.test("a pending shard waits beside the current one until a current shard re
   assert.equal(refused.status, 401);
   assert.equal((await contribute(shardBody(4, 1), "commit")).status, 400);
   assert.equal((await answer(handle)).body.shard[0], 3);
+  slot.clear();
+});
+
+Deno.test("keeper takes a shard from bootstrap only when allowed", async () => {
+  const plain = Array.from({ length: 32 }, (_, i) => String(i + 1));
+  const asBootstrap = {
+    ...request("/v1/store/contribute", shardText(plain)),
+    peerId: parseSpiffeId("spiffe://spike.ist/spike/bootstrap"),
+  };
+  const slot = new ShardSlot();
+  const strict = keeperHandler(slot, createLogger("keeper-test"));
+  const refused = await strict(asBootstrap);
+  assert.equal(refused.status, 401);
+  assert.deepEqual(slot.get(), {});
+  const compatible = keeperHandler(slot, createLogger("keeper-test"), true);
+  const stored = await compatible({
+    ...asBootstrap,
+    body: encoder.encode(shardText(plain)),
+  });
+  assert.equal(stored.status, 200);
+  assert.equal(slot.get().current?.index, 2);
   slot.clear();
 });

@@ -134,6 +134,7 @@ Deno.test("client refuses a server with the wrong SPIFFE ID and sends it nothing
       client.post(`https://127.0.0.1:${port}/v1/x`, '{"secret":"x"}'),
     );
     assert.equal(error.kind, "unauthorized-server");
+    assert.equal(error.requestSent, false);
     assert.match(error.message, /spike\/keeper is not authorized/);
     await eventually(() => handshakes > 0);
     assert.equal(handshakes, 1);
@@ -176,6 +177,7 @@ Deno.test("client reports a closed port as unreachable", async () => {
     client.post(`https://127.0.0.1:${port}/v1/x`, "{}"),
   );
   assert.equal(error.kind, "unreachable");
+  assert.equal(error.requestSent, false);
 });
 
 Deno.test("client gives up on a server that does not answer in time", async () => {
@@ -190,7 +192,29 @@ Deno.test("client gives up on a server that does not answer in time", async () =
     client.post(s.url, "{}", { timeoutMs: 200 }),
   );
   assert.equal(error.kind, "timeout");
+  // The server has the request: a caller must not assume it was not acted on.
+  assert.equal(error.requestSent, true);
+  assert.equal(s.requests.length, 1);
   release();
+});
+
+Deno.test("client reports a handshake that never completes as not sent", async () => {
+  const ca = await createDevCa(TD);
+  const held: net.Socket[] = [];
+  const hole = net.createServer((socket) => held.push(socket));
+  await new Promise<void>((r) => hole.listen(0, "127.0.0.1", r));
+  const port = (hole.address() as net.AddressInfo).port;
+  try {
+    using client = await clientFor(ca);
+    const error = await rejection(
+      client.post(`https://127.0.0.1:${port}/v1/x`, "{}", { timeoutMs: 200 }),
+    );
+    assert.equal(error.kind, "timeout");
+    assert.equal(error.requestSent, false);
+  } finally {
+    for (const socket of held) socket.destroy();
+    await new Promise((r) => hole.close(r));
+  }
 });
 
 Deno.test("client rejects a URL that is not https", async () => {
@@ -260,5 +284,103 @@ Deno.test("client reads the timeout from SPIKE_HTTP_CLIENT_TIMEOUT", async () =>
   } finally {
     Deno.env.delete("SPIKE_HTTP_CLIENT_TIMEOUT");
     release();
+  }
+});
+
+/**
+ * An HTTPS server with a nexus SVID that answers every request with
+ * `bodyBytes` of zeros, declaring the length or not, and counts what it
+ * managed to send in all before clients hung up.
+ */
+async function bulkServer(
+  ca: DevCa,
+  bodyBytes: number,
+  declareLength: boolean,
+) {
+  const svid = await issueSvid(ca, NEXUS);
+  let sent = 0;
+  const server = https.createServer({
+    cert: svid.certPem,
+    key: svid.keyPem,
+  }, (req, res) => {
+    req.resume();
+    res.writeHead(
+      200,
+      declareLength ? { "content-length": String(bodyBytes) } : {},
+    );
+    const chunk = new Uint8Array(64 * 1024);
+    let written = 0;
+    const pump = () => {
+      while (written < bodyBytes && !res.destroyed) {
+        const n = Math.min(chunk.length, bodyBytes - written);
+        written += n;
+        sent += n;
+        if (!res.write(chunk.subarray(0, n))) {
+          res.once("drain", pump);
+          return;
+        }
+      }
+      if (written >= bodyBytes) res.end();
+    };
+    res.on("close", () => res.removeAllListeners("drain"));
+    pump();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `https://127.0.0.1:${port}/v1/store/shard`,
+    sent: () => sent,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+Deno.test("client fails a call whose answer is over its size limit, declared or streamed", async () => {
+  const ca = await createDevCa(TD);
+  for (const declareLength of [true, false]) {
+    const big = await bulkServer(ca, 256 * 1024 * 1024, declareLength);
+    try {
+      using client = await clientFor(ca, { maxResponseBytes: 4096 });
+      const error = await rejection(client.post(big.url, "{}"));
+      assert.equal(error.kind, "too-large");
+      assert.match(
+        error.message,
+        /^Response from https:\/\/127\.0\.0\.1:\d+ is larger than 4096 bytes$/,
+      );
+      // The connection is gone: the server cannot push the rest.
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(
+        big.sent() < 64 * 1024 * 1024,
+        `the server sent ${big.sent()} bytes`,
+      );
+    } finally {
+      await big.close();
+    }
+  }
+});
+
+Deno.test("a response of exactly the limit passes; a per-call limit overrides the client's", async () => {
+  const ca = await createDevCa(TD);
+  for (const declareLength of [true, false]) {
+    const exact = await bulkServer(ca, 4096, declareLength);
+    try {
+      using client = await clientFor(ca, { maxResponseBytes: 4096 });
+      const res = await client.post(exact.url, "{}");
+      assert.equal(res.body.byteLength, 4096);
+      const error = await rejection(
+        client.post(exact.url, "{}", { maxResponseBytes: 4095 }),
+      );
+      assert.equal(error.kind, "too-large");
+      using roomy = await clientFor(ca, { maxResponseBytes: 100 });
+      const wide = await roomy.post(exact.url, "{}", {
+        maxResponseBytes: 8192,
+      });
+      assert.equal(wide.body.byteLength, 4096);
+    } finally {
+      await exact.close();
+    }
   }
 });

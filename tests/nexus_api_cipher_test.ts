@@ -16,6 +16,7 @@ import { ApiError, ErrorCode } from "../lib/wire/errors.ts";
 import { cipherRoutes, DECRYPT_PATH } from "../modes/nexus/routes/cipher.ts";
 import { PolicyEngine } from "../modes/nexus/policy/engine.ts";
 import { routeKey } from "../modes/nexus/router.ts";
+import { CURL } from "./reliability_support.ts";
 
 const ENCRYPT = "/v1/cipher/encrypt";
 const DECRYPT = "/v1/cipher/decrypt";
@@ -24,18 +25,6 @@ const MAX = 4096;
 const LITE_ID = `spiffe://${TD}/spike/workload/role/lite`;
 
 const encoder = new TextEncoder();
-
-function curlAvailable(): boolean {
-  try {
-    return new Deno.Command("curl", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
 
 function flip(bytes: Uint8Array, index: number): Uint8Array {
   const copy = bytes.slice();
@@ -321,7 +310,7 @@ Deno.test("nexus cipher API over mTLS", async (t) => {
 
 Deno.test({
   name: "curl drives the API with SVID files and a pinned nexus key",
-  ignore: !curlAvailable(),
+  ignore: !CURL,
   fn: async () => {
     const api = await ApiFixture.create({ backend: "memory", keepers: 1 });
     const dir = api.cluster.svidDir("superuser");

@@ -17,6 +17,7 @@ const POLICY = "/v1/acl/policy";
 const POLICY_GET = "/v1/acl/policy?action=get";
 const POLICY_DELETE = "/v1/acl/policy?action=delete";
 const POLICY_LIST = "/v1/acl/policy?action=list";
+const POLICY_CREATE = "/v1/acl/policy?action=create";
 const APP_ID = `^spiffe://spike\\.ist/workload/app$`;
 
 Deno.test("nexus policy API and workload access over mTLS", async (t) => {
@@ -296,6 +297,45 @@ Deno.test("nexus policy API and workload access over mTLS", async (t) => {
       );
       expectStatus(await su(POLICY_GET, { id: "self-grant" }), 404);
     });
+
+    await t.step(
+      "create refuses a taken name with 409 and needs only write on the acl",
+      async () => {
+        const body = {
+          name: "created",
+          spiffeidPattern: APP_ID,
+          pathPattern: "^apps/app/.*$",
+          permissions: ["read"],
+        };
+        expectStatus(await su(POLICY_CREATE, body), 200);
+        const again = await su(POLICY_CREATE, {
+          ...body,
+          permissions: ["super"],
+        });
+        expectStatus(again, 409, "api_conflict");
+        const stored = await su(POLICY_GET, { id: "created" });
+        assert.deepEqual(stored.json?.permissions, ["read"]);
+        // The upsert route still replaces, as upstream's does.
+        expectStatus(await su(POLICY, { ...body, permissions: ["list"] }), 200);
+        // A delegate with write (no list) on spike/system/acl can create.
+        expectStatus(
+          await policy("app-acl-write", "spike/system/acl", ["write"]),
+          200,
+        );
+        expectStatus(
+          await app(POLICY_CREATE, { ...body, name: "by-delegate" }),
+          200,
+        );
+        expectStatus(
+          await app(POLICY_CREATE, { ...body, name: "by-delegate" }),
+          409,
+          "api_conflict",
+        );
+        for (const name of ["created", "by-delegate", "app-acl-write"]) {
+          expectStatus(await su(POLICY_DELETE, { id: name }), 200);
+        }
+      },
+    );
 
     await t.step(
       "acl rights on spike/system/acl delegate policy reads",

@@ -165,10 +165,20 @@ Deno.test("nexus secret API over mTLS", async (t) => {
       },
     );
 
+    await t.step(
+      "keys with dots, as certificates and config files use, are stored",
+      async () => {
+        const values = { "tls.crt": "PEM-C", "tls.key": "PEM-K", ".env": "E" };
+        expectStatus(await su(PUT, { path: "certs/web", values }), 200);
+        assert.deepEqual(data(await su(GET, { path: "certs/web" })), values);
+      },
+    );
+
     await t.step("every bad input is 400 and changes nothing", async () => {
       const before = await su(METADATA, { path: "apps/db" });
       const bad: [string, unknown][] = [
-        [PUT, { path: "apps/db", values: { "bad!key": "v" } }],
+        [PUT, { path: "apps/db", values: { "bad!key": "hunter2-secret" } }],
+        [PUT, { path: "apps/db", values: { "..": "hunter2-secret" } }],
         [PUT, { path: "apps/db", values: { "": "v" } }],
         [PUT, { path: "apps/db", values: { k: 1 } }],
         [PUT, { path: "apps/db", values: { k: null } }],
@@ -204,6 +214,11 @@ Deno.test("nexus secret API over mTLS", async (t) => {
           `${route} ${JSON.stringify(body).slice(0, 80)} -> ${answer.status}`,
         );
         assert.equal(answer.json?.err, "api_bad_request");
+        // Beyond upstream: a reason names the rule, never the value.
+        const reason = answer.json?.reason;
+        assert.equal(typeof reason, "string", JSON.stringify(answer.json));
+        assert.match(reason as string, /^[A-Z]/);
+        assert.doesNotMatch(reason as string, /hunter2/);
       }
       const after = await su(METADATA, { path: "apps/db" });
       assert.deepEqual(after.json, before.json);
@@ -211,7 +226,13 @@ Deno.test("nexus secret API over mTLS", async (t) => {
         user: "u2",
       });
       const list = await su(LIST);
-      assert.deepEqual(list.json?.keys, ["apps/db", "b/one", "cas/k", "tmp/x"]);
+      assert.deepEqual(list.json?.keys, [
+        "apps/db",
+        "b/one",
+        "cas/k",
+        "certs/web",
+        "tmp/x",
+      ]);
     });
 
     await t.step("a 500 character path is fine, 501 is not", async () => {
@@ -225,6 +246,7 @@ Deno.test("nexus secret API over mTLS", async (t) => {
       for (const body of ["{", "[]", "null", '"x"', "", '{"path":"a"} x']) {
         const answer = await su(GET, body);
         expectStatus(answer, 400, "api_bad_request");
+        assert.match(String(answer.json?.reason), /JSON/);
       }
     });
 
@@ -252,7 +274,9 @@ Deno.test("nexus secret API over mTLS", async (t) => {
           "/v1/auth/initialization?action=check",
         ]
       ) {
-        expectStatus(await su(route, {}), 400, "api_bad_request");
+        const answer = await su(route, {});
+        expectStatus(answer, 400, "api_bad_request");
+        assert.equal(answer.json?.reason, "No route for this path and action");
       }
     });
 

@@ -34,7 +34,7 @@ function depsFor(meta: StoreMeta): OperatorDeps {
     keepers: undefined,
     backend: "sqlite",
     allowThresholdOne: false,
-    afterRestore: () => {},
+    push: undefined,
     exclusive: (task) => task(),
     recoveryExported: () => Promise.resolve(),
     lifecycleStatus: () => Promise.resolve({}),

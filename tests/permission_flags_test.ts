@@ -114,6 +114,10 @@ Deno.test("every form of pilot's file options names the same file", () => {
     ["--file=in.txt", "--out=out.bin"],
     ["--file", "in.txt", "--out", "out.bin"],
     ["--json", "-f", `${CWD}/in.txt`, "-o", `${CWD}/out.bin`],
+    // Go-style forms, which pilot reads the same way.
+    ["-file=in.txt", "-out=out.bin"],
+    ["-file", "in.txt", "-out", "out.bin"],
+    ["-f=in.txt", "-o=out.bin"],
   ];
   for (const form of forms) {
     for (const command of ["encrypt", "decrypt"]) {
@@ -122,7 +126,9 @@ Deno.test("every form of pilot's file options names the same file", () => {
       assert.deepEqual(allowed(flags, "write"), [`${CWD}/out.bin`]);
     }
   }
-  for (const form of [["--file", "p.yaml"], ["--file=p.yaml"]]) {
+  for (
+    const form of [["--file", "p.yaml"], ["--file=p.yaml"], ["-file=p.yaml"]]
+  ) {
     const flags = pilot(["policy", "apply", ...form]);
     assert.deepEqual(allowed(flags, "read"), ["/svid", `${CWD}/p.yaml`]);
   }
@@ -154,6 +160,14 @@ Deno.test("pilot may only read its input files and only write -o and the recover
     "/home/op/.spike/recover",
   ]);
   assert.deepEqual(allowed(drill, "write"), []);
+  const restore = pilot(["operator", "restore", "spike.recovery.2.txt"]);
+  assert.deepEqual(allowed(restore, "read"), [
+    "/svid",
+    `${CWD}/spike.recovery.2.txt`,
+  ]);
+  assert.deepEqual(allowed(restore, "write"), []);
+  const piped = pilot(["operator", "restore", "-"]);
+  assert.deepEqual(allowed(piped, "read"), ["/svid"]);
   const recover = pilot(["operator", "recover"], {
     SPIKE_PILOT_RECOVERY_DIR: "shards",
   });
@@ -292,4 +306,59 @@ Deno.test("the launcher parses the file commands with pilot's own options", asyn
     );
     assert.deepEqual(await helpOptions(command), expected, command);
   }
+});
+
+Deno.test("federated bundle files are readable next to the SVID directory, and only with one", () => {
+  const env = {
+    ...SVID,
+    SPIKE_FEDERATED_BUNDLES:
+      "partner.example=fed/partner.pem, other.example=/etc/spike/other.pem",
+  };
+  for (const mode of ["nexus", "keeper", "pilot"] as const) {
+    const flags = permissionFlags(
+      mode,
+      env,
+      mode === "pilot" ? ["status"] : [],
+    );
+    const read = allowed(flags, "read");
+    assert.ok(read.includes(`${CWD}/fed/partner.pem`), mode);
+    assert.ok(read.includes("/etc/spike/other.pem"), mode);
+  }
+  const socket = permissionFlags("keeper", {
+    PWD: CWD,
+    SPIFFE_ENDPOINT_SOCKET: "unix:///run/agent.sock",
+    SPIKE_FEDERATED_BUNDLES: "partner.example=/etc/spike/partner.pem",
+  });
+  assert.ok(!allowed(socket, "read").includes("/etc/spike/partner.pem"));
+  const invalid = permissionFlags("keeper", {
+    ...SVID,
+    SPIKE_FEDERATED_BUNDLES: "no-equals-sign",
+  });
+  assert.deepEqual(allowed(invalid, "read"), ["/svid"]);
+});
+
+Deno.test("secret put may read the files of key=@file and @file, and nothing else", () => {
+  const put = pilot([
+    "secret",
+    "put",
+    "apps/tls",
+    "cert=@tls/cert.pem",
+    "key=@/etc/tls/key.pem",
+    "password=-",
+    "user=app",
+    "note=a=@b",
+    "--cas",
+    "3",
+  ]);
+  assert.deepEqual(allowed(put, "read"), [
+    "/svid",
+    `${CWD}/tls/cert.pem`,
+    "/etc/tls/key.pem",
+  ]);
+  assert.deepEqual(allowed(put, "write"), []);
+  const json = pilot(["secret", "put", "apps/db", "@values.json"]);
+  assert.deepEqual(allowed(json, "read"), ["/svid", `${CWD}/values.json`]);
+  // The path is never a file.
+  const path = pilot(["secret", "put", "@apps", "k=v"]);
+  assert.deepEqual(allowed(path, "read"), ["/svid"]);
 });

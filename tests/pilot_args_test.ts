@@ -8,6 +8,7 @@ import {
   parseVersionList,
 } from "../modes/pilot/args.ts";
 import { CliError } from "../modes/pilot/cli_error.ts";
+import { normalizeGoStyleFlags } from "../lib/go_style_flags.ts";
 import { ExitCode } from "../modes/pilot/exit_codes.ts";
 import { checkSecretPath, parseKeyValuePairs } from "../modes/pilot/secret.ts";
 import { policyFromFlags } from "../modes/pilot/policy.ts";
@@ -47,6 +48,51 @@ Deno.test("parseCommand returns flags and positionals", () => {
   const parsed = parseCommand(GET_SPEC, ["apps/db", "user", "-v", "3"]);
   assert.deepEqual(parsed?.positionals, ["apps/db", "user"]);
   assert.equal(parsed?.values.version, "3");
+});
+
+Deno.test("parseCommand reads Go-style flags as upstream's Go CLI users write them", () => {
+  const spec = {
+    ...GET_SPEC,
+    options: {
+      version: { type: "string" as const, short: "v" },
+      format: { type: "string" as const, short: "f" },
+    },
+  };
+  for (
+    const args of [
+      ["apps/db", "-format=json", "-version=3"],
+      ["apps/db", "-format", "json", "-version", "3"],
+      ["apps/db", "-f=json", "-v=3"],
+      ["apps/db", "-fjson", "-v3"],
+      ["apps/db", "--format=json", "--version=3"],
+    ]
+  ) {
+    const parsed = parseCommand(spec, args);
+    assert.equal(parsed?.values.format, "json", args.join(" "));
+    assert.equal(parsed?.values.version, "3", args.join(" "));
+    assert.deepEqual(parsed?.positionals, ["apps/db"]);
+  }
+  // After "--" nothing is a flag.
+  assert.deepEqual(
+    parseCommand(spec, ["--", "-format=json"])?.positionals,
+    ["-format=json"],
+  );
+  // A single-dash word that is no option is refused by its name, not as -o.
+  const e = assertCliError(
+    () => parseCommand(spec, ["apps/db", "-ormat=hunter2"]),
+    ExitCode.Usage,
+    /^Unknown option -ormat for "spike pilot secret get": long options take two dashes/,
+  );
+  assert.ok(!e.message.includes("hunter2"));
+});
+
+Deno.test("normalizeGoStyleFlags leaves bundled short flags and values alone", () => {
+  const options = { file: { short: "f" }, json: {} };
+  assert.deepEqual(
+    normalizeGoStyleFlags(["-fx.txt", "-json", "-f=y", "-h", "x=-1"], options),
+    ["-fx.txt", "--json", "--file=y", "-h", "x=-1"],
+  );
+  assert.deepEqual(normalizeGoStyleFlags(["-help"], {}), ["--help"]);
 });
 
 Deno.test("parseCommand refuses an unknown option with exit code 2", () => {
@@ -220,12 +266,14 @@ Deno.test("parseKeyValuePairs splits at the first '='", () => {
     "url=a=b",
     "empty=",
     "my key=x",
+    "tls.crt=pem",
   ]);
   assert.deepEqual(values, {
     user: "admin",
     url: "a=b",
     empty: "",
     "my key": "x",
+    "tls.crt": "pem",
   });
 });
 
@@ -249,9 +297,14 @@ Deno.test("parseKeyValuePairs errors never repeat a value", () => {
     /"a" is given twice/,
   );
   assertCliError(
-    () => parseKeyValuePairs(["a.b=1"]),
+    () => parseKeyValuePairs(["a/b=1"]),
     ExitCode.Usage,
-    /Invalid key "a.b"/,
+    /Invalid key "a\/b"/,
+  );
+  assertCliError(
+    () => parseKeyValuePairs(["..=1"]),
+    ExitCode.Usage,
+    /Invalid key "\.\."/,
   );
   assertCliError(() => parseKeyValuePairs([]), ExitCode.Usage, /at least one/);
 });

@@ -284,7 +284,22 @@ Deno.test("spike pilot as a process", async (t) => {
     });
 
     await t.step("secret delete sends trimmed versions", async () => {
-      h.reply(() => json(200, {}));
+      const live = { deletedTime: null, createdTime: "2026-01-01T00:00:00Z" };
+      h.reply((req) =>
+        json(
+          200,
+          req.action === "get"
+            ? {
+              metadata: { currentVersion: 3 },
+              versions: {
+                "1": { version: 1, ...live },
+                "2": { version: 2, ...live },
+                "3": { version: 3, ...live },
+              },
+            }
+            : {},
+        )
+      );
       const run = await h.pilot("superuser", [
         "secret",
         "delete",
@@ -293,24 +308,22 @@ Deno.test("spike pilot as a process", async (t) => {
         "1, 2",
       ]);
       assert.equal(run.code, 0, run.stderr);
-      assert.equal(h.seen[0]!.action, "delete");
-      assert.deepEqual(bodyJson(h.seen[0]), {
+      // Metadata before and after, to report what changed.
+      assert.deepEqual(h.seen.map((s) => s.action), ["get", "delete", "get"]);
+      assert.deepEqual(bodyJson(h.seen[1]), {
         path: "apps/db",
         versions: [1, 2],
       });
+      assert.equal(
+        run.stdout,
+        'Deleted versions 1 and 2 of secret "apps/db"; version 3 is current now\n',
+      );
     });
 
     await t.step(
       "policy create refuses an existing name with exit 7",
       async () => {
-        h.reply((req) =>
-          json(
-            200,
-            req.action === "list"
-              ? { policies: [{ id: "", name: "web" }] }
-              : {},
-          )
-        );
+        h.reply(() => json(409, { err: "api_conflict" }));
         const args = [
           "policy",
           "create",
@@ -328,14 +341,13 @@ Deno.test("spike pilot as a process", async (t) => {
           7,
           /^Policy "web" already exists/,
         );
-        assert.deepEqual(h.seen.map((s) => s.action), ["list"]);
-        h.reply((req) =>
-          json(200, req.action === "list" ? { policies: [] } : {})
-        );
+        // Nexus decides: one create call, no client-side list.
+        assert.deepEqual(h.seen.map((s) => s.action), ["create"]);
+        h.reply(() => json(200, {}));
         const created = await h.pilot("superuser", args);
         assert.equal(created.code, 0, created.stderr);
         assert.equal(created.stdout, 'Policy "web" created\n');
-        assert.deepEqual(bodyJson(h.seen[1]), {
+        assert.deepEqual(bodyJson(h.seen[0]), {
           name: "web",
           spiffeidPattern: "^spiffe://spike\\.ist/app/web$",
           pathPattern: "^apps/web/.*$",
@@ -526,7 +538,21 @@ Deno.test("spike pilot as a process", async (t) => {
             stdin: `spike:1:${HEX1}`,
           }),
           2,
-          /^SPIKE Nexus rejected shard 1: it is not a shard of this installation/,
+          /^SPIKE Nexus rejected shard 1 \(HTTP 400, api_bad_request\)$/,
+        );
+        // A reason from nexus is shown, on one line whatever it holds.
+        h.reply(() =>
+          json(400, {
+            err: "api_bad_request",
+            reason: "It is not a shard of this installation\n\x1b[2Jspoof",
+          })
+        );
+        assertFails(
+          await h.pilot("restore", ["operator", "restore"], {
+            stdin: `spike:1:${HEX1}`,
+          }),
+          2,
+          /^SPIKE Nexus rejected shard 1: it is not a shard of this installation \[2Jspoof$/,
         );
         // 409 is an unlocked nexus or a repeated shard; the state says which.
         for (

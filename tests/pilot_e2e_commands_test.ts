@@ -31,6 +31,7 @@ const HELP_COMMANDS: string[][] = [
   ["operator", "recover"],
   ["operator", "restore"],
   ["operator", "drill"],
+  ["operator", "push"],
   ["status"],
 ];
 
@@ -153,43 +154,163 @@ Deno.test("every pilot command works against a real nexus", async (t) => {
     });
 
     await t.step("secret delete and undelete", async () => {
-      // Deleting the current version makes the newest live one current.
+      // Deleting the current version makes the newest live one current:
+      // delete says so, and warns that an older value is live again.
+      let res = await su(["secret", "delete", "apps/db"]);
       assert.equal(
-        ok(await su(["secret", "delete", "apps/db"]), "delete"),
-        "OK\n",
+        ok(res, "delete"),
+        'Deleted version 2 of secret "apps/db"; version 1 is current now\n',
+      );
+      assert.match(
+        res.stderr,
+        /^Warning: secret "apps\/db" now reads version 1, an older value; "spike pilot secret undelete apps\/db" brings back version 2\n$/,
       );
       assert.equal(
         ok(await su(["secret", "get", "apps/db", "pass"]), "get"),
         "one\n",
       );
       fails(await su(["secret", "get", "apps/db", "-v", "2"]), 3, /not found/);
-      ok(await su(["secret", "delete", "apps/db", "-v", "1"]), "delete -v 1");
-      fails(
-        await su(["secret", "get", "apps/db"]),
-        3,
-        /Secret "apps\/db" not found/,
-      );
-      fails(await su(["secret", "get", "apps/db", "-v", "1"]), 3, /not found/);
-      fails(
-        await su(["secret", "delete", "apps/none"]),
-        3,
-        /Secret "apps\/none" not found/,
-      );
+      // undelete without -v restores what the last delete removed.
       assert.equal(
-        ok(await su(["secret", "undelete", "apps/db", "-v", "1,2"]), "undel"),
-        "OK\n",
+        ok(await su(["secret", "undelete", "apps/db"]), "undelete"),
+        'Restored version 2 of secret "apps/db"; version 2 is current now\n',
       );
       assert.equal(
         ok(await su(["secret", "get", "apps/db", "pass"]), "get"),
         "two\n",
       );
+
+      // Repeated deletes step back, repeated undeletes step forward again.
+      ok(await su(["secret", "put", "apps/db", "pass=three"]), "put");
+      for (const [deleted, current] of [[3, 2], [2, 1]]) {
+        assert.match(
+          ok(await su(["secret", "delete", "apps/db"]), "delete"),
+          new RegExp(
+            `^Deleted version ${deleted} .*; version ${current} is current now`,
+          ),
+        );
+      }
+      for (const restored of [2, 3]) {
+        assert.match(
+          ok(await su(["secret", "undelete", "apps/db"]), "undelete"),
+          new RegExp(`^Restored version ${restored} `),
+        );
+      }
       assert.equal(
-        ok(await su(["secret", "get", "apps/db", "pass", "-v", "1"]), "get"),
-        "one\n",
+        ok(await su(["secret", "get", "apps/db", "pass"]), "get"),
+        "three\n",
       );
-      // Nothing left to undelete.
-      fails(await su(["secret", "undelete", "apps/db"]), 3, /not found/);
+
+      // Deleting several versions at once, then undeleting them together.
+      assert.equal(
+        ok(await su(["secret", "delete", "apps/db", "-v", "1, 3"]), "delete"),
+        'Deleted versions 1 and 3 of secret "apps/db"; version 2 is current now\n',
+      );
+      assert.equal(
+        ok(await su(["secret", "undelete", "apps/db"]), "undelete"),
+        'Restored versions 1 and 3 of secret "apps/db"; version 3 is current now\n',
+      );
+
+      // A version that does not exist: nothing deleted, exit 3.
+      fails(
+        await su(["secret", "delete", "apps/db", "-v", "9"]),
+        3,
+        /^Version 9 of secret "apps\/db" not found: nothing deleted/,
+      );
+      fails(
+        await su(["secret", "delete", "apps/none"]),
+        3,
+        /Secret "apps\/none" not found/,
+      );
+      fails(
+        await su(["secret", "undelete", "apps/db"]),
+        3,
+        /^Nothing to undelete: no version of secret "apps\/db" is deleted/,
+      );
+
+      // With no live version left, delete prints the exact undelete command.
+      res = await su(["secret", "delete", "apps/db", "-v", "1,2,3"]);
+      assert.equal(
+        ok(res, "delete all"),
+        'Deleted versions 1, 2 and 3 of secret "apps/db"; no version is live now\n' +
+          "Bring it back with: spike pilot secret undelete apps/db -v 1,2,3\n",
+      );
+      fails(
+        await su(["secret", "get", "apps/db"]),
+        3,
+        /Secret "apps\/db" not found/,
+      );
+      assert.equal(
+        ok(
+          await su(["secret", "undelete", "apps/db", "-v", "1,2,3"]),
+          "undelete -v",
+        ),
+        'Restored versions 1, 2 and 3 of secret "apps/db"; version 3 is current now\n',
+      );
+      // Without -v nexus can only restore the newest deleted version, and
+      // undelete says which stay deleted.
+      ok(await su(["secret", "delete", "apps/db", "-v", "1,2,3"]), "delete");
+      assert.equal(
+        ok(await su(["secret", "undelete", "apps/db"]), "undelete"),
+        'Restored version 3 of secret "apps/db"; version 3 is current now\n' +
+          "No version was live, so nexus restored the newest deleted one; versions 1 and 2 stay deleted (spike pilot secret undelete apps/db -v 1,2 restores them)\n",
+      );
+      ok(await su(["secret", "undelete", "apps/db", "-v", "1,2"]), "undelete");
+
+      // A one-version secret round-trips with plain delete and undelete.
+      ok(await su(["secret", "put", "apps/one", "k=v"]), "put");
+      assert.equal(
+        ok(await su(["secret", "delete", "apps/one"]), "delete"),
+        'Deleted version 1 of secret "apps/one"; no version is live now\n' +
+          "Bring it back with: spike pilot secret undelete apps/one\n",
+      );
+      assert.equal(
+        ok(await su(["secret", "undelete", "apps/one"]), "undelete"),
+        'Restored version 1 of secret "apps/one"; version 1 is current now\n',
+      );
+      assert.equal(
+        ok(await su(["secret", "get", "apps/one", "k"]), "g"),
+        "v\n",
+      );
     });
+
+    await t.step(
+      "a caller who may write but not read still deletes and undeletes",
+      async () => {
+        await cluster.issue("writer", "spiffe://spike.ist/workload/writer");
+        ok(
+          await su([
+            "policy",
+            "create",
+            "--name",
+            "writer",
+            "--spiffeid-pattern",
+            "^spiffe://spike\\.ist/workload/writer$",
+            "--path-pattern",
+            "^apps/w$",
+            "--permissions",
+            "write",
+          ]),
+          "create",
+        );
+        ok(await su(["secret", "put", "apps/w", "k=1"]), "put");
+        ok(await su(["secret", "put", "apps/w", "k=2"]), "put");
+        const writer = (args: string[]) => cluster.pilot("writer", args);
+        assert.equal(
+          ok(await writer(["secret", "delete", "apps/w"]), "delete"),
+          'Deleted the current version of secret "apps/w"\n',
+        );
+        assert.equal(
+          ok(await writer(["secret", "undelete", "apps/w", "-v", "2"]), "un"),
+          'Restored version 2 of secret "apps/w"\n',
+        );
+        assert.equal(
+          ok(await su(["secret", "get", "apps/w", "k"]), "g"),
+          "2\n",
+        );
+        ok(await su(["policy", "delete", "writer", "--yes"]), "delete");
+      },
+    );
 
     await t.step("policy create refuses an existing name", async () => {
       const flags = [

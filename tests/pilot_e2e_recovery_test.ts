@@ -183,7 +183,7 @@ Deno.test("recovery drill: recover, lose everything, restore from t files", asyn
             stdin: await Deno.readTextFile(recoveryFile(other, 1)),
           }),
           2,
-          /rejected shard 1: it is not a shard of this installation/,
+          /rejected shard 1: it is not a shard of this installation's current root key: shard 1 does not match its commitment/,
         );
         fails(
           await main.pilot("restore", ["operator", "restore"], {
@@ -200,8 +200,13 @@ Deno.test("recovery drill: recover, lose everything, restore from t files", asyn
 
     await t.step("restore from t files, refusing a duplicate", async () => {
       const shard1 = await Deno.readTextFile(recoveryFile(main, 1));
+      // A file argument, as drill takes.
       const first = ok(
-        await main.pilot("restore", ["operator", "restore"], { stdin: shard1 }),
+        await main.pilot("restore", [
+          "operator",
+          "restore",
+          recoveryFile(main, 1),
+        ]),
         "restore 1",
       );
       assert.match(first, /Shards collected: 1\nShards remaining: 1\n/);
@@ -211,13 +216,19 @@ Deno.test("recovery drill: recover, lose everything, restore from t files", asyn
         /already holds shard 1 from this restore/,
       );
       assert.equal((await status(main)).restore.collected, 1);
+      // Pasted wrapped over two lines and in uppercase: the same shard.
+      const shard3 = await Deno.readTextFile(recoveryFile(main, 3));
+      const [prefix, hex] = [shard3.slice(0, 8), shard3.slice(8).trim()];
       const last = ok(
         await main.pilot("restore", ["operator", "restore"], {
-          stdin: await Deno.readTextFile(recoveryFile(main, 3)),
+          stdin: `${prefix}${hex.slice(0, 30)}\n${
+            hex.slice(30).toUpperCase()
+          }\n`,
         }),
         "restore 3",
       );
       assert.match(last, /SPIKE is now restored and ready to use/);
+      assert.match(last, /README\.md, .*"Recovery runbook"/);
     });
 
     await t.step(

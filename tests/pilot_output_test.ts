@@ -273,9 +273,29 @@ Deno.test("describeError maps every error kind to a code, never a stack", () => 
     describeError(new Deno.errors.BrokenPipe("x")).message,
     undefined,
   );
-  assert.match(
-    describeError(new Deno.errors.NotCapable("Requires net access")).message!,
-    /^Permission denied: Requires net access$/,
+  assert.equal(
+    describeError(
+      new Deno.errors.NotCapable(
+        'Requires net access to "10.0.0.1:8553", run again with the --allow-net flag',
+      ),
+    ).message,
+    'Cannot connect to "10.0.0.1:8553": this process was not granted access to it (deno task spike grants each mode only the files, hosts and variables its configuration and arguments name)',
+  );
+  // Wrapped in another error, as the mTLS client wraps a failed connect.
+  const wrapped = new Error("TLS failure", {
+    cause: new Deno.errors.NotCapable(
+      'Requires net access to "h:1", run again with the --allow-net flag',
+    ),
+  });
+  assert.match(describeError(wrapped).message!, /^Cannot connect to "h:1"/);
+  // Quoted inside a sentence.
+  assert.equal(
+    describeError(
+      new CliError(
+        'Cannot get this workload\'s SVID: requires read access to "/s", run again with the --allow-read flag',
+      ),
+    ).message,
+    'Cannot get this workload\'s SVID: no read access to "/s" was granted to this process',
   );
   const other = describeError(new RangeError("boom\n    at somewhere"));
   assert.equal(other.message, "Unexpected error: RangeError: boom");

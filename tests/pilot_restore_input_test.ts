@@ -4,8 +4,10 @@ import {
   type ByteReader,
   HiddenLine,
   MAX_SHARD_INPUT,
+  normalizeShardText,
   parseShardInput,
   readPipedInput,
+  shardTextIncomplete,
 } from "../modes/pilot/shard_input.ts";
 import { CliError } from "../modes/pilot/cli_error.ts";
 
@@ -94,7 +96,8 @@ Deno.test("wrong shard input is a usage error that never echoes the input", () =
       "",
       `spike:1:${secretish}`,
       `spike:0:${HEX}`,
-      `spike:1:${HEX.toUpperCase()}`,
+      `spike:1 2:${HEX}`,
+      `spike:1:${HEX.slice(0, 30)}-${HEX.slice(31)}`,
       `nope:1:${HEX}`,
       `spike:1:${HEX}:extra`,
       `spike:x:${HEX}`,
@@ -109,4 +112,48 @@ Deno.test("wrong shard input is a usage error that never echoes the input", () =
       return true;
     }, text);
   }
+});
+
+Deno.test("a shard wrapped over lines, in uppercase or with SPIKE: is the same shard", () => {
+  const value = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + 160);
+  const hex = value.toHex();
+  const canonical = parseShardInput(encode(`spike:2:${hex}`));
+  for (
+    const text of [
+      `spike:2:${hex.toUpperCase()}`,
+      `SPIKE:2:${hex}`,
+      `spike:2:${hex.slice(0, 40)}\n${hex.slice(40)}\n`,
+      `spike:2:\r\n${hex.slice(0, 32)}\r\n  ${hex.slice(32).toUpperCase()}`,
+      `  spike:2:${hex.slice(0, 16)} ${hex.slice(16, 48)}\t${hex.slice(48)}  `,
+    ]
+  ) {
+    const shard = parseShardInput(encode(text));
+    assert.equal(shard.index, canonical.index, text);
+    assert.deepEqual(shard.value, canonical.value, text);
+  }
+  assert.deepEqual(canonical.value, value);
+  // Blanks are dropped only from the hex: a wrapped index is refused, not
+  // read as another shard.
+  assert.throws(() => parseShardInput(encode(`spike:1\n2:${hex}`)), CliError);
+  assert.deepEqual(
+    normalizeShardText(
+      encode(`Spike:12:${hex.slice(0, 10)}\n${hex.slice(10)}`),
+    ),
+    encode(`spike:12:${hex}`),
+  );
+});
+
+Deno.test("a hidden line goes on after Enter while a pasted shard is incomplete", () => {
+  const line = new HiddenLine();
+  assert.equal(line.feed(encode(`spike:1:${HEX.slice(0, 40)}\r\n`)), "more");
+  assert.equal(line.feed(encode(`${HEX.slice(40)}\r`)), "done");
+  assert.equal(decode(line.bytes()), `spike:1:${HEX}`);
+  // Enter twice ends an incomplete line: the parser then says what is short.
+  const short = new HiddenLine();
+  assert.equal(short.feed(encode("spike:1:abcd\r")), "more");
+  assert.equal(short.feed(encode("\r")), "done");
+  // Anything that is not a shard's start ends at the first Enter.
+  assert.equal(new HiddenLine().feed(encode("hello\r")), "done");
+  assert.ok(shardTextIncomplete(encode("spike:1:")));
+  assert.ok(!shardTextIncomplete(encode(`spike:1:${HEX}`)));
 });

@@ -162,8 +162,11 @@ Deno.test("reserved paths are reached only by patterns that match them fully", (
     const pattern of [
       "spike/system/acl",
       "spike/system/.*",
-      ".*",
       "^spike/system/acl$",
+      "spike\\/system\\/acl",
+      "spike/system/(acl|secret)",
+      "spike/system/acl|spike/system/secret",
+      "spike/system.*",
     ]
   ) {
     const engine = engineWith(policy("p", "spiffe://.*", pattern, ["write"]));
@@ -173,6 +176,40 @@ Deno.test("reserved paths are reached only by patterns that match them fully", (
       pattern,
     );
   }
+});
+
+Deno.test("reserved paths are not reached by patterns without the literal spike/system prefix", () => {
+  for (
+    const pattern of [
+      ".*",
+      "s.*",
+      "[a-z]+/.*",
+      "spike/.*",
+      "spike.system/.*",
+      "spike/syste[m]/.*",
+      "(spike/system/acl)",
+      "spike/system/acl|.*",
+      ".*|spike/system/acl",
+      "\\u0073pike/system/acl",
+      "[s]pike/system/acl",
+    ]
+  ) {
+    const engine = engineWith(policy("p", "spiffe://.*", pattern, ["super"]));
+    for (
+      const path of [
+        "spike/system/acl",
+        "spike/system/secret",
+        "spike/system/cipher/exec",
+      ]
+    ) {
+      assert.equal(engine.allows(APP, path, ["write"]), false, pattern);
+      assert.equal(engine.allows(APP, path, ["list"]), false, pattern);
+    }
+  }
+  // Secrets are matched as before: full match, no literal prefix needed.
+  const all = engineWith(policy("p", "spiffe://.*", ".*", ["read", "write"]));
+  assert.equal(all.allows(APP, "apps/db", ["read"]), true);
+  assert.equal(all.allows(APP, "spike/systemd/unit", ["write"]), true);
 });
 
 Deno.test("upsert adds and replaces a policy at once", () => {

@@ -416,6 +416,13 @@ Deno.test("fuzzed requests to every nexus and keeper route: no crash, no 5xx, no
         "string",
         `no err code for ${describe(probe)}`,
       );
+      if (reply.status === 400) {
+        assert.equal(
+          typeof reply.json?.reason,
+          "string",
+          `no reason for the 400 to ${describe(probe)}`,
+        );
+      }
       const after = await snapshot();
       assert.equal(
         after,

@@ -6,8 +6,6 @@
 // Impostor servers (wrong SPIFFE ID, foreign CA) get nothing from pilot or
 // from nexus: not a request, not a shard.
 import assert from "node:assert/strict";
-import https from "node:https";
-import type { Socket } from "node:net";
 import { Cluster } from "../scripts/cluster.ts";
 import {
   createDevCa,
@@ -17,7 +15,9 @@ import {
   writeSvidDir,
 } from "../scripts/dev_ca.ts";
 import {
+  attempt,
   type AuditEntry,
+  CURL,
   FakeServer,
   readAudit,
   waitFor,
@@ -26,135 +26,6 @@ import {
 const TD = "spike.ist";
 const SUPERUSER = `spiffe://${TD}/spike/pilot/role/superuser`;
 const DAY_MS = 86_400_000;
-
-/** What a raw mTLS attempt ended with. */
-type Attempt =
-  | { kind: "answer"; status: number; body: Record<string, unknown> }
-  | { kind: "refused"; localPort: number; error: string };
-
-const CURL = (() => {
-  try {
-    return new Deno.Command("curl", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync().success;
-  } catch {
-    return false;
-  }
-})();
-
-/**
- * Posts JSON presenting the SVID of `dir` (or no certificate) without
- * checking the server: only how the server treats the client matters.
- * curl (OpenSSL) is used where present, because it presents any
- * certificate it is given, a CA included, where Deno's own TLS client
- * gives up before the server can judge.
- */
-async function attempt(
-  url: string,
-  dir: string | undefined,
-  body: unknown = {},
-): Promise<Attempt> {
-  if (!CURL) return await nodeAttempt(url, dir, body);
-  const out = await new Deno.Command("curl", {
-    args: [
-      "-sk",
-      "--max-time",
-      "10",
-      "-X",
-      "POST",
-      "-H",
-      "content-type: application/json",
-      "--data-binary",
-      JSON.stringify(body),
-      "-w",
-      "\n%{http_code} %{local_port}",
-      ...(dir === undefined
-        ? []
-        : ["--cert", `${dir}/svid.pem`, "--key", `${dir}/svid_key.pem`]),
-      url,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  const cut = text.lastIndexOf("\n");
-  const [status, port] = text.slice(cut + 1).split(" ").map(Number);
-  if (out.code !== 0 || status === 0) {
-    return {
-      kind: "refused",
-      localPort: port ?? 0,
-      error: `curl exit ${out.code}`,
-    };
-  }
-  let parsed: Record<string, unknown> = {};
-  try {
-    parsed = JSON.parse(text.slice(0, cut));
-  } catch {
-    // Not JSON.
-  }
-  return { kind: "answer", status: status!, body: parsed };
-}
-
-/** {@linkcode attempt} with `node:https`, where curl is missing. */
-async function nodeAttempt(
-  url: string,
-  dir: string | undefined,
-  body: unknown,
-): Promise<Attempt> {
-  const identity = dir === undefined ? undefined : await pemsOf(dir);
-  return await new Promise((resolve) => {
-    let localPort = 0;
-    const payload = JSON.stringify(body);
-    const req = https.request(url, {
-      method: "POST",
-      ...(identity ?? {}),
-      rejectUnauthorized: false,
-      agent: false,
-      headers: {
-        "content-type": "application/json",
-        "content-length": String(payload.length),
-      },
-    }, (res) => {
-      const chunks: Uint8Array[] = [];
-      res.on("data", (c: Uint8Array) => chunks.push(c));
-      res.on("end", () => {
-        const text = new TextDecoder().decode(
-          new Uint8Array(chunks.flatMap((c) => [...c])),
-        );
-        let parsed: Record<string, unknown> = {};
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          // Not JSON.
-        }
-        resolve({ kind: "answer", status: res.statusCode ?? 0, body: parsed });
-      });
-      res.on(
-        "error",
-        (e) => resolve({ kind: "refused", localPort, error: e.message }),
-      );
-    });
-    req.on("socket", (socket: Socket) => {
-      socket.once("connect", () => {
-        localPort = socket.localPort ?? 0;
-      });
-    });
-    req.on(
-      "error",
-      (e) => resolve({ kind: "refused", localPort, error: e.message }),
-    );
-    req.end(payload);
-  });
-}
-
-async function pemsOf(dir: string): Promise<{ cert: string; key: string }> {
-  return {
-    cert: await Deno.readTextFile(`${dir}/svid.pem`),
-    key: await Deno.readTextFile(`${dir}/svid_key.pem`),
-  };
-}
 
 /** Issues an SVID directory from `ca` with deliberate flaws. */
 async function issueFrom(
@@ -188,6 +59,9 @@ Deno.test("hostile identities are refused at the right layer and audited", async
   const cluster = await Cluster.create({ keepers: 2, threshold: 2 });
   const audit = `${cluster.dir}/audit.log`;
   cluster.options.nexusEnv.SPIKE_NEXUS_AUDIT_LOG = audit;
+  // Refusals from one source are audited once per interval, then counted;
+  // a tiny interval audits each of these attempts on its own line.
+  cluster.options.nexusEnv.SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL = "1ms";
   const foreign = await createDevCa("evil.example");
   const rogue = await createDevCa(TD);
   const now = Date.now();

@@ -8,8 +8,11 @@
  *
  * @module
  */
+import https from "node:https";
 import net from "node:net";
+import type { Socket } from "node:net";
 import tls from "node:tls";
+import type { Cluster } from "../scripts/cluster.ts";
 export { type Reply, SpikeClient } from "../scripts/spike_client.ts";
 
 /** How much work the suite does. */
@@ -152,6 +155,22 @@ export async function waitFor(
     }
     await sleep(intervalMs);
   }
+}
+
+/**
+ * Waits until nexus reports that every keeper holds its shard (asking the
+ * keepers live).
+ *
+ * @param cluster the running, unlocked cluster
+ */
+export async function waitForKeeperShards(cluster: Cluster): Promise<void> {
+  await waitFor("every keeper to hold its shard", async () => {
+    const status = await cluster.call("superuser", "/v1/operator/status", {
+      probe: true,
+    });
+    return (status.body?.keepers as { holdsShard: boolean }[])
+      .every((k) => k.holdsShard === true);
+  });
 }
 
 /**
@@ -317,6 +336,9 @@ export async function canUseNetns(): Promise<boolean> {
   return true;
 }
 
+/** The most body bytes one "huge" answer sends. */
+const HUGE_BODY_CAP = 512 * 1024 * 1024;
+
 /** How a {@linkcode FakeServer} treats the connections it accepts. */
 export type FakeBehavior =
   /** TLS handshake, then reads and never answers. */
@@ -328,7 +350,13 @@ export type FakeBehavior =
   /** Accepts TCP and never speaks TLS. */
   | "blackhole"
   /** TLS handshake, records what the client sends, answers 200 `{}`. */
-  | "record";
+  | "record"
+  /**
+   * TLS handshake, then answers a body of up to 512 MiB of zeros, as fast
+   * as the client reads: odd connections declare 4 GiB, even ones declare
+   * no length and end the body by closing.
+   */
+  | "huge";
 
 /** One connection a fake server accepted. */
 export interface FakeConnection {
@@ -348,6 +376,8 @@ export class FakeServer {
   readonly connections: FakeConnection[] = [];
   /** Application bytes received over TLS, over every connection. */
   received = 0;
+  /** Body bytes handed to TLS by the "huge" behavior, over every connection. */
+  sent = 0;
   readonly #server: net.Server;
   readonly #sockets = new Set<net.Socket>();
   readonly #timers = new Set<ReturnType<typeof setInterval>>();
@@ -452,6 +482,28 @@ export class FakeServer {
               `Content-Length: ${body.length}\r\n\r\n${body}`,
           );
         }
+      } else if (behavior === "huge") {
+        socket.write(
+          index % 2 === 1
+            ? "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +
+              `Content-Length: ${2 ** 32}\r\n\r\n`
+            : "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +
+              "Connection: close\r\n\r\n",
+        );
+        const zeros = new Uint8Array(64 * 1024);
+        let sent = 0;
+        const pump = () => {
+          while (sent < HUGE_BODY_CAP && !socket.destroyed) {
+            sent += zeros.length;
+            this.sent += zeros.length;
+            if (!socket.write(zeros)) {
+              socket.once("drain", pump);
+              return;
+            }
+          }
+          socket.end();
+        };
+        pump();
       } else if (behavior === "record") {
         socket.end(
           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" +
@@ -468,4 +520,134 @@ export class FakeServer {
     for (const socket of this.#sockets) socket.destroy();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
+}
+
+/** What a raw mTLS attempt ended with. */
+export type Attempt =
+  | { kind: "answer"; status: number; body: Record<string, unknown> }
+  | { kind: "refused"; localPort: number; error: string };
+
+/** Whether curl is on this machine. */
+export const CURL: boolean = (() => {
+  try {
+    return new Deno.Command("curl", {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Posts JSON presenting the SVID of `dir` (or no certificate) without
+ * checking the server: only how the server treats the client matters.
+ * curl (OpenSSL) is used where present, because it presents any
+ * certificate it is given, a CA included, where Deno's own TLS client
+ * gives up before the server can judge.
+ */
+export async function attempt(
+  url: string,
+  dir: string | undefined,
+  body: unknown = {},
+): Promise<Attempt> {
+  if (!CURL) return await nodeAttempt(url, dir, body);
+  const out = await new Deno.Command("curl", {
+    args: [
+      "-sk",
+      "--max-time",
+      "10",
+      "-X",
+      "POST",
+      "-H",
+      "content-type: application/json",
+      "--data-binary",
+      JSON.stringify(body),
+      "-w",
+      "\n%{http_code} %{local_port}",
+      ...(dir === undefined
+        ? []
+        : ["--cert", `${dir}/svid.pem`, "--key", `${dir}/svid_key.pem`]),
+      url,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const cut = text.lastIndexOf("\n");
+  const [status, port] = text.slice(cut + 1).split(" ").map(Number);
+  if (out.code !== 0 || status === 0) {
+    return {
+      kind: "refused",
+      localPort: port ?? 0,
+      error: `curl exit ${out.code}`,
+    };
+  }
+  let parsed: Record<string, unknown> = {};
+  try {
+    parsed = JSON.parse(text.slice(0, cut));
+  } catch {
+    // Not JSON.
+  }
+  return { kind: "answer", status: status!, body: parsed };
+}
+
+/** {@linkcode attempt} with `node:https`, where curl is missing. */
+async function nodeAttempt(
+  url: string,
+  dir: string | undefined,
+  body: unknown,
+): Promise<Attempt> {
+  const identity = dir === undefined ? undefined : await pemsOf(dir);
+  return await new Promise((resolve) => {
+    let localPort = 0;
+    const payload = JSON.stringify(body);
+    const req = https.request(url, {
+      method: "POST",
+      ...(identity ?? {}),
+      rejectUnauthorized: false,
+      agent: false,
+      headers: {
+        "content-type": "application/json",
+        "content-length": String(payload.length),
+      },
+    }, (res) => {
+      const chunks: Uint8Array[] = [];
+      res.on("data", (c: Uint8Array) => chunks.push(c));
+      res.on("end", () => {
+        const text = new TextDecoder().decode(
+          new Uint8Array(chunks.flatMap((c) => [...c])),
+        );
+        let parsed: Record<string, unknown> = {};
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // Not JSON.
+        }
+        resolve({ kind: "answer", status: res.statusCode ?? 0, body: parsed });
+      });
+      res.on(
+        "error",
+        (e) => resolve({ kind: "refused", localPort, error: e.message }),
+      );
+    });
+    req.on("socket", (socket: Socket) => {
+      socket.once("connect", () => {
+        localPort = socket.localPort ?? 0;
+      });
+    });
+    req.on(
+      "error",
+      (e) => resolve({ kind: "refused", localPort, error: e.message }),
+    );
+    req.end(payload);
+  });
+}
+
+async function pemsOf(dir: string): Promise<{ cert: string; key: string }> {
+  return {
+    cert: await Deno.readTextFile(`${dir}/svid.pem`),
+    key: await Deno.readTextFile(`${dir}/svid_key.pem`),
+  };
 }

@@ -9,6 +9,7 @@ import {
   validatePathPattern,
   validatePermissions,
   validatePolicyName,
+  validateSecretKey,
   validateSecretPath,
   validateSecretValues,
   validateSpiffeIdPattern,
@@ -136,7 +137,18 @@ Deno.test("secret values reject non-objects, arrays and non-string values", () =
 
 Deno.test("secret values reject bad keys without echoing any value", () => {
   const secret = "hunter2-very-secret";
-  for (const key of ["", "a.b", "a/b", "tab\there", "k".repeat(251), "é"]) {
+  for (
+    const key of [
+      "",
+      ".",
+      "..",
+      "a/b",
+      "a:b",
+      "tab\there",
+      "k".repeat(251),
+      "é",
+    ]
+  ) {
     assert.throws(
       () => validateSecretValues({ [key]: secret }),
       (e: unknown) => {
@@ -155,6 +167,22 @@ Deno.test("secret values reject bad keys without echoing any value", () => {
   assert.deepEqual(validateSecretValues({ ["k".repeat(250)]: "v" }), {
     ["k".repeat(250)]: "v",
   });
+});
+
+Deno.test("secret value keys may hold dots, as certificate and config file names do", () => {
+  const keys = [
+    "tls.crt",
+    "tls.key",
+    "app.config",
+    ".dockerconfigjson",
+    "a..b",
+  ];
+  const values = Object.fromEntries(keys.map((k) => [k, "v"]));
+  assert.deepEqual(Object.keys(validateSecretValues(values)), keys);
+  assert.equal(validateSecretKey("ca.pem"), "ca.pem");
+  assertInvalid(() => validateSecretKey(".."), "values", 'cannot be "." or');
+  // Policy names keep upstream's rule: no dots.
+  assertInvalid(() => validatePolicyName("a.b"), "name", "Policy name");
 });
 
 Deno.test("policy name is 1 to 250 letters, digits, dashes, underscores, spaces", () => {

@@ -52,3 +52,13 @@ export function parseDuration(text: string): number {
   }
   return total;
 }
+
+/**
+ * Formats milliseconds as a Go-style duration, as an operator would set it.
+ *
+ * @param ms the duration
+ * @returns e.g. `30s` or `1500ms`
+ */
+export function formatDuration(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}

@@ -3,8 +3,12 @@
  * Typed reads of SPIKE's environment variables. A value that is set but
  * invalid is an error naming the variable, never a silent default.
  *
+ * Read through `node:process`, so the workload SDK runs on Node.js too; in
+ * Deno it is `Deno.env` with the same permission checks.
+ *
  * @module
  */
+import process from "node:process";
 import { parseDuration } from "./duration.ts";
 
 /** Raised for an environment variable with an invalid value. */
@@ -24,7 +28,7 @@ export class ConfigError extends Error {
  * @returns the trimmed value or the default
  */
 export function envString(name: string, fallback: string): string {
-  const value = Deno.env.get(name)?.trim();
+  const value = process.env[name]?.trim();
   return value ? value : fallback;
 }
 
@@ -45,7 +49,7 @@ export function envInt(
     max: Number.MAX_SAFE_INTEGER,
   },
 ): number {
-  const raw = Deno.env.get(name)?.trim();
+  const raw = process.env[name]?.trim();
   if (!raw) return fallback;
   const value = Number(raw);
   if (!/^\d+$/.test(raw) || value < range.min || value > range.max) {
@@ -65,7 +69,7 @@ export function envInt(
  * @throws {ConfigError} when set but not a duration
  */
 export function envDuration(name: string, fallback: number): number {
-  const raw = Deno.env.get(name)?.trim();
+  const raw = process.env[name]?.trim();
   if (!raw) return fallback;
   try {
     return parseDuration(raw);
@@ -93,7 +97,7 @@ export const MAX_TIMER_MS = 2_147_483_647;
  */
 export function envPositiveDuration(name: string, fallback: number): number {
   const ms = envDuration(name, fallback);
-  const raw = Deno.env.get(name)?.trim();
+  const raw = process.env[name]?.trim();
   if (ms <= 0) {
     throw new ConfigError(
       `${name} must be a positive duration, e.g. 10s, got "${raw}"`,
@@ -116,7 +120,7 @@ export function envPositiveDuration(name: string, fallback: number): number {
  * @throws {ConfigError} when set to anything else
  */
 export function envBool(name: string, fallback: boolean): boolean {
-  const raw = Deno.env.get(name)?.trim().toLowerCase();
+  const raw = process.env[name]?.trim().toLowerCase();
   if (!raw) return fallback;
   if (raw === "true" || raw === "1") return true;
   if (raw === "false" || raw === "0") return false;

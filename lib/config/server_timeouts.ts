@@ -1,7 +1,7 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
- * The HTTP server timeouts nexus and keeper share, from upstream's
- * variable names.
+ * The HTTP server settings nexus and keeper share: the timeouts, from
+ * upstream's variable names, and how refused connections are logged.
  *
  * @module
  */
@@ -13,12 +13,16 @@ export interface ServerTimeouts {
   readonly headersTimeoutMs: number;
   /** Time to send the whole request, ms. */
   readonly requestTimeoutMs: number;
+  /** Interval over which refused connections are counted per source, ms. */
+  readonly refusalIntervalMs: number;
 }
 
 /**
- * Reads `SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT` (10s) and
- * `SPIKE_HTTP_SERVER_REQUEST_TIMEOUT` (60s). Zero would switch the
- * protection against slow clients off, so only positive durations pass.
+ * Reads `SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT` (10s),
+ * `SPIKE_HTTP_SERVER_REQUEST_TIMEOUT` (60s) and
+ * `SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL` (60s: at most one line per
+ * source for refused connections, plus one count). Zero would switch the
+ * protections off, so only positive durations pass.
  *
  * @returns the timeouts
  * @throws {ConfigError} when a variable is invalid or not positive
@@ -31,6 +35,10 @@ export function readServerTimeouts(): ServerTimeouts {
     ),
     requestTimeoutMs: envPositiveDuration(
       "SPIKE_HTTP_SERVER_REQUEST_TIMEOUT",
+      60_000,
+    ),
+    refusalIntervalMs: envPositiveDuration(
+      "SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL",
       60_000,
     ),
   };

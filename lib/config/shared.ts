@@ -12,14 +12,16 @@ import {
   EndpointAddressError,
   parseEndpointAddress,
 } from "../spiffe/endpoint_address.ts";
+import { checkBundleConfig } from "../spiffe/bundle_config.ts";
 import { checkTrustRootConfig } from "../spiffe/roles.ts";
 import { ConfigError, envPositiveDuration, envString } from "./env.ts";
 
 /**
  * Checks `SPIKE_SYSTEM_LOG_LEVEL`, every `SPIKE_TRUST_ROOT*` variable,
- * `SPIFFE_ENDPOINT_SOCKET` (when `SPIKE_SVID_DIR` is unset) and
+ * `SPIFFE_ENDPOINT_SOCKET` (when `SPIKE_SVID_DIR` is unset),
  * `SPIKE_SPIFFE_SOURCE_TIMEOUT` (above zero: zero would give up before
- * the first SVID could arrive).
+ * the first SVID could arrive), and the bundle settings of SVID files
+ * (`SPIKE_FEDERATED_BUNDLES`, `SPIKE_SVID_BUNDLE_TRUST_CAS_WITHOUT_ID`).
  *
  * @throws {ConfigError} naming the first invalid variable
  */
@@ -27,7 +29,9 @@ export function checkSharedConfig(): void {
   checkLogLevel();
   checkTrustRootConfig();
   envPositiveDuration("SPIKE_SPIFFE_SOURCE_TIMEOUT", 30_000);
-  if (envString("SPIKE_SVID_DIR", "") !== "") return;
+  const svidDir = envString("SPIKE_SVID_DIR", "") !== "";
+  checkBundleConfig(svidDir);
+  if (svidDir) return;
   const socket = envString("SPIFFE_ENDPOINT_SOCKET", "");
   // Unset is reported when the source opens, with how to set it.
   if (socket === "") return;

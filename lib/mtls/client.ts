@@ -16,14 +16,18 @@ import type { SvidSource, X509Material } from "../spiffe/source.ts";
 import { SvidError, verifyX509Svid } from "../spiffe/svid.ts";
 import { envDuration } from "../config/env.ts";
 import { zero } from "../crypto/zero.ts";
+import { createLogger } from "../log.ts";
 import { peerChainDer, tlsIdentity } from "./tls_material.ts";
 
 /** Settings of {@linkcode createMtlsClient}. */
 export interface MtlsClientOptions {
   /** This client's SVID and the trust bundles servers are verified with. */
   source: SvidSource;
-  /** Whether a server with this verified SPIFFE ID may be talked to. */
-  authorizeServer: (id: SpiffeId) => boolean;
+  /**
+   * Whether a server with this verified SPIFFE ID may be talked to: true,
+   * false, or the reason it may not (which then ends the error message).
+   */
+  authorizeServer: (id: SpiffeId) => boolean | string;
   /**
    * Bound on a whole request (connect, handshake, send, receive); default
    * `SPIKE_HTTP_CLIENT_TIMEOUT` or 60 s.
@@ -33,7 +37,38 @@ export interface MtlsClientOptions {
   keepAlive?: boolean;
   /** Most concurrent connections per server; default unlimited. */
   maxSockets?: number;
+  /**
+   * The largest response body read; a larger one fails the call. Default
+   * {@linkcode DEFAULT_MAX_RESPONSE_BYTES}; set it per call where a route's
+   * answers are known to be small.
+   */
+  maxResponseBytes?: number;
 }
+
+/** Per-call settings of {@linkcode MtlsClient.post}. */
+export interface MtlsPostOptions {
+  /** The request's content type; default `application/json`. */
+  contentType?: string;
+  /**
+   * Time limit of this request, ms; with `sink`, of each wait for more of
+   * the response (a stream may take long, but must not stall).
+   */
+  timeoutMs?: number;
+  /** The largest response body this call accepts, bytes. */
+  maxResponseBytes?: number;
+  /**
+   * Takes a successful (2xx) response body chunk by chunk as it arrives,
+   * instead of collecting it (no size limit then: nothing is kept): the
+   * result's body is empty. The next chunk is handed over only once the
+   * returned promise settles; a rejection ends the request with that
+   * error. (Deno's `node:https` client keeps reading the socket meanwhile,
+   * so chunks queue in memory while the sink is slower than the network.)
+   */
+  sink?: (chunk: Uint8Array) => void | Promise<void>;
+}
+
+/** The response limit of a client that names none: 16 MiB. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
 
 /** A complete response. */
 export interface MtlsResult {
@@ -41,7 +76,7 @@ export interface MtlsResult {
   status: number;
   /** Response headers, names in lowercase; repeated ones joined with `, `. */
   headers: Record<string, string>;
-  /** The whole response body. */
+  /** The whole response body, at most the call's size limit. */
   body: Uint8Array;
 }
 
@@ -49,42 +84,24 @@ export interface MtlsResult {
 export interface MtlsClient extends Disposable {
   /**
    * Sends a POST and reads the whole response. The body is sent only after
-   * the server's SVID was verified and authorized.
+   * the server's SVID was verified and authorized. The response is read
+   * only up to the size limit: a longer one (declared or streamed) ends the
+   * call with a `too-large` error, so a hostile server cannot fill memory.
    *
    * @param url an `https:` URL
    * @param body the request body
-   * @param options content type (default `application/json`) and a timeout
-   *   for this request
+   * @param options content type (default `application/json`), a timeout
+   *   and a response size limit for this request
    * @returns the response, whatever its status
    * @throws {MtlsClientError} when no response could be had
    */
   post(
     url: string,
     body: Uint8Array | string,
-    options?: PostOptions,
+    options?: MtlsPostOptions,
   ): Promise<MtlsResult>;
   /** Drops every connection and stops following rotations. */
   close(): void;
-}
-
-/** Options of one {@linkcode MtlsClient.post}. */
-export interface PostOptions {
-  /** The request content type (default `application/json`). */
-  contentType?: string;
-  /**
-   * Time limit of this request; with `sink`, of each wait for more of the
-   * response (a stream may take long, but must not stall).
-   */
-  timeoutMs?: number;
-  /**
-   * Takes a successful (2xx) response body chunk by chunk as it arrives,
-   * instead of collecting it: the result's body is then empty. The next
-   * chunk is handed over only once the returned promise settles; a
-   * rejection ends the request with that error. (Deno's `node:https`
-   * client keeps reading the socket meanwhile, so chunks queue in memory
-   * while the sink is slower than the network.)
-   */
-  sink?: (chunk: Uint8Array) => void | Promise<void>;
 }
 
 /** Why a request got no response. */
@@ -92,21 +109,28 @@ export type MtlsClientErrorKind =
   | "unreachable"
   | "timeout"
   | "unauthorized-server"
-  | "tls";
+  | "tls"
+  | "too-large";
 
 /** Raised by {@linkcode MtlsClient.post} when no response could be had. */
 export class MtlsClientError extends Error {
   /** What went wrong, for callers that react differently per case. */
   readonly kind: MtlsClientErrorKind;
+  /**
+   * Whether the request had been handed to the connection when it failed:
+   * false means the server cannot have acted on it (safe to send again).
+   */
+  readonly requestSent: boolean;
   /** Creates the error. */
   constructor(
     kind: MtlsClientErrorKind,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { requestSent?: boolean },
   ) {
     super(message, options);
     this.name = "MtlsClientError";
     this.kind = kind;
+    this.requestSent = options?.requestSent ?? false;
   }
 }
 
@@ -132,6 +156,7 @@ const UNREACHABLE_CODES = new Set([
 ]);
 
 const encoder = new TextEncoder();
+const log = createLogger("mtls");
 
 /** Maps a `node:https` error to our error kinds. */
 function classify(error: unknown): MtlsClientError {
@@ -177,6 +202,8 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
   const timeoutMs = options.timeoutMs ??
     envDuration("SPIKE_HTTP_CLIENT_TIMEOUT", DEFAULT_TIMEOUT_MS);
   const keepAlive = options.keepAlive ?? true;
+  const defaultMaxResponse = options.maxResponseBytes ??
+    DEFAULT_MAX_RESPONSE_BYTES;
 
   interface Pool {
     agent: https.Agent;
@@ -202,15 +229,18 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
             : "Server SVID could not be verified",
         );
       }
-      let allowed = false;
+      let allowed: boolean | string = false;
       try {
         allowed = authorizeServer(id);
       } catch {
         // A failing authorizer refuses, like one that says no.
       }
-      return allowed
-        ? undefined
-        : new ServerRejected(`Server ${id.uri} is not authorized`);
+      if (allowed === true) return undefined;
+      return new ServerRejected(
+        `Server ${id.uri} is not authorized${
+          typeof allowed === "string" ? `: ${allowed}` : ""
+        }`,
+      );
     };
     const agentOptions: https.AgentOptions = {
       ...tlsIdentity(material),
@@ -251,7 +281,7 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
   const post = (
     url: string,
     body: Uint8Array | string,
-    postOptions: PostOptions = {},
+    postOptions: MtlsPostOptions = {},
   ): Promise<MtlsResult> => {
     if (closed) {
       return Promise.reject(
@@ -271,6 +301,7 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
     const used = pool;
     used.inFlight++;
     const limit = postOptions.timeoutMs ?? timeoutMs;
+    const maxResponse = postOptions.maxResponseBytes ?? defaultMaxResponse;
 
     return new Promise<MtlsResult>((resolve, reject) => {
       let settled = false;
@@ -307,19 +338,33 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
         }
         outcome();
       };
-      const send = () =>
+      let sent = false;
+      const send = () => {
+        sent = true;
         req.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-
+      };
       // A failing sink ends the request with its own error.
       let sinkError: { error: unknown } | undefined;
       const sinkFailed = (e: unknown) => {
         sinkError = { error: e };
         req.destroy(e instanceof Error ? e : new Error(String(e)));
       };
-      req.on(
-        "error",
-        (e) => finish(() => reject(sinkError ? sinkError.error : classify(e))),
-      );
+      const fail = (e: unknown) => {
+        if (sinkError) return finish(() => reject(sinkError!.error));
+        const error = classify(e);
+        finish(() =>
+          reject(
+            sent
+              ? new MtlsClientError(error.kind, error.message, {
+                cause: error.cause,
+                requestSent: true,
+              })
+              : error,
+          )
+        );
+      };
+
+      req.on("error", fail);
       req.on("socket", (socket: TLSSocket) => {
         // Send nothing until the server passed checkServerIdentity, which
         // runs before `secureConnect`; a pooled socket passed it already.
@@ -332,43 +377,67 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
       req.on("response", (res: IncomingMessage) => {
         const chunks: Uint8Array[] = [];
         let total = 0;
+        // Stop reading the moment the answer is known to be too long,
+        // before it is buffered: a declared length, or the bytes so far.
+        const tooLarge = (size: number) => {
+          log.warn("Response too large; call failed", {
+            peer: target.origin,
+            path: target.pathname,
+            limit: maxResponse,
+            size,
+          });
+          zero(...chunks);
+          chunks.length = 0;
+          const error = new MtlsClientError(
+            "too-large",
+            `Response from ${target.origin} is larger than ${maxResponse} bytes`,
+          );
+          finish(() => reject(error));
+          res.destroy();
+          req.destroy();
+        };
         const status = res.statusCode ?? 0;
         const sink = status >= 200 && status <= 299
           ? postOptions.sink
           : undefined;
+        const declared = Number(res.headers["content-length"] ?? 0);
+        if (!sink && declared > maxResponse) {
+          tooLarge(declared);
+          return;
+        }
         res.on("data", (chunk: Uint8Array) => {
-          if (!sink) {
-            chunks.push(chunk);
-            total += chunk.byteLength;
+          if (settled) return;
+          if (sink) {
+            arm();
+            let taken: void | Promise<void>;
+            try {
+              taken = sink(chunk);
+            } catch (e) {
+              sinkFailed(e);
+              return;
+            }
+            if (taken instanceof Promise) {
+              res.pause();
+              taken.then(() => res.resume(), sinkFailed);
+            }
             return;
           }
-          arm();
-          let taken: void | Promise<void>;
-          try {
-            taken = sink(chunk);
-          } catch (e) {
-            sinkFailed(e);
+          total += chunk.byteLength;
+          if (total > maxResponse) {
+            zero(chunk);
+            tooLarge(total);
             return;
           }
-          if (taken instanceof Promise) {
-            res.pause();
-            taken.then(() => res.resume(), sinkFailed);
-          }
+          chunks.push(chunk);
         });
-        res.on(
-          "error",
-          (e) =>
-            finish(() => reject(sinkError ? sinkError.error : classify(e))),
-        );
+        res.on("error", fail);
         res.on("close", () => {
           if (!res.complete) {
-            finish(() =>
-              reject(
-                sinkError ? sinkError.error : new MtlsClientError(
-                  "unreachable",
-                  "Connection closed before the response was complete",
-                ),
-              )
+            fail(
+              new MtlsClientError(
+                "unreachable",
+                "Connection closed before the response was complete",
+              ),
             );
           }
         });

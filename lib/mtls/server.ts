@@ -18,7 +18,13 @@ import type { SvidSource, X509Material } from "../spiffe/source.ts";
 import { SvidError, verifyX509Svid } from "../spiffe/svid.ts";
 import { zero } from "../crypto/zero.ts";
 import { createLogger } from "../log.ts";
-import { ErrorCode } from "../wire/errors.ts";
+import {
+  errorBody,
+  ErrorCode,
+  type ErrorCodeValue,
+  STATUS_OF,
+} from "../wire/errors.ts";
+import { RefusalLog } from "./refusal_log.ts";
 import { peerChainDer, tlsIdentity } from "./tls_material.ts";
 
 /** One request, after the peer's SVID was verified and authorized. */
@@ -100,9 +106,22 @@ export interface MtlsServerOptions {
   /**
    * Audit hook for connections refused before any handler ran: failed TLS
    * handshakes, rejected SVIDs, unauthorized peers. `peer` is the client's
-   * SPIFFE ID when it is known, otherwise its remote address.
+   * SPIFFE ID when it is known, otherwise its remote address. Refusals are
+   * aggregated per source (see `refusalIntervalMs`): the first of an
+   * interval comes at once without a `count`, the rest as one call whose
+   * `count` says how many and whose `peer` is the source (address without
+   * port, or SPIFFE ID).
    */
-  onRefused?: (reason: string, peer?: string) => void;
+  onRefused?: (
+    reason: string,
+    peer: string,
+    count: number | undefined,
+  ) => void;
+  /**
+   * The interval over which refused connections from one source are
+   * counted instead of told one by one; default 60 s.
+   */
+  refusalIntervalMs?: number;
   /**
    * Audit hook for requests on a verified connection that the server
    * answers itself, so the handler never sees them: an unparsable request
@@ -124,6 +143,7 @@ const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
+const DEFAULT_REFUSAL_INTERVAL_MS = 60_000;
 /** How long a refused upload may keep sending after the 413, discarded. */
 const CLOSE_GRACE_MS = 1_000;
 
@@ -214,11 +234,11 @@ function hasHeader(headers: Record<string, string>, name: string): boolean {
   return Object.keys(headers).some((key) => key.toLowerCase() === name);
 }
 
-function errorResponse(code: string, status: number): MtlsResponse {
+function errorResponse(code: ErrorCodeValue, reason?: string): MtlsResponse {
   return {
-    status,
+    status: STATUS_OF[code],
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ err: code }),
+    body: JSON.stringify(errorBody(code, reason)),
   };
 }
 
@@ -340,14 +360,29 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
   const verified = new WeakMap<object, SpiffeId>();
   const graceTimers = new Set<ReturnType<typeof setTimeout>>();
 
+  const refusals = new RefusalLog(
+    options.refusalIntervalMs ?? DEFAULT_REFUSAL_INTERVAL_MS,
+    ({ reason, peer, count }) => {
+      if (count === undefined) {
+        log.warn("Connection refused", { reason, peer });
+      } else {
+        log.warn("Connections refused", {
+          reason,
+          peer,
+          count,
+          intervalMs: options.refusalIntervalMs ?? DEFAULT_REFUSAL_INTERVAL_MS,
+        });
+      }
+      try {
+        onRefused?.(reason, peer, count);
+      } catch (e) {
+        log.error("Refusal hook failed", { error: (e as Error).name });
+      }
+    },
+  );
   const refuse = (socket: TLSSocket, reason: string, peer: string) => {
     socket.destroy();
-    log.warn("Connection refused", { reason, peer });
-    try {
-      onRefused?.(reason, peer);
-    } catch (e) {
-      log.error("Refusal hook failed", { error: (e as Error).name });
-    }
+    refusals.refuse(reason, peer);
   };
 
   const tellRequestRefused = (info: RefusedRequest) => {
@@ -430,7 +465,11 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
         status: 400,
         code: ErrorCode.BadRequest,
       });
-      writeResponse(res, errorResponse(ErrorCode.BadRequest, 400), false);
+      writeResponse(
+        res,
+        errorResponse(ErrorCode.BadRequest, "Malformed request target"),
+        false,
+      );
       return;
     }
     const read = await readBody(req, maxBodyBytes);
@@ -445,7 +484,7 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
         code: ErrorCode.TooLarge,
       });
       lingerClose(req, socket);
-      writeResponse(res, errorResponse(ErrorCode.TooLarge, 413), true);
+      writeResponse(res, errorResponse(ErrorCode.TooLarge), true);
       return;
     }
     let response: MtlsResponse;
@@ -464,7 +503,7 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
         message: (e as Error).message,
         path: target.path,
       });
-      response = errorResponse(ErrorCode.Internal, 500);
+      response = errorResponse(ErrorCode.Internal);
     } finally {
       zero(read.body);
     }
@@ -475,7 +514,7 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
     if (!writeResponse(res, response, false)) {
       if (response.body instanceof Uint8Array) zero(response.body);
       log.error("Handler returned an unusable response", { path: target.path });
-      writeResponse(res, errorResponse(ErrorCode.Internal, 500), false);
+      writeResponse(res, errorResponse(ErrorCode.Internal), false);
     }
   };
 
@@ -535,6 +574,7 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
       const close = () => {
         closing ??= new Promise<void>((done) => {
           unsubscribe();
+          refusals.flush();
           for (const timer of graceTimers) clearTimeout(timer);
           graceTimers.clear();
           server.close(() => done());

@@ -2,16 +2,31 @@
 /**
  * An SVID source reading the directory layout `spiffe-helper` writes
  * (`SPIKE_SVID_DIR`): `svid.pem` (leaf first, then intermediates),
- * `svid_key.pem` (PKCS#8) and `svid_bundle.pem` (CA certificates, possibly
- * of several trust domains). The files are re-read when they change.
+ * `svid_key.pem` (PKCS#8) and `svid_bundle.pem` (CA certificates of this
+ * trust domain, possibly with others appended), plus one bundle file per
+ * federated trust domain (`SPIKE_FEDERATED_BUNDLES`). The files are re-read
+ * when they change.
+ *
+ * Files are read and watched through `node:fs`, so the workload SDK runs on
+ * Node.js too; in Deno these are Deno's own file APIs with the same
+ * permission checks.
  *
  * @module
  */
+import { createHash } from "node:crypto";
+import { type FSWatcher, watch } from "node:fs";
+import { readFile as readFileBuffer, stat } from "node:fs/promises";
+import { ConfigError } from "../config/env.ts";
 import { createLogger } from "../log.ts";
 import { constantTimeEqual, zero } from "../crypto/zero.ts";
+import {
+  type BundleConfig,
+  FEDERATED_BUNDLES_VARIABLE,
+  TRUST_CAS_WITHOUT_ID_VARIABLE,
+} from "./bundle_config.ts";
 import { parseSpiffeId, SpiffeIdError } from "./id.ts";
 import type { SvidSource, X509Material } from "./source.ts";
-import { SvidError, verifyOwnSvid } from "./svid.ts";
+import { chainsToCa, SvidError, verifyOwnSvid } from "./svid.ts";
 import {
   bytesEqual,
   CertificateParseError,
@@ -56,21 +71,34 @@ export interface FileSourceOptions {
   watch?: boolean;
   /** Called when a changed directory fails validation and is ignored. */
   onInvalidUpdate?: (error: SvidFileError) => void;
+  /** Federated bundle files and the opt-in for CAs without a SPIFFE ID. */
+  bundles?: BundleConfig;
 }
+
+const NO_FEDERATION: BundleConfig = {
+  federated: new Map(),
+  trustCasWithoutId: false,
+};
 
 async function readFile(dir: string, name: string): Promise<Uint8Array> {
   const path = `${dir}/${name}`;
   try {
-    return await Deno.readFile(path);
+    const buffer = await readFileBuffer(path);
+    // A plain view, not a copy: zeroing it reaches the only key copy, and
+    // slice() on it copies as on any Uint8Array (on a Buffer it shares).
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    const code = (e as { code?: unknown }).code;
+    if (code === "ENOENT") {
       throw new SvidFileError(`SVID file ${path} is missing`);
     }
-    if (e instanceof Deno.errors.PermissionDenied) {
+    if (code === "EACCES" || code === "EPERM") {
       throw new SvidFileError(`SVID file ${path} is not readable`);
     }
     throw new SvidFileError(
-      `SVID file ${path} cannot be read: ${(e as Error).name}`,
+      `SVID file ${path} cannot be read: ${
+        typeof code === "string" ? code : (e as Error).name
+      }`,
     );
   }
 }
@@ -91,56 +119,187 @@ function certificates(dir: string, name: string, bytes: Uint8Array) {
   return ders;
 }
 
+/** A CA of `svid_bundle.pem` that anchors nothing, and why. */
+interface IgnoredCa {
+  readonly der: Uint8Array;
+  readonly reason: string;
+}
+
+function bundleError(dir: string, i: number, message: string): SvidFileError {
+  return new SvidFileError(
+    `SVID file ${dir}/${BUNDLE_FILE}: certificate ${i + 1} ${message}`,
+  );
+}
+
+/** The trust domains named by a certificate's `spiffe://` URI SANs. */
+function namedTrustDomains(
+  der: Uint8Array,
+  fail: (message: string) => Error,
+): Set<string> {
+  let uris: readonly string[];
+  try {
+    uris = parseCertificate(der).uris;
+  } catch (e) {
+    if (e instanceof CertificateParseError) {
+      throw fail(`is malformed: ${e.message}`);
+    }
+    throw e;
+  }
+  const domains = new Set<string>();
+  for (const uri of uris) {
+    if (!uri.startsWith("spiffe:")) continue;
+    try {
+      domains.add(parseSpiffeId(uri).trustDomain);
+    } catch (e) {
+      if (!(e instanceof SpiffeIdError)) throw e;
+      throw fail(`has an invalid SPIFFE ID: ${e.message}`);
+    }
+  }
+  return domains;
+}
+
 /**
- * Groups bundle CAs by the trust domain of their `spiffe://` URI SAN; a CA
- * without one belongs to `ownTrustDomain`.
+ * Files the CAs of `svid_bundle.pem` under trust domains: a CA whose SPIFFE
+ * ID names the local trust domain anchors it; one naming a federated trust
+ * domain anchors that; one naming any other anchors nothing. A CA without a
+ * SPIFFE ID anchors the local trust domain only when this SVID chains to it
+ * or the operator opted in. The file alone never makes a foreign CA a local
+ * anchor: federated CAs appended to it (spiffe-helper's
+ * `include_federated_domains`) would otherwise mint local identities.
  */
 function groupBundle(
   dir: string,
   ders: readonly Uint8Array[],
+  chain: readonly Uint8Array[],
   ownTrustDomain: string,
-): Map<string, Uint8Array[]> {
+  config: BundleConfig,
+): { bundles: Map<string, Uint8Array[]>; ignored: IgnoredCa[] } {
   const bundles = new Map<string, Uint8Array[]>();
+  const ignored: IgnoredCa[] = [];
+  const add = (td: string, der: Uint8Array) => {
+    const list = bundles.get(td) ?? [];
+    list.push(der);
+    bundles.set(td, list);
+  };
   ders.forEach((der, i) => {
-    let uris: readonly string[];
-    try {
-      uris = parseCertificate(der).uris;
-    } catch (e) {
-      if (e instanceof CertificateParseError) {
-        throw new SvidFileError(
-          `SVID file ${dir}/${BUNDLE_FILE}: certificate ${
-            i + 1
-          } is malformed: ${e.message}`,
-        );
+    const domains = namedTrustDomains(
+      der,
+      (message) => bundleError(dir, i, message),
+    );
+    if (domains.size === 0) {
+      const others = ders.filter((other) => other !== der);
+      if (config.trustCasWithoutId || chainsToCa(chain, der, others)) {
+        add(ownTrustDomain, der);
+      } else {
+        ignored.push({
+          der,
+          reason:
+            `it has no SPIFFE ID and this SVID does not chain to it (set ${TRUST_CAS_WITHOUT_ID_VARIABLE}=true if your PKI's roots carry no SPIFFE ID)`,
+        });
       }
-      throw e;
+      return;
     }
-    const domains = new Set<string>();
-    for (const uri of uris) {
-      if (!uri.startsWith("spiffe:")) continue;
-      try {
-        domains.add(parseSpiffeId(uri).trustDomain);
-      } catch (e) {
-        if (!(e instanceof SpiffeIdError)) throw e;
-        throw new SvidFileError(
-          `SVID file ${dir}/${BUNDLE_FILE}: certificate ${
-            i + 1
-          } has an invalid SPIFFE ID: ${e.message}`,
-        );
-      }
-    }
-    if (domains.size === 0) domains.add(ownTrustDomain);
     for (const td of domains) {
-      const list = bundles.get(td) ?? [];
-      list.push(der);
-      bundles.set(td, list);
+      if (td === ownTrustDomain || config.federated.has(td)) {
+        add(td, der);
+      } else {
+        ignored.push({
+          der,
+          reason:
+            `its SPIFFE ID names trust domain "${td}", which is not federated (name its bundle file in ${FEDERATED_BUNDLES_VARIABLE} to trust it)`,
+        });
+      }
     }
   });
-  return bundles;
+  return { bundles, ignored };
 }
 
-/** Reads and validates the three files; the caller owns the returned key bytes. */
-async function load(dir: string): Promise<X509Material> {
+function unreadable(e: unknown): string {
+  const code = (e as { code?: unknown }).code;
+  if (code === "ENOENT") return "is missing";
+  if (code === "EACCES" || code === "EPERM") return "is not readable";
+  if (code === "EISDIR") return "is a folder";
+  return `cannot be read: ${
+    typeof code === "string" ? code : (e as Error).name
+  }`;
+}
+
+/**
+ * Reads the bundle file of each federated trust domain. Every certificate
+ * must be a CA, and one with a SPIFFE ID must name that trust domain: a file
+ * holding another domain's CA is a mistake that would let that domain mint
+ * identities of this one.
+ */
+async function loadFederated(
+  config: BundleConfig,
+  ownTrustDomain: string,
+  bundles: Map<string, Uint8Array[]>,
+): Promise<void> {
+  const name = FEDERATED_BUNDLES_VARIABLE;
+  for (const [td, path] of config.federated) {
+    if (td === ownTrustDomain) {
+      throw new ConfigError(
+        `${name} names "${td}", the trust domain of this SVID: its CAs come from ${BUNDLE_FILE}, list only federated trust domains`,
+      );
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFileBuffer(path);
+    } catch (e) {
+      throw new ConfigError(
+        `${name}: the bundle file of "${td}", ${path}, ${unreadable(e)}`,
+      );
+    }
+    let ders: Uint8Array[];
+    try {
+      ders = pemToDerList(bytes);
+    } catch (e) {
+      if (!(e instanceof CertificateParseError)) throw e;
+      throw new ConfigError(
+        `${name}: the bundle file of "${td}", ${path}: ${e.message}`,
+      );
+    }
+    if (ders.length === 0) {
+      throw new ConfigError(
+        `${name}: the bundle file of "${td}", ${path}, holds no certificate`,
+      );
+    }
+    ders.forEach((der, i) => {
+      const fail = (message: string) =>
+        new ConfigError(
+          `${name}: certificate ${
+            i + 1
+          } of ${path} (bundle of "${td}") ${message}`,
+        );
+      const domains = namedTrustDomains(der, fail);
+      const other = [...domains].find((d) => d !== td);
+      if (other !== undefined) {
+        throw fail(
+          `names trust domain "${other}", not "${td}": one file per trust domain`,
+        );
+      }
+      if (!parseCertificate(der).basicConstraints?.cA) {
+        throw fail("is not a CA certificate");
+      }
+    });
+    const list = bundles.get(td) ?? [];
+    for (const der of ders) {
+      if (!list.some((held) => bytesEqual(held, der))) list.push(der);
+    }
+    bundles.set(td, list);
+  }
+}
+
+/**
+ * Reads and validates the three files and the federated bundle files; the
+ * caller owns the returned key bytes. CAs of `svid_bundle.pem` that anchor
+ * nothing are handed to `report`.
+ */
+async function load(
+  dir: string,
+  config: BundleConfig,
+  report: (ignored: readonly IgnoredCa[]) => void,
+): Promise<X509Material> {
   // One after the other, so a missing file is always named in the same order.
   const svidBytes = await readFile(dir, SVID_FILE);
   const bundleBytes = await readFile(dir, BUNDLE_FILE);
@@ -158,12 +317,16 @@ async function load(dir: string): Promise<X509Material> {
       // The full check below names the precise problem.
       ownTrustDomain = "";
     }
-    const bundles = groupBundle(
+    const { bundles, ignored } = groupBundle(
       dir,
       certificates(dir, BUNDLE_FILE, bundleBytes),
+      chain,
       ownTrustDomain,
+      config,
     );
+    await loadFederated(config, ownTrustDomain, bundles);
     const id = verifyOwnSvid(chain, keyPem, bundles);
+    report(ignored);
     return { id, chain, keyPem, bundles };
   } catch (e) {
     zero(keyPem);
@@ -188,12 +351,19 @@ function sameMaterial(a: X509Material, b: X509Material): boolean {
 }
 
 /** A cheap fingerprint of the files' metadata, so polling re-reads only on change. */
-async function statSignature(dir: string): Promise<string> {
+async function statSignature(
+  dir: string,
+  config: BundleConfig,
+): Promise<string> {
+  const paths = [
+    ...[SVID_FILE, KEY_FILE, BUNDLE_FILE].map((name) => `${dir}/${name}`),
+    ...config.federated.values(),
+  ];
   const parts = await Promise.all(
-    [SVID_FILE, KEY_FILE, BUNDLE_FILE].map(async (name) => {
+    paths.map(async (path) => {
       try {
-        const s = await Deno.stat(`${dir}/${name}`);
-        return `${s.ino}:${s.size}:${s.mtime?.getTime()}`;
+        const s = await stat(path);
+        return `${s.ino}:${s.size}:${s.mtimeMs}`;
       } catch {
         return "missing";
       }
@@ -204,24 +374,39 @@ async function statSignature(dir: string): Promise<string> {
 
 /**
  * Opens an SVID directory and validates it (leaf rules, chain to the bundle
- * of its own trust domain, key matching the leaf). Afterwards the files are
- * watched (plus a slow poll); a valid change replaces the material and calls
- * the update listeners, an invalid or half-written one is logged and ignored.
+ * of its own trust domain, key matching the leaf). Afterwards the files,
+ * federated bundle files included, are watched (plus a slow poll); a valid
+ * change replaces the material and calls the update listeners, an invalid or
+ * half-written one is logged and ignored. A CA of `svid_bundle.pem` that
+ * anchors no trust domain is logged once.
  *
  * On rotation the previous material's key bytes are zeroed: take the key from
  * {@linkcode SvidSource.current} when you need it, do not keep it.
  *
  * @param dir the directory holding `svid.pem`, `svid_key.pem`, `svid_bundle.pem`
- * @param options poll interval, whether to watch, a hook for rejected updates
+ * @param options poll interval, whether to watch, a hook for rejected
+ *   updates, federated bundles
  * @returns the open source; `close()` (or `using`) stops it
  * @throws {SvidFileError} naming the missing, unreadable or invalid file
+ * @throws {ConfigError} naming `SPIKE_FEDERATED_BUNDLES` when a federated
+ *   bundle file is missing, unreadable or holds another domain's CA
  */
 export async function openFileSvidSource(
   dir: string,
   options: FileSourceOptions = {},
 ): Promise<FileSvidSource> {
-  let material = await load(dir);
-  let signature = await statSignature(dir);
+  const config = options.bundles ?? NO_FEDERATION;
+  const reported = new Set<string>();
+  const report = (ignored: readonly IgnoredCa[]) => {
+    for (const { der, reason } of ignored) {
+      const sha256 = createHash("sha256").update(der).digest("hex");
+      if (reported.has(`${sha256} ${reason}`)) continue;
+      reported.add(`${sha256} ${reason}`);
+      log.warn(`Ignoring a CA of ${BUNDLE_FILE}: ${reason}`, { dir, sha256 });
+    }
+  };
+  let material = await load(dir, config, report);
+  let signature = await statSignature(dir, config);
   const listeners = new Set<(m: X509Material) => void>();
   let closed = false;
   let reloading: Promise<void> | undefined;
@@ -229,17 +414,19 @@ export async function openFileSvidSource(
   let debounce: ReturnType<typeof setTimeout> | undefined;
 
   const reloadOnce = async () => {
-    signature = await statSignature(dir);
+    signature = await statSignature(dir, config);
     let next: X509Material;
     try {
-      next = await load(dir);
+      next = await load(dir, config, report);
     } catch (e) {
-      if (e instanceof SvidFileError) {
+      if (e instanceof SvidFileError || e instanceof ConfigError) {
         log.warn("Ignoring an invalid SVID file update", {
           dir,
           reason: e.message,
         });
-        options.onInvalidUpdate?.(e);
+        options.onInvalidUpdate?.(
+          e instanceof SvidFileError ? e : new SvidFileError(e.message),
+        );
         return;
       }
       throw e;
@@ -297,16 +484,24 @@ export async function openFileSvidSource(
   let polling: Promise<void> | undefined;
   const poll = setInterval(() => {
     if (closed || reloading || polling) return;
-    polling = statSignature(dir).then((now) => {
+    polling = statSignature(dir, config).then((now) => {
       polling = undefined;
       if (now !== signature) reload();
     });
   }, options.pollMs ?? DEFAULT_POLL_MS);
 
-  let watcher: Deno.FsWatcher | undefined;
+  let watcher: FSWatcher | undefined;
   if (options.watch ?? true) {
     try {
-      watcher = Deno.watchFs(dir, { recursive: false });
+      watcher = watch(dir, { persistent: false }, () => schedule());
+      watcher.on("error", (e) => {
+        if (!closed) {
+          log.warn("Watching the SVID directory stopped; polling only", {
+            dir,
+            error: e.name,
+          });
+        }
+      });
     } catch (e) {
       log.warn("Watching the SVID directory failed; polling only", {
         dir,
@@ -314,20 +509,6 @@ export async function openFileSvidSource(
       });
     }
   }
-  const watching = watcher && (async () => {
-    try {
-      for await (const event of watcher) {
-        if (event.kind !== "access") schedule();
-      }
-    } catch (e) {
-      if (!closed) {
-        log.warn("Watching the SVID directory stopped; polling only", {
-          dir,
-          error: (e as Error).name,
-        });
-      }
-    }
-  })();
 
   const close = () => {
     if (closed) return;
@@ -355,7 +536,7 @@ export async function openFileSvidSource(
     close,
     [Symbol.dispose]: close,
     settled: async () => {
-      await Promise.all([watching, reloading, polling]);
+      await Promise.all([reloading, polling]);
     },
   };
 }

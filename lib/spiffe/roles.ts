@@ -5,12 +5,16 @@
  * one of the role's trust roots, or lies below it (`base + "/"`).
  *
  * Trust roots come from `SPIKE_TRUST_ROOT_<ROLE>` (a comma list), then
- * `SPIKE_TRUST_ROOT`, then `spike.ist`, read at every call so a changed
- * environment takes effect at once.
+ * `SPIKE_TRUST_ROOT`, then the trust domain of this process's own SVID
+ * (once {@linkcode adoptOwnTrustDomain} ran), then `spike.ist`. The
+ * variables are read at every call so a changed environment takes effect
+ * at once.
  *
  * @module
  */
+import process from "node:process";
 import { ConfigError } from "../config/env.ts";
+import type { Logger } from "../log.ts";
 import {
   parseSpiffeId,
   type SpiffeId,
@@ -113,20 +117,92 @@ export function trustRoots(role: Role): string[] {
   return [...configuredRoots(role)];
 }
 
+/** The variable that sets a role's trust roots now, if any is set. */
+function governingVariable(role: Role): string | undefined {
+  return [TRUST_ROOT_VARIABLES[role], TRUST_ROOT_FALLBACK_VARIABLE].find(
+    (name) => {
+      const raw = process.env[name];
+      // Unset or blank means "not configured"; anything else must be valid.
+      return raw !== undefined && raw.trim() !== "";
+    },
+  );
+}
+
 function configuredRoots(role: Role): readonly string[] {
-  for (
-    const name of [TRUST_ROOT_VARIABLES[role], TRUST_ROOT_FALLBACK_VARIABLE]
-  ) {
-    const raw = Deno.env.get(name);
-    // Unset or blank means "not configured"; anything else must be valid.
-    if (raw !== undefined && raw.trim() !== "") {
-      return cachedTrustRoots(name, raw);
-    }
-  }
-  return DEFAULT_ROOTS;
+  const name = governingVariable(role);
+  if (name !== undefined) return cachedTrustRoots(name, process.env[name]!);
+  return ownRoots ?? DEFAULT_ROOTS;
 }
 
 const DEFAULT_ROOTS: readonly string[] = [DEFAULT_TRUST_ROOT];
+// The trust domain of this process's own SVID, once adopted.
+let ownRoots: readonly string[] | undefined;
+
+/**
+ * Makes the trust domain of this process's own SVID the trust root of
+ * every role no `SPIKE_TRUST_ROOT*` variable configures, so an install in
+ * `example.org` works without setting them (before, such roles fell back
+ * to `spike.ist` and the process refused its own identity). Says so once,
+ * at WARN when the domain is not the built-in `spike.ist`.
+ *
+ * @param own this process's SPIFFE ID
+ * @param log where to say which trust domain was taken
+ */
+export function adoptOwnTrustDomain(own: SpiffeId, log: Logger): void {
+  if (ownRoots !== undefined) return;
+  ownRoots = [own.trustDomain];
+  const unset = ROLES.filter((role) => governingVariable(role) === undefined);
+  if (unset.length === 0) return;
+  const say = own.trustDomain === DEFAULT_TRUST_ROOT ? log.info : log.warn;
+  say(
+    `${TRUST_ROOT_FALLBACK_VARIABLE} is not set: SPIKE roles are trusted in this SVID's trust domain; set ${TRUST_ROOT_FALLBACK_VARIABLE}=${own.trustDomain} to say so explicitly`,
+    { trustDomain: own.trustDomain },
+  );
+}
+
+/**
+ * Where a role's trust domains come from, for messages: e.g.
+ * `"spike.ist" (from SPIKE_TRUST_ROOT)`.
+ *
+ * @param role the role
+ * @returns the trust domains and their source
+ * @throws {ConfigError} when the trust root variables are invalid
+ */
+export function describeTrustRoots(role: Role): string {
+  const domains = configuredRoots(role).map((td) => `"${td}"`).join(", ");
+  const variable = governingVariable(role);
+  if (variable !== undefined) return `${domains} (from ${variable})`;
+  return ownRoots === undefined
+    ? `${domains} (the default)`
+    : `${domains} (this SVID's own; ${TRUST_ROOT_FALLBACK_VARIABLE} is not set)`;
+}
+
+/**
+ * Why this process's own SVID cannot serve as `role`, in one sentence that
+ * says what to change, or undefined when it can.
+ *
+ * @param own this process's SPIFFE ID
+ * @param role the role the mode needs, e.g. `nexus`
+ * @param mode the mode's name for the sentence
+ * @returns the problem, or undefined
+ * @throws {ConfigError} when the trust root variables are invalid
+ */
+export function ownRoleProblem(
+  own: SpiffeId,
+  role: Role,
+  mode: string,
+): string | undefined {
+  if (hasRole(own, role)) return undefined;
+  const variable = governingVariable(role);
+  if (variable !== undefined && !trustRoots(role).includes(own.trustDomain)) {
+    return `This SVID (${own.uri}) is in trust domain "${own.trustDomain}", but ${variable} is "${
+      process.env[variable]!.trim()
+    }": set ${variable}=${own.trustDomain} (or add it to the list)`;
+  }
+  return `This SVID (${own.uri}) is not a ${mode} identity: ${mode} needs ${
+    roleId(role, own.trustDomain)
+  }`;
+}
 
 /**
  * Checks the trust roots of every role, so a mode can stop its start on an
@@ -140,7 +216,7 @@ const DEFAULT_ROOTS: readonly string[] = [DEFAULT_TRUST_ROOT];
 export function checkTrustRootConfig(): void {
   for (const role of ROLES) configuredRoots(role);
   // The fallback counts even when every role has its own variable.
-  const raw = Deno.env.get(TRUST_ROOT_FALLBACK_VARIABLE);
+  const raw = process.env[TRUST_ROOT_FALLBACK_VARIABLE];
   if (raw !== undefined && raw.trim() !== "") {
     cachedTrustRoots(TRUST_ROOT_FALLBACK_VARIABLE, raw);
   }

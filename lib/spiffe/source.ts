@@ -7,6 +7,9 @@
  */
 import type { SpiffeId } from "./id.ts";
 
+/** Longest wait for a first SVID when `SPIKE_SPIFFE_SOURCE_TIMEOUT` is unset. */
+export const DEFAULT_SOURCE_TIMEOUT_MS = 30_000;
+
 /** This process's own X.509-SVID and the trust bundles it verifies peers with. */
 export interface X509Material {
   /** The SPIFFE ID in the leaf certificate. */

@@ -259,6 +259,52 @@ export function verifyX509Svid(
 }
 
 /**
+ * Whether a certificate chain has a path to `caDer` as its trust anchor,
+ * through its own intermediates or other given CAs, by signatures and CA
+ * rules only (no leaf rules). Used to tell whether a CA without a SPIFFE ID
+ * is the root that issued this process's own SVID.
+ *
+ * @param chain DER certificates, leaf first, then intermediates
+ * @param caDer the candidate anchor
+ * @param others more CA certificates a path may pass through (the rest of
+ *   a bundle file, where tools may put the intermediates)
+ * @param now the time to check validity at; default now
+ * @returns true when the chain leads to the CA; false for anything
+ *   unparsable
+ */
+export function chainsToCa(
+  chain: readonly Uint8Array[],
+  caDer: Uint8Array,
+  others: readonly Uint8Array[] = [],
+  now: Date = new Date(),
+): boolean {
+  try {
+    const [leaf, ...rest] = chain.map((der) => parseCertificate(der));
+    if (leaf === undefined) return false;
+    const cas = others.flatMap((der) => {
+      try {
+        const cert = parseCertificate(der);
+        return cert.basicConstraints?.cA ? [cert] : [];
+      } catch {
+        return [];
+      }
+    });
+    return chainsToRoot(
+      leaf,
+      0,
+      [...rest, ...cas],
+      new Set(),
+      [parseCertificate(caDer)],
+      now,
+      [],
+    );
+  } catch (e) {
+    if (e instanceof CertificateParseError) return false;
+    throw e;
+  }
+}
+
+/**
  * Verifies this process's own X.509-SVID: every rule of
  * {@linkcode verifyX509Svid}, plus that the private key is a PKCS#8 key
  * matching the leaf's public key (as go-spiffe's `ParseX509SVID`).

@@ -8,7 +8,9 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import process from "node:process";
 import * as grpc from "@grpc/grpc-js";
+import { formatDuration } from "../config/duration.ts";
 import { envDuration } from "../config/env.ts";
 import { zero } from "../crypto/zero.ts";
 import { createLogger } from "../log.ts";
@@ -20,7 +22,11 @@ import {
   parseEndpointAddress,
 } from "./endpoint_address.ts";
 import { parseSpiffeId, type SpiffeId, validateTrustDomain } from "./id.ts";
-import type { SvidSource, X509Material } from "./source.ts";
+import {
+  DEFAULT_SOURCE_TIMEOUT_MS,
+  type SvidSource,
+  type X509Material,
+} from "./source.ts";
 import { verifyOwnSvid } from "./svid.ts";
 import {
   decodeX509SvidResponse,
@@ -33,7 +39,6 @@ export const FETCH_X509_SVID_PATH = "/SpiffeWorkloadAPI/FetchX509SVID";
 /** The metadata key every Workload API call must carry, with value `true`. */
 export const WORKLOAD_API_HEADER = "workload.spiffe.io";
 
-const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_BACKOFF_BASE_MS = 1_000;
 const DEFAULT_BACKOFF_MAX_MS = 30_000;
 
@@ -48,6 +53,12 @@ export interface WorkloadApiSourceOptions {
    * `SPIKE_SPIFFE_SOURCE_TIMEOUT` (Go duration), else 30 s.
    */
   timeoutMs?: number;
+  /**
+   * A `unix:` socket that does not exist: `fail` at once (a CLI, where the
+   * cause is certain), or `wait` for it, as for an agent still starting
+   * (a service; the default).
+   */
+  missingSocket?: "fail" | "wait";
   /** Backoff step in milliseconds: retry n waits n × this (go-spiffe: 1 s). */
   backoffBaseMs?: number;
   /** Longest backoff in milliseconds (go-spiffe: 30 s). */
@@ -84,7 +95,7 @@ export async function openWorkloadApiSource(
   options: WorkloadApiSourceOptions = {},
 ): Promise<SvidSource> {
   const endpoint = options.endpoint ??
-    Deno.env.get("SPIFFE_ENDPOINT_SOCKET")?.trim();
+    process.env.SPIFFE_ENDPOINT_SOCKET?.trim();
   if (!endpoint) {
     throw new WorkloadApiError(
       "No Workload API endpoint: set SPIFFE_ENDPOINT_SOCKET (e.g. unix:///run/spire/sockets/agent.sock)",
@@ -95,7 +106,10 @@ export async function openWorkloadApiSource(
     options.endpoint === undefined ? "SPIFFE_ENDPOINT_SOCKET" : undefined,
   );
   const timeoutMs = options.timeoutMs ??
-    envDuration("SPIKE_SPIFFE_SOURCE_TIMEOUT", DEFAULT_TIMEOUT_MS);
+    envDuration("SPIKE_SPIFFE_SOURCE_TIMEOUT", DEFAULT_SOURCE_TIMEOUT_MS);
+  if (address.kind === "unix") {
+    await checkSocket(address.path, endpoint, options.missingSocket ?? "wait");
+  }
   const source = new WorkloadApiSource(
     address,
     options.backoffBaseMs ?? DEFAULT_BACKOFF_BASE_MS,
@@ -108,6 +122,38 @@ export async function openWorkloadApiSource(
     throw e;
   }
   return source;
+}
+
+/**
+ * Looks at the socket before connecting: a path that is no socket is an
+ * error at once; a missing one is one for a CLI, and a logged wait for a
+ * service (its agent may be starting). Without read access to the path the
+ * connection attempt tells instead.
+ */
+async function checkSocket(
+  path: string,
+  endpoint: string,
+  missing: "fail" | "wait",
+): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) return;
+    const message =
+      `The Workload API socket ${path} does not exist (SPIFFE_ENDPOINT_SOCKET=${endpoint}): start the SPIRE agent, or point SPIFFE_ENDPOINT_SOCKET at its socket`;
+    if (missing === "fail") throw new WorkloadApiError(message);
+    log.warn("Waiting for the Workload API socket to appear", {
+      endpoint,
+      reason: message,
+    });
+    return;
+  }
+  if (info.isSocket === false) {
+    throw new WorkloadApiError(
+      `${path} is not a socket (SPIFFE_ENDPOINT_SOCKET=${endpoint}): point SPIFFE_ENDPOINT_SOCKET at the SPIRE agent's socket`,
+    );
+  }
 }
 
 /** Retrying these would never help (SPIFFE Workload Endpoint, error codes). */
@@ -166,7 +212,7 @@ class WorkloadApiSource implements SvidSource {
         reject(
           new WorkloadApiError(
             `No X.509-SVID from the Workload API at ${this.#endpoint} within ${
-              formatMs(timeoutMs)
+              formatDuration(timeoutMs)
             }${last}`,
           ),
         );
@@ -410,8 +456,4 @@ function parseBundle(trustDomain: string, bytes: Uint8Array): Uint8Array[] {
     );
   }
   return certs;
-}
-
-function formatMs(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }

@@ -47,9 +47,29 @@ export const STATUS_OF: Readonly<Record<ErrorCodeValue, number>> = {
 };
 
 /**
+ * The body of an error response: upstream's `err` code, and for 400 a
+ * `reason` sentence beyond upstream (a bare `api_bad_request` leaves the
+ * caller guessing which rule it broke). Reasons name fields and rules,
+ * never a value.
+ *
+ * @param code the wire code
+ * @param reason why the request is invalid; sent only with a 400
+ * @returns the body object
+ */
+export function errorBody(
+  code: ErrorCodeValue,
+  reason?: string,
+): { err: ErrorCodeValue; reason?: string } {
+  return STATUS_OF[code] === 400 && reason !== undefined
+    ? { err: code, reason }
+    : { err: code };
+}
+
+/**
  * An error that a route turns into a response: status from the code, body
- * `{"err": code}`. The message is for the server log only and must never
- * carry secret material.
+ * `{"err": code}`. The message goes to the server log, and for a 400 also
+ * to the caller as `reason` (see {@linkcode errorBody}): it must never carry
+ * secret material.
  */
 export class ApiError extends Error {
   /** The wire code. */

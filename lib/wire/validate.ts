@@ -51,6 +51,9 @@ export const PERMISSIONS: readonly Permission[] = [
 const PATH_CHARS = /^[a-zA-Z0-9._\-/()?+*|[\]{}\\]+$/;
 const PATH_PATTERN_CHARS = /^[a-zA-Z0-9._\-/^$()?+*|[\]{}\\]+$/;
 const NAME_CHARS = /^[a-zA-Z0-9_ -]+$/;
+// Beyond upstream: keys may hold dots, as Vault's and Kubernetes' keys do
+// (tls.crt, app.config, .dockerconfigjson).
+const SECRET_KEY_CHARS = /^[a-zA-Z0-9._ -]+$/;
 // SPIFFE IDs are printable ASCII; a pattern needs nothing else.
 const ID_PATTERN_CHARS = /^[\x21-\x7e]+$/;
 const ID_PATTERN_PREFIX = /^\^?spiffe:\/\//;
@@ -150,8 +153,35 @@ function validateName(value: unknown, field: string, what: string): string {
 }
 
 /**
- * Validates the values of a secret: a JSON object whose keys are 1–250
- * characters of letters, digits, `-`, `_` and space, and whose values are
+ * Validates one key of a secret's values: 1–250 characters of letters,
+ * digits, `.`, `_`, `-` and space, and not `.` or `..` (a key may become a
+ * file name, as in a Kubernetes secret volume). Upstream allows no dot;
+ * every upstream key is still valid.
+ *
+ * @param value the untrusted key
+ * @param field the request field name, for the error
+ * @returns the key
+ * @throws {ValidationError} when a rule is broken; never names the key's value
+ */
+export function validateSecretKey(value: unknown, field = "values"): string {
+  const what = "Secret value key";
+  const key = requireString(value, field, what);
+  requireLength(key, MAX_NAME_LENGTH, field, what);
+  if (!SECRET_KEY_CHARS.test(key)) {
+    throw new ValidationError(
+      field,
+      `${what} may only contain letters, digits, dots, dashes, underscores and spaces`,
+    );
+  }
+  if (key === "." || key === "..") {
+    throw new ValidationError(field, `${what} cannot be "." or ".."`);
+  }
+  return key;
+}
+
+/**
+ * Validates the values of a secret: a JSON object whose keys pass
+ * {@linkcode validateSecretKey} and whose values are
  * strings (no length limit besides the request body limit). An empty object
  * is accepted; `null`, arrays and non-string values are not (upstream
  * accepted `null` and stored a version without data).
@@ -174,7 +204,7 @@ export function validateSecretValues(
   }
   const entries = Object.entries(value);
   for (const [key, item] of entries) {
-    validateName(key, field, "Secret value key");
+    validateSecretKey(key, field);
     if (typeof item !== "string") {
       throw new ValidationError(field, "Secret values must be strings");
     }

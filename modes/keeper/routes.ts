@@ -19,11 +19,13 @@ import type { MtlsRequest, MtlsResponse } from "../../lib/mtls/server.ts";
 import { hasRole } from "../../lib/spiffe/roles.ts";
 import { isAllZero, zero } from "../../lib/crypto/zero.ts";
 import {
+  JsonBytesError,
   JsonBytesWriter,
   parseJsonBytes,
   takeShardArray,
 } from "../../lib/wire/json_bytes.ts";
 import {
+  errorBody,
   ErrorCode,
   type ErrorCodeValue,
   STATUS_OF,
@@ -35,34 +37,43 @@ function json(status: number, body: string): MtlsResponse {
   return { status, headers: { "content-type": "application/json" }, body };
 }
 
-function fail(code: ErrorCodeValue): MtlsResponse {
-  return json(STATUS_OF[code], JSON.stringify({ err: code }));
+function fail(code: ErrorCodeValue, reason?: string): MtlsResponse {
+  return json(STATUS_OF[code], JSON.stringify(errorBody(code, reason)));
 }
+
+const SHARD_RULE =
+  'Body must be {"shard": [32 integers from 0 to 255, not all 0], "index": 0 to 255}';
 
 /**
  * Builds the keeper's request handler over its shard slot.
  *
  * @param slot the shard slot
  * @param log the operational log
+ * @param allowBootstrap whether `spike/bootstrap` identities may store a
+ *   shard too (`SPIKE_KEEPER_ALLOW_BOOTSTRAP`); else only nexus may
  * @returns the handler for the mTLS server
  */
 export function keeperHandler(
   slot: ShardSlot,
   log: Logger,
+  allowBootstrap = false,
 ): (req: MtlsRequest) => Promise<MtlsResponse> {
   const contribute = (
     req: MtlsRequest,
     store: (shard: Uint8Array, index: number) => void,
     what: string,
   ): MtlsResponse => {
-    if (!hasRole(req.peerId, "nexus") && !hasRole(req.peerId, "bootstrap")) {
+    if (
+      !hasRole(req.peerId, "nexus") &&
+      !(allowBootstrap && hasRole(req.peerId, "bootstrap"))
+    ) {
       return fail(ErrorCode.Unauthorized);
     }
     let shard: Uint8Array | undefined;
     try {
       const body = parseJsonBytes(req.body, { plainIntegers: true });
       if (body === null || typeof body !== "object" || Array.isArray(body)) {
-        return fail(ErrorCode.BadRequest);
+        return fail(ErrorCode.BadRequest, SHARD_RULE);
       }
       shard = takeShardArray(body.shard);
       const index = body.index ?? 0;
@@ -70,13 +81,17 @@ export function keeperHandler(
         !shard || isAllZero(shard) || typeof index !== "number" ||
         !Number.isInteger(index) || index < 0 || index > 255
       ) {
-        return fail(ErrorCode.BadRequest);
+        return fail(ErrorCode.BadRequest, SHARD_RULE);
       }
       store(shard, index);
       log.info(what, { peer: req.peerId.uri, index });
       return json(200, "{}");
-    } catch {
-      return fail(ErrorCode.BadRequest);
+    } catch (e) {
+      // The parser's messages name a byte offset, never the input.
+      return fail(
+        ErrorCode.BadRequest,
+        e instanceof JsonBytesError ? e.message : SHARD_RULE,
+      );
     } finally {
       zero(shard, req.body);
     }
@@ -86,8 +101,11 @@ export function keeperHandler(
     if (!hasRole(req.peerId, "nexus")) return fail(ErrorCode.Unauthorized);
     try {
       parseJsonBytes(req.body);
-    } catch {
-      return fail(ErrorCode.BadRequest);
+    } catch (e) {
+      return fail(
+        ErrorCode.BadRequest,
+        e instanceof JsonBytesError ? e.message : "Body must be JSON",
+      );
     }
     slot.clear();
     log.info("Shards forgotten", { peer: req.peerId.uri });
@@ -98,8 +116,11 @@ export function keeperHandler(
     if (!hasRole(req.peerId, "nexus")) return fail(ErrorCode.Unauthorized);
     try {
       parseJsonBytes(req.body);
-    } catch {
-      return fail(ErrorCode.BadRequest);
+    } catch (e) {
+      return fail(
+        ErrorCode.BadRequest,
+        e instanceof JsonBytesError ? e.message : "Body must be JSON",
+      );
     }
     const { current, pending } = slot.get();
     if (!current && !pending) return fail(ErrorCode.NotFound);
@@ -146,6 +167,8 @@ export function keeperHandler(
     if (req.action === "" && req.path === "/v1/store/shard") {
       return Promise.resolve(shard(req));
     }
-    return Promise.resolve(fail(ErrorCode.BadRequest));
+    return Promise.resolve(
+      fail(ErrorCode.BadRequest, "No route for this path and action"),
+    );
   };
 }

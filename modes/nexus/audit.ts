@@ -1,12 +1,14 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
  * The audit log: one JSON line per request, to its own sink (stderr, or
- * the file in SPIKE_NEXUS_AUDIT_LOG). It records who did what to which
- * path or policy and how it ended, never a value or key material.
+ * the file in SPIKE_NEXUS_AUDIT_LOG, reopened on SIGHUP for rotation). It
+ * records who did what to which path or policy and how it ended, never a
+ * value or key material.
  *
  * @module
  */
 import { ConfigError } from "../../lib/config/env.ts";
+import type { Logger } from "../../lib/log.ts";
 
 /** One audit record. */
 export interface AuditRecord {
@@ -28,6 +30,11 @@ export interface AuditRecord {
   err: string | null;
   /** Milliseconds spent. */
   durationMs: number;
+  /**
+   * For refused connections counted together: how many, from the source in
+   * `caller`, after the one audited on its own (absent for single events).
+   */
+  count?: number;
 }
 
 const encoder = new TextEncoder();
@@ -63,10 +70,16 @@ function openFailure(e: unknown): string {
 
 /** Writes audit lines to stderr or an append-only file. */
 export class AuditLog {
-  readonly #file: Deno.FsFile | undefined;
+  readonly #path: string | undefined;
+  #file: Deno.FsFile | undefined;
 
-  private constructor(file: Deno.FsFile | undefined) {
+  private constructor(path: string | undefined, file: Deno.FsFile | undefined) {
+    this.#path = path;
     this.#file = file;
+  }
+
+  static async #openFile(path: string): Promise<Deno.FsFile> {
+    return await Deno.open(path, { append: true, create: true, mode: 0o600 });
   }
 
   /**
@@ -78,14 +91,9 @@ export class AuditLog {
    *   the file cannot be opened
    */
   static async open(path: string | undefined): Promise<AuditLog> {
-    if (path === undefined) return new AuditLog(undefined);
+    if (path === undefined) return new AuditLog(undefined, undefined);
     try {
-      const file = await Deno.open(path, {
-        append: true,
-        create: true,
-        mode: 0o600,
-      });
-      return new AuditLog(file);
+      return new AuditLog(path, await AuditLog.#openFile(path));
     } catch (e) {
       throw new ConfigError(
         `SPIKE_NEXUS_AUDIT_LOG ${path} cannot be opened: ${openFailure(e)}`,
@@ -103,6 +111,31 @@ export class AuditLog {
       JSON.stringify({ time: new Date().toISOString(), audit: record }) + "\n",
     );
     (this.#file ?? Deno.stderr).writeSync(line);
+  }
+
+  /**
+   * Opens the file again by its name, for log rotation (logrotate moves the
+   * file, then sends SIGHUP): later lines go to a new file at that path.
+   * When the new file cannot be opened, lines keep going to the old one.
+   *
+   * @param log where to say what happened
+   */
+  async reopen(log: Logger): Promise<void> {
+    if (this.#path === undefined) return;
+    let next: Deno.FsFile;
+    try {
+      next = await AuditLog.#openFile(this.#path);
+    } catch (e) {
+      log.error("Audit log not reopened; writing to the previous file", {
+        path: this.#path,
+        reason: openFailure(e),
+      });
+      return;
+    }
+    const previous = this.#file;
+    this.#file = next;
+    previous?.close();
+    log.info("Audit log reopened", { path: this.#path });
   }
 
   /** Closes the file sink. */

@@ -23,6 +23,12 @@ import {
   type LifecycleConfig,
   readLifecycleConfig,
 } from "./lifecycle_config.ts";
+import {
+  parseSpiffeId,
+  type SpiffeId,
+  SpiffeIdError,
+} from "../../lib/spiffe/id.ts";
+import { ROLE_PATHS } from "../../lib/spiffe/roles.ts";
 
 /** Where nexus keeps its data. */
 export type Backend = "sqlite" | "memory";
@@ -33,8 +39,8 @@ export interface NexusConfig extends ServerTimeouts, LifecycleConfig {
   readonly listen: { host: string; port: number };
   /** The store backend. */
   readonly backend: Backend;
-  /** Keeper base URLs; keeper i (1-based) holds share i. */
-  readonly keeperPeers: readonly string[];
+  /** The keepers; keeper i (1-based) holds share i. */
+  readonly keeperPeers: readonly KeeperPeer[];
   /** Number of shares (equals the number of keepers). */
   readonly shares: number;
   /** Shares needed to rebuild the root key. */
@@ -59,37 +65,84 @@ export interface NexusConfig extends ServerTimeouts, LifecycleConfig {
   readonly auditLog: string | undefined;
 }
 
-function parsePeers(raw: string): string[] {
-  const peers = raw.split(",").map((p) => p.trim());
+/** One keeper of `SPIKE_NEXUS_KEEPER_PEERS`. */
+export interface KeeperPeer {
+  /** The keeper's base URL, e.g. `https://keeper-1:8443`. */
+  readonly url: string;
+  /**
+   * The SPIFFE ID the keeper must present, when pinned
+   * (`https://keeper-1:8443#spiffe://example.org/spike/keeper/1`); else any
+   * keeper identity is accepted at this URL.
+   */
+  readonly spiffeId: string | undefined;
+}
+
+const PEERS = "SPIKE_NEXUS_KEEPER_PEERS";
+
+/** Checks a pinned SPIFFE ID: valid, and a keeper ID by its path. */
+function pinnedId(entry: string, pin: string): string {
+  let id: SpiffeId;
+  try {
+    id = parseSpiffeId(pin);
+  } catch (e) {
+    if (!(e instanceof SpiffeIdError)) throw e;
+    throw new ConfigError(
+      `${PEERS} entry "${entry}" pins "${pin}", which is not a SPIFFE ID: ${e.message}`,
+    );
+  }
+  const base = ROLE_PATHS.keeper;
+  if (id.path !== base && !id.path.startsWith(`${base}/`)) {
+    throw new ConfigError(
+      `${PEERS} entry "${entry}" pins "${pin}", which is not a keeper ID: pin spiffe://<trust domain>${base}/<name>`,
+    );
+  }
+  return id.uri;
+}
+
+function parsePeers(raw: string): KeeperPeer[] {
+  const peers: KeeperPeer[] = [];
   const seen = new Set<string>();
-  for (const peer of peers) {
-    if (peer === "") {
+  const pins = new Set<string>();
+  for (const entry of raw.split(",").map((p) => p.trim())) {
+    if (entry === "") {
       throw new ConfigError(
-        "SPIKE_NEXUS_KEEPER_PEERS has an empty entry: give comma-separated https URLs",
+        `${PEERS} has an empty entry: give comma-separated https URLs`,
       );
     }
+    const hash = entry.indexOf("#");
+    const peer = hash < 0 ? entry : entry.slice(0, hash);
     let url: URL;
     try {
       url = new URL(peer);
     } catch {
-      throw new ConfigError(
-        `SPIKE_NEXUS_KEEPER_PEERS entry "${peer}" is not a URL`,
-      );
+      throw new ConfigError(`${PEERS} entry "${entry}" is not a URL`);
     }
     if (url.protocol !== "https:" || url.hostname === "") {
       throw new ConfigError(
-        `SPIKE_NEXUS_KEEPER_PEERS entry "${peer}" must be an https URL with a host`,
+        `${PEERS} entry "${entry}" must be an https URL with a host`,
       );
     }
     const key = url.origin;
     if (seen.has(key)) {
       throw new ConfigError(
-        `SPIKE_NEXUS_KEEPER_PEERS lists "${peer}" twice: each keeper holds its own share`,
+        `${PEERS} lists "${peer}" twice: each keeper holds its own share`,
       );
     }
     seen.add(key);
+    const spiffeId = hash < 0
+      ? undefined
+      : pinnedId(entry, entry.slice(hash + 1));
+    if (spiffeId !== undefined) {
+      if (pins.has(spiffeId)) {
+        throw new ConfigError(
+          `${PEERS} pins ${spiffeId} twice: each keeper has its own identity`,
+        );
+      }
+      pins.add(spiffeId);
+    }
+    peers.push({ url: peer.replace(/\/+$/, ""), spiffeId });
   }
-  return peers.map((p) => p.replace(/\/+$/, ""));
+  return peers;
 }
 
 /**

@@ -1,18 +1,23 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
  * Small helpers every nexus route shares: JSON responses, error responses
- * with only the code, and reading a JSON object body.
+ * (the code, and a reason for 400), and reading a JSON object body.
  *
  * @module
  */
 import type { MtlsResponse } from "../../lib/mtls/server.ts";
 import {
   ApiError,
+  errorBody,
   ErrorCode,
   type ErrorCodeValue,
   STATUS_OF,
 } from "../../lib/wire/errors.ts";
-import { type JsonValue, parseJsonBytes } from "../../lib/wire/json_bytes.ts";
+import {
+  JsonBytesError,
+  type JsonValue,
+  parseJsonBytes,
+} from "../../lib/wire/json_bytes.ts";
 import { ValidationError } from "../../lib/wire/validate.ts";
 import type { SpiffeId } from "../../lib/spiffe/id.ts";
 import { authorize, type Operation } from "./policy/authorize.ts";
@@ -47,13 +52,17 @@ export function jsonResponse(
 }
 
 /**
- * An error response carrying only the code.
+ * An error response: the code, and for a 400 the reason.
  *
  * @param code the wire code
+ * @param reason why the request is invalid (400 only; never a value)
  * @returns the response
  */
-export function errorResponse(code: ErrorCodeValue): MtlsResponse {
-  return jsonResponse(STATUS_OF[code], { err: code });
+export function errorResponse(
+  code: ErrorCodeValue,
+  reason?: string,
+): MtlsResponse {
+  return jsonResponse(STATUS_OF[code], errorBody(code, reason));
 }
 
 /**
@@ -68,7 +77,10 @@ export function readJsonObject(body: Uint8Array): JsonObject {
   try {
     value = parseJsonBytes(body);
   } catch (e) {
-    throw new ApiError(ErrorCode.BadRequest, (e as Error).message);
+    throw new ApiError(
+      ErrorCode.BadRequest,
+      e instanceof JsonBytesError ? e.message : "Body must be JSON",
+    );
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new ApiError(ErrorCode.BadRequest, "Body must be a JSON object");

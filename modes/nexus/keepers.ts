@@ -7,6 +7,9 @@
  * @module
  */
 import type { MtlsClient } from "../../lib/mtls/client.ts";
+import type { SpiffeId } from "../../lib/spiffe/id.ts";
+import { hasRole } from "../../lib/spiffe/roles.ts";
+import type { KeeperPeer } from "./config.ts";
 import type { Shard } from "../../lib/shard/mod.ts";
 import { zero } from "../../lib/crypto/zero.ts";
 import {
@@ -15,6 +18,12 @@ import {
   parseJsonBytes,
   takeShardArray,
 } from "../../lib/wire/json_bytes.ts";
+
+/**
+ * The largest keeper answer read: a shard answer is about 140 bytes and
+ * every other answer is shorter, so anything longer is hostile or broken.
+ */
+export const KEEPER_ANSWER_LIMIT = 4096;
 
 /** What nexus knows about one keeper. */
 export interface KeeperStatus {
@@ -32,29 +41,73 @@ export interface KeeperStatus {
   lastError: string | null;
 }
 
+/**
+ * One line naming each keeper and why it lacks its share, e.g.
+ * `keeper 2 (https://k2:8443): connect ECONNREFUSED 10.0.0.2:8443`.
+ *
+ * @param keepers the keepers
+ * @returns the line
+ */
+export function describeKeepers(keepers: readonly KeeperStatus[]): string {
+  return keepers.map((k) =>
+    `keeper ${k.index} (${k.url}): ${
+      k.lastError ?? (k.reachable === null ? "not asked yet" : "no answer")
+    }`
+  ).join("; ");
+}
+
+/**
+ * Whether a server may stand in for a keeper: it must carry the keeper
+ * role, and be the pinned SPIFFE ID when the peer pins one.
+ *
+ * @param peer the configured keeper
+ * @param id the server's verified SPIFFE ID
+ * @returns true, or why not
+ */
+export function authorizeKeeper(
+  peer: KeeperPeer,
+  id: SpiffeId,
+): true | string {
+  if (!hasRole(id, "keeper")) return "not a keeper identity";
+  if (peer.spiffeId !== undefined && id.uri !== peer.spiffeId) {
+    return `keeper ${peer.url} is pinned to ${peer.spiffeId}`;
+  }
+  return true;
+}
+
 /** Talks to the configured keepers. */
 export class Keepers {
-  readonly #client: MtlsClient;
+  readonly #clients: MtlsClient[];
   readonly #timeoutMs: number;
   /** Status per keeper, in configuration order. */
   readonly statuses: KeeperStatus[];
 
   /**
-   * @param urls keeper base URLs; keeper i holds share i
-   * @param client an mTLS client that only accepts keeper identities
+   * @param peers the keepers; keeper i holds share i
+   * @param clientFor makes the mTLS client of one keeper, which accepts
+   *   only that keeper (see {@linkcode authorizeKeeper})
    * @param timeoutMs time limit per call
    */
-  constructor(urls: readonly string[], client: MtlsClient, timeoutMs: number) {
-    this.#client = client;
+  constructor(
+    peers: readonly KeeperPeer[],
+    clientFor: (peer: KeeperPeer) => MtlsClient,
+    timeoutMs: number,
+  ) {
+    this.#clients = peers.map(clientFor);
     this.#timeoutMs = timeoutMs;
-    this.statuses = urls.map((url, i) => ({
+    this.statuses = peers.map((peer, i) => ({
       index: i + 1,
-      url,
+      url: peer.url,
       reachable: null,
       holdsShard: null,
       lastPush: null,
       lastError: null,
     }));
+  }
+
+  /** Drops every keeper connection. */
+  close(): void {
+    for (const client of this.#clients) client.close();
   }
 
   #failed(status: KeeperStatus, reason: string, reachable: boolean) {
@@ -80,10 +133,10 @@ export class Keepers {
     const status = this.statuses[position - 1]!;
     let body: Uint8Array | undefined;
     try {
-      const res = await this.#client.post(
+      const res = await this.#clients[position - 1]!.post(
         `${status.url}/v1/store/shard`,
         "{}",
-        { timeoutMs: this.#timeoutMs },
+        { timeoutMs: this.#timeoutMs, maxResponseBytes: KEEPER_ANSWER_LIMIT },
       );
       body = res.body;
       if (res.status === 404) {
@@ -176,12 +229,12 @@ export class Keepers {
         .raw(`,"index":${shard.index}}`).finish()
       : new Uint8Array([0x7b, 0x7d]);
     try {
-      const res = await this.#client.post(
+      const res = await this.#clients[position - 1]!.post(
         `${status.url}/v1/store/contribute${
           action === "" ? "" : `?action=${action}`
         }`,
         body,
-        { timeoutMs: this.#timeoutMs },
+        { timeoutMs: this.#timeoutMs, maxResponseBytes: KEEPER_ANSWER_LIMIT },
       );
       if (res.status !== 200) {
         this.#failed(status, `Keeper answered ${res.status}`, true);

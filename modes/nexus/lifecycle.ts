@@ -23,7 +23,7 @@ import {
   verifyShard,
 } from "../../lib/shard/mod.ts";
 import type { NexusConfig } from "./config.ts";
-import type { Keepers, KeeperStatus } from "./keepers.ts";
+import { describeKeepers, type Keepers, type KeeperStatus } from "./keepers.ts";
 import type { RootKeyState } from "./root_key.ts";
 import type { PendingRootKey, StoreMeta } from "./store/backend.ts";
 
@@ -36,6 +36,8 @@ export interface MetaStore {
 }
 
 const STORE_ID_BYTES = 16;
+/** How often a locked nexus repeats its warning when nothing changed. */
+const LOCKED_REMINDER_MS = 5 * 60_000;
 
 /**
  * Derives the purpose keys of `candidate` and checks them against the
@@ -142,6 +144,9 @@ export async function initializeNewStore(options: {
       log.warn("Waiting for keepers to take the new root key's shards", {
         stored: held,
         threshold: config.threshold,
+        waitingFor: describeKeepers(
+          keepers.statuses.filter((_, i) => after[i] !== "own"),
+        ),
       });
       await sleep(delay, signal);
       delay = Math.min(delay * 2, 10_000);
@@ -272,6 +277,8 @@ export async function recoverFromKeepers(options: {
   let recovered = false;
   let delay = 500;
   let toldForeign = false;
+  let lastWarned = "";
+  let lastWarnAt = 0;
   const unlockWith = async (at: number) => {
     const rebuilt = await rebuildRootKey(
       [...verified[at]!.values()],
@@ -346,11 +353,27 @@ export async function recoverFromKeepers(options: {
           { keepers: foreign },
         );
       }
-      log.info("Waiting for keepers", {
-        verifiedShards: verified[0]!.size,
-        threshold: meta.threshold,
-        retryInMs: delay,
-      });
+      // Warn when the reasons change (and every few minutes), not on every
+      // quick retry: an operator at the default level sees why it is locked.
+      const waiting = describeKeepers(
+        keepers.statuses.filter((k) => k.holdsShard !== true),
+      );
+      const now = Date.now();
+      if (waiting !== lastWarned || now - lastWarnAt > LOCKED_REMINDER_MS) {
+        log.warn("Nexus is locked, waiting for keeper shards", {
+          verified: `${verified[0]!.size} of ${meta.threshold} needed`,
+          waitingFor: waiting,
+          retryInMs: delay,
+        });
+        lastWarned = waiting;
+        lastWarnAt = now;
+      } else {
+        log.info("Waiting for keepers", {
+          verifiedShards: verified[0]!.size,
+          threshold: meta.threshold,
+          retryInMs: delay,
+        });
+      }
       await sleep(delay * (0.75 + Math.random() * 0.5), signal);
       delay = Math.min(delay * 2, config.recoveryMaxIntervalMs);
     }
@@ -387,33 +410,6 @@ export async function checkKeepers(
   holdings.forEach((holding, i) => {
     // "none": fetching already recorded an unreachable or empty keeper.
     if (holding !== "none") keepers.statuses[i]!.holdsShard = holding === "own";
-  });
-}
-
-/**
- * Pushes every keeper its share, recomputed from the root key.
- *
- * @param keepers the keepers
- * @param state the unlocked root-key state
- * @param meta shares and threshold
- * @param allowThresholdOne threshold-1 development mode
- * @returns how many keepers stored their share
- */
-export function pushShards(
-  keepers: Keepers,
-  state: RootKeyState,
-  meta: StoreMeta,
-  allowThresholdOne: boolean,
-): Promise<number> {
-  return state.withKey(async (key) => {
-    const shards = await splitRootKey(key, meta.shareCount, meta.threshold, {
-      allowThresholdOne,
-    });
-    try {
-      return await distributeShards(keepers, shards);
-    } finally {
-      for (const s of shards) zero(s.value);
-    }
   });
 }
 

@@ -7,31 +7,34 @@
  * @module
  */
 import { createLogger, type Logger } from "../../lib/log.ts";
+import { withoutPermissionAdvice } from "../../lib/permission_error.ts";
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { serveMtls } from "../../lib/mtls/server.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
-import { hasRole } from "../../lib/spiffe/roles.ts";
+import {
+  describeTrustRoots,
+  hasRole,
+  ownRoleProblem,
+} from "../../lib/spiffe/roles.ts";
 import { waitForShutdown } from "../../lib/shutdown.ts";
 import { derivePurposeKeys, keyCheckValue } from "../../lib/crypto/kdf.ts";
 import { PolicyEngine } from "./policy/engine.ts";
 import { ConfigError } from "../../lib/config/env.ts";
 import { type NexusConfig, readNexusConfig } from "./config.ts";
 import { RootKeyState } from "./root_key.ts";
-import { Keepers } from "./keepers.ts";
+import { authorizeKeeper, Keepers } from "./keepers.ts";
 import { RestoreSession } from "./restore.ts";
 import {
   initializeNewStore,
   NewStoreRefusedError,
-  pushShards,
   recoverFromKeepers,
-  sleep,
 } from "./lifecycle.ts";
+import { KeeperSync } from "./keeper_sync.ts";
 import { AuditLog, newTrailId } from "./audit.ts";
 import { createDispatcher, type Route, routeKey } from "./router.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { lifecycleRoutes, lifecycleStatus } from "./routes/lifecycle.ts";
 import { forgetStrayShards } from "./rekey.ts";
-import { KeyedMutex } from "./secrets/path_lock.ts";
 import { dataRoutes } from "./routes/data.ts";
 import { type NexusStore, openStore, resolveDataDir } from "./store/open.ts";
 import { IntegrityError } from "./store/integrity.ts";
@@ -49,7 +52,9 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_TLS_PORT                 listen address [:8553]
   SPIKE_NEXUS_BACKEND_STORE            sqlite or memory [sqlite]
   SPIKE_NEXUS_DATA_DIR                 data folder [~/.spike/data]
-  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite)
+  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite);
+                                       pin each keeper's SPIFFE ID with
+                                       https://keeper-1:8443#spiffe://<td>/spike/keeper/1
   SPIKE_NEXUS_SHAMIR_SHARES            shares = number of keepers [3]
   SPIKE_NEXUS_SHAMIR_THRESHOLD         shares needed to rebuild the key [2]
   SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL   shard push period [5m]
@@ -63,10 +68,16 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_KEY_ROTATION_PERIOD      new data-key term after this age [0: never]
   SPIKE_NEXUS_REENCRYPT_RATE           paths per second a re-encryption looks at [1000]
   SPIKE_NEXUS_REKEY_TIMEOUT            time keepers have to take a rekey's shards [30s]
-  SPIKE_NEXUS_AUDIT_LOG                audit log file [stderr]
+  SPIKE_NEXUS_AUDIT_LOG                audit log file, reopened on SIGHUP [stderr]
   SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT  time to send request headers [10s]
   SPIKE_HTTP_SERVER_REQUEST_TIMEOUT    time to send a whole request [60s]
+  SPIKE_HTTP_SERVER_REFUSAL_LOG_INTERVAL  refused connections: one line per
+                                       source, then a count per interval [60s]
   SPIKE_SVID_DIR / SPIFFE_ENDPOINT_SOCKET  where the SVID comes from
+  SPIKE_FEDERATED_BUNDLES              with SPIKE_SVID_DIR: federated bundles,
+                                       <trust domain>=<PEM file>,...
+  SPIKE_TRUST_ROOT                     trust domain of SPIKE's roles [this
+                                       SVID's own]
   SPIKE_SYSTEM_LOG_LEVEL               DEBUG, INFO, WARN, ERROR [WARN]
 `;
 
@@ -130,11 +141,21 @@ async function loadPolicies(
 async function run(config: NexusConfig, log: Logger): Promise<number> {
   using source = await openSvidSource();
   const own = source.current().id;
-  if (!hasRole(own, "nexus")) {
-    console.error(
-      `This SVID (${own.uri}) is not a nexus identity: nexus needs spiffe://<trust domain>/spike/nexus`,
-    );
+  const notNexus = ownRoleProblem(own, "nexus", "nexus");
+  if (notNexus !== undefined) {
+    console.error(notNexus);
     return 1;
+  }
+  const unpinnable = config.keeperPeers.find((peer) =>
+    peer.spiffeId !== undefined && !hasRole(peer.spiffeId, "keeper")
+  );
+  if (unpinnable !== undefined) {
+    console.error(
+      `SPIKE_NEXUS_KEEPER_PEERS pins ${unpinnable.spiffeId} for ${unpinnable.url}, which is not a keeper identity here: keepers are trusted in ${
+        describeTrustRoots("keeper")
+      }`,
+    );
+    return 2;
   }
   const store = await openStore({
     backend: config.backend,
@@ -201,36 +222,43 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       log.error("Stored policy is invalid; it grants nothing", { ...p });
     }
   });
-  const keeperClient = config.backend === "sqlite"
-    ? createMtlsClient({
-      source,
-      authorizeServer: (id) => hasRole(id, "keeper"),
-      timeoutMs: config.keeperTimeoutMs,
-    })
-    : undefined;
-  const keepers = keeperClient
-    ? new Keepers(config.keeperPeers, keeperClient, config.keeperTimeoutMs)
+  const keepers = config.backend === "sqlite"
+    ? new Keepers(
+      config.keeperPeers,
+      (peer) =>
+        createMtlsClient({
+          source,
+          authorizeServer: (id) => {
+            const verdict = authorizeKeeper(peer, id);
+            if (verdict !== true && hasRole(id, "keeper")) {
+              log.warn("A keeper presented another SPIFFE ID than pinned", {
+                url: peer.url,
+                pinned: peer.spiffeId,
+                presented: id.uri,
+              });
+            }
+            return verdict;
+          },
+          timeoutMs: config.keeperTimeoutMs,
+        }),
+      config.keeperTimeoutMs,
+    )
     : undefined;
   const abort = new AbortController();
+  const sync = keepers
+    ? new KeeperSync({
+      keepers,
+      state,
+      meta: () => meta,
+      intervalMs: config.keeperUpdateIntervalMs,
+      allowThresholdOne: config.allowThresholdOne,
+      log,
+    })
+    : undefined;
   // Pushes, rekeys and recovery exports take turns: none may split a key
   // another is replacing.
-  const keeperTurns = new KeyedMutex();
   const exclusive = <T>(task: () => Promise<T>) =>
-    keeperTurns.run("keepers", task);
-  const syncNow = () => {
-    if (keepers && meta && state.unlocked) {
-      exclusive(() =>
-        pushShards(keepers, state, meta!, config.allowThresholdOne)
-      )
-        .then((n) =>
-          log.info("Shards pushed to keepers", {
-            stored: n,
-            keepers: config.shares,
-          })
-        )
-        .catch((e) => log.error("Shard push failed", { error: e.name }));
-    }
-  };
+    sync ? sync.exclusive(task) : task();
   const restore = new RestoreSession(
     state,
     () => meta,
@@ -257,7 +285,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         keepers,
         backend: config.backend,
         allowThresholdOne: config.allowThresholdOne,
-        afterRestore: syncNow,
+        push: sync && ((why: string) => sync.pushNow(why)),
         exclusive,
         recoveryExported: () =>
           store.keys.recordRecoveryExport().catch((e) =>
@@ -278,6 +306,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     maxBodyBytes: config.maxBodyBytes,
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
+    refusalIntervalMs: config.refusalIntervalMs,
     authorizePeer: () => true,
     handler: createDispatcher({
       routes,
@@ -285,11 +314,11 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       audit,
       log,
     }),
-    onRefused: (reason, peer) => {
-      log.warn("Connection refused", { reason, peer });
+    // The server logs these, one line per source and interval, plus a count.
+    onRefused: (reason, peer, count) => {
       audit.write({
         trail: "tls",
-        caller: peer ?? null,
+        caller: peer,
         route: "",
         action: "handshake",
         resource: null,
@@ -297,6 +326,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         status: 0,
         err: reason,
         durationMs: 0,
+        ...(count === undefined ? {} : { count }),
       });
     },
     // The server answers these (400, 413) before the dispatcher runs; they
@@ -324,6 +354,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   // Listen for the stop signals before saying so: a supervisor may send one
   // the moment it reads the line.
   const stop = waitForShutdown();
+  // SIGHUP reopens the audit file, for logrotate (and would otherwise kill).
+  const reopenAudit = () => void audit.reopen(log);
+  Deno.addSignalListener("SIGHUP", reopenAudit);
   console.error(`SPIKE nexus ${own.uri} listening on port ${server.port}`);
   log.info("Nexus listening", { port: server.port, backend: config.backend });
 
@@ -356,6 +389,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       });
       if (!meta) return;
       log.info("New store initialized with a fresh root key");
+      await sync!.run(abort.signal, true);
     } else {
       const recovered = await recoverFromKeepers({
         keepers: keepers!,
@@ -366,8 +400,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         signal: abort.signal,
       });
       // A restore pushed the shards as it unlocked; the next push is due
-      // one interval later, not now. After an unlock from the keepers, an
-      // operator's partial restore shards are of no more use.
+      // one interval later (or sooner, for keepers that did not take it).
+      // After an unlock from the keepers, an operator's partial restore
+      // shards are of no more use.
       if (recovered) restore.clear();
       // Shards of a rekey a crash interrupted, on keepers beyond the split.
       if (meta) {
@@ -378,11 +413,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
           });
         }
       }
-      if (!recovered) await sleep(config.keeperUpdateIntervalMs, abort.signal);
-    }
-    while (!abort.signal.aborted) {
-      syncNow();
-      await sleep(config.keeperUpdateIntervalMs, abort.signal);
+      await sync!.run(abort.signal, recovered);
     }
   })().catch((e) => {
     // Without a root key nexus cannot serve; stopping is clearer than a
@@ -391,7 +422,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     console.error(
       e instanceof NewStoreRefusedError
         ? e.message
-        : `Nexus cannot set up its root key: ${e.message}`,
+        : `Nexus cannot set up its root key: ${
+          withoutPermissionAdvice(e.message)
+        }`,
     );
     Deno.exit(1);
   });
@@ -401,8 +434,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   abort.abort();
   await lifecycle;
   await server.close();
-  keeperClient?.close();
+  keepers?.close();
   await store.close();
+  Deno.removeSignalListener("SIGHUP", reopenAudit);
   audit.close();
   restore.clear();
   state.clear();

@@ -95,7 +95,7 @@ export class RestoreSession {
       if (!meta) {
         throw new ApiError(
           ErrorCode.BadRequest,
-          "Restore refused: the store is empty, there is nothing to restore",
+          "The store is empty: there is nothing to restore",
         );
       }
       if (this.#shards.has(shard.index)) {
@@ -109,7 +109,7 @@ export class RestoreSession {
       if (!(await verifyShard(meta.storeId, shard, meta.commitments))) {
         throw new ApiError(
           ErrorCode.BadRequest,
-          `Restore refused: shard ${shard.index} does not belong to this installation`,
+          `It is not a shard of this installation's current root key: shard ${shard.index} does not match its commitment (recovery shards exported before a rekey, or for another store or backup, do not fit; "spike pilot status" shows the id of the key it needs)`,
         );
       }
       if (this.#state.unlocked) {

@@ -2,7 +2,8 @@
 /**
  * Request dispatch: POST only, the route table keyed by path and
  * `?action=`, the 503 gate while nexus is locked, mapping of errors to
- * code-only bodies, and one audit line per request.
+ * bodies with the code (and for 400 the reason), and one audit line per
+ * request.
  *
  * @module
  */
@@ -84,7 +85,10 @@ export function createDispatcher(options: {
       response = errorResponse(ErrorCode.MethodNotAllowed);
     } else if (!route) {
       err = ErrorCode.BadRequest;
-      response = errorResponse(ErrorCode.BadRequest);
+      response = errorResponse(
+        ErrorCode.BadRequest,
+        "No route for this path and action",
+      );
     } else if (route.needsUnlock && !isUnlocked()) {
       err = ErrorCode.NotReady;
       response = errorResponse(ErrorCode.NotReady);
@@ -94,7 +98,7 @@ export function createDispatcher(options: {
       } catch (e) {
         if (e instanceof ApiError) {
           err = e.code;
-          response = errorResponse(e.code);
+          response = errorResponse(e.code, e.message);
           // Altered stored data is the operator's business at once; the
           // client learns only the code.
           (e.code === ErrorCode.Integrity ? log.warn : log.info)(

@@ -14,6 +14,7 @@ import {
   validatePermissions,
   ValidationError,
 } from "../../lib/wire/validate.ts";
+import { normalizeGoStyleFlags } from "../../lib/go_style_flags.ts";
 import { usageError } from "./cli_error.ts";
 
 /** A parseArgs option as pilot uses it. */
@@ -87,6 +88,31 @@ function longName(spec: CommandSpec, short: string): string | undefined {
   return entry ? `--${entry[0]}` : undefined;
 }
 
+/**
+ * Refuses a single-dash word that is neither a long option (rewritten
+ * before) nor short flags (`-fjson`): parseArgs would name only its first
+ * letter. Only the part before any `=` is quoted, never a value.
+ */
+function refuseSingleDashWords(spec: CommandSpec, args: readonly string[]) {
+  const shorts = new Set(["h"]);
+  for (const o of Object.values(spec.options ?? {})) {
+    if (o.short) shorts.add(o.short);
+  }
+  for (const arg of args) {
+    if (arg === "--") return;
+    if (
+      arg.startsWith("-") && !arg.startsWith("--") && arg.length > 2 &&
+      !shorts.has(arg[1]!) && !/^-\d/.test(arg)
+    ) {
+      throw usageError(
+        `Unknown option ${
+          arg.split("=")[0]
+        } for "spike pilot ${spec.name}": long options take two dashes (see --help)`,
+      );
+    }
+  }
+}
+
 // parseArgs keeps only the last value of a repeated flag; a typo such as
 // `--name d1 --name d2` must not silently act on d2.
 function refuseRepeats(
@@ -123,10 +149,12 @@ export function parseCommand(
   spec: CommandSpec,
   args: string[],
 ): ParsedArgs | undefined {
+  const normalized = normalizeGoStyleFlags(args, spec.options ?? {});
+  refuseSingleDashWords(spec, normalized);
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
-      args,
+      args: normalized,
       options: { ...spec.options, help: { type: "boolean", short: "h" } },
       strict: true,
       allowPositionals: true,
@@ -343,6 +371,13 @@ export async function dispatchSubcommand(
   args: string[],
 ): Promise<number> {
   const [name, ...rest] = args;
+  if (name === "help" && rest.length > 0) {
+    // `spike pilot secret help put` as `spike pilot secret put --help`.
+    return await dispatchSubcommand(group, help, subcommands, [
+      ...rest,
+      "--help",
+    ]);
+  }
   if (name === "--help" || name === "-h" || name === "help") {
     console.log(help);
     return 0;

@@ -19,6 +19,7 @@ import {
 import { CliError, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { type CallContext, withNexus } from "./nexus.ts";
+import { openInputFile, readAllLimited } from "./input_file.ts";
 import { writeStdout } from "./output.ts";
 
 /** Help of `spike pilot cipher`. */
@@ -35,7 +36,8 @@ Run "spike pilot cipher <command> --help" for details.`;
 const COMMON_OPTIONS =
   `  -f, --file F   read the input from F (default: stdin; "-" is stdin)
   -o, --out F    write the output to F, created with mode 0600
-                 (default: stdout; "-" is stdout)`;
+                 (default: stdout; "-" is stdout; encrypt refuses to write
+                 binary to a terminal)`;
 
 const ENCRYPT_HELP = `Encrypt data.
 
@@ -78,34 +80,6 @@ const OPTIONS = {
   json: { type: "boolean" },
 } as const;
 
-async function readAllLimited(
-  reader: ReadableStream<Uint8Array>,
-  what: string,
-): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    for await (const chunk of reader) {
-      total += chunk.length;
-      if (total > MAX_INPUT_BYTES) {
-        throw usageError(
-          `${what} is larger than ${MAX_INPUT_BYTES} bytes`,
-        );
-      }
-      chunks.push(chunk);
-    }
-    const out = new Uint8Array(total);
-    let offset = 0;
-    for (const chunk of chunks) {
-      out.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return out;
-  } finally {
-    zero(...chunks);
-  }
-}
-
 /**
  * Reads the whole input of a cipher command.
  *
@@ -115,26 +89,18 @@ async function readAllLimited(
  */
 export async function readInput(file: string | undefined): Promise<Uint8Array> {
   if (file === undefined || file === "-") {
-    return await readAllLimited(Deno.stdin.readable, "The input on stdin");
+    return await readAllLimited(
+      Deno.stdin.readable,
+      MAX_INPUT_BYTES,
+      "The input on stdin",
+    );
   }
-  let handle: Deno.FsFile;
-  try {
-    handle = await Deno.open(file, { read: true });
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw usageError(`Input file "${file}" does not exist`);
-    }
-    throw e;
-  }
-  try {
-    if ((await handle.stat()).isDirectory) {
-      throw usageError(`Input file "${file}" is a directory`);
-    }
-  } catch (e) {
-    handle.close();
-    throw e;
-  }
-  return await readAllLimited(handle.readable, `Input file "${file}"`);
+  const handle = await openInputFile(file, "Input file");
+  return await readAllLimited(
+    handle.readable,
+    MAX_INPUT_BYTES,
+    `Input file "${file}"`,
+  );
 }
 
 /**
@@ -260,13 +226,11 @@ export function parseJsonCiphertext(input: Uint8Array): JsonCiphertext {
 }
 
 const DECRYPT_CONTEXT: CallContext = {
-  badRequest:
-    "SPIKE Nexus could not decrypt the input: it is damaged, too large, or was not encrypted by this SPIKE installation",
+  badRequest: "SPIKE Nexus could not decrypt the input",
 };
 
 const ENCRYPT_CONTEXT: CallContext = {
-  badRequest:
-    "SPIKE Nexus refused to encrypt the input (it may be larger than nexus accepts)",
+  badRequest: "SPIKE Nexus refused to encrypt the input",
 };
 
 async function encrypt(args: string[]): Promise<number> {
@@ -277,9 +241,16 @@ async function encrypt(args: string[]): Promise<number> {
   }, args);
   if (!parsed) return 0;
   const out = stringFlag(parsed.values, "out");
+  const json = booleanFlag(parsed.values, "json");
+  if (!json && (out === undefined || out === "-") && Deno.stdout.isTerminal()) {
+    // Raw ciphertext would garble the terminal and cannot be copied back.
+    throw usageError(
+      "Refusing to write binary ciphertext to a terminal: give -o FILE, redirect stdout to a file, or use --json for text",
+    );
+  }
   const input = await readInput(stringFlag(parsed.values, "file"));
   try {
-    if (booleanFlag(parsed.values, "json")) {
+    if (json) {
       const answer = await withNexus((nexus) =>
         nexus.json("/v1/cipher/encrypt", {
           plaintext: input.toBase64(),

@@ -138,8 +138,7 @@ async function rekey(args: string[]): Promise<number> {
       ...(shares === undefined ? {} : { shares }),
       ...(threshold === undefined ? {} : { threshold }),
     }, {
-      badRequest:
-        "SPIKE Nexus refused the split: it needs as many keepers as shares in SPIKE_NEXUS_KEEPER_PEERS, a threshold from 2 to the shares, and keepers (not the memory backend)",
+      badRequest: "SPIKE Nexus refused the rekey",
       conflict:
         "SPIKE Nexus did not replace its root key: a keeper did not take its new shard in time, or another rekey was running; the store keeps its root key and the recovery shards stay valid (see spike pilot status and nexus's log)",
     });

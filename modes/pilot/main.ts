@@ -9,6 +9,12 @@
  */
 import { ConfigError } from "../../lib/config/env.ts";
 import { checkLogLevel, setDefaultLogLevel } from "../../lib/log.ts";
+import { VERSION } from "../../lib/version.ts";
+import {
+  describePermissionError,
+  permissionErrorOf,
+  withoutPermissionAdvice,
+} from "../../lib/permission_error.ts";
 import { ValidationError } from "../../lib/wire/validate.ts";
 import { CliError } from "./cli_error.ts";
 import { EXIT_CODE_TABLE, ExitCode, type ExitCodeValue } from "./exit_codes.ts";
@@ -20,13 +26,15 @@ export const PILOT_HELP = `SPIKE Pilot: the operator CLI of SPIKE Nexus.
 
 Usage:
   spike pilot <command> [arguments]
-  spike pilot <command> --help
+  spike pilot <command> --help        (or: spike pilot help <command>)
+  spike pilot --version
 
 Commands:
   secret put|get|delete|undelete|list|metadata get   manage secrets
   policy create|apply|get|list|delete                manage access policies
   cipher encrypt|decrypt                             encrypt and decrypt with nexus's key
-  operator recover|restore|drill                     disaster recovery of the root key
+  operator recover|restore|drill|push                disaster recovery of the root key,
+                                                     shards to keepers now
   operator rotate|rekey|backup                       key rotation, rekey, backup
   status                                             nexus state, shards and keepers
 
@@ -35,12 +43,17 @@ Environment:
   SPIKE_SVID_DIR             folder with svid.pem, svid_key.pem and svid_bundle.pem;
                              when unset, the SPIFFE Workload API is used:
   SPIFFE_ENDPOINT_SOCKET     Workload API address, e.g. unix:///tmp/spire-agent/public/api.sock
-  SPIKE_TRUST_ROOT_NEXUS     trust domains nexus's SPIFFE ID may be in (default spike.ist)
+  SPIKE_TRUST_ROOT_NEXUS     trust domains nexus's SPIFFE ID may be in (default
+                             SPIKE_TRUST_ROOT, else this SVID's trust domain)
+  SPIKE_FEDERATED_BUNDLES    with SPIKE_SVID_DIR: <trust domain>=<PEM file>,...
+                             for each federated trust domain
   SPIKE_PILOT_RECOVERY_DIR   recovery folder (default ~/.spike/recover)
+  SPIKE_SPIFFE_SOURCE_TIMEOUT  longest wait for the first SVID (default 30s)
   SPIKE_HTTP_CLIENT_TIMEOUT  time limit per request (default 60s)
   SPIKE_SYSTEM_LOG_LEVEL     DEBUG, INFO, WARN or ERROR (default ERROR)
 
-Data goes to stdout; errors go to stderr as one sentence.
+Data goes to stdout; errors go to stderr as one sentence. Go-style flags
+(-format=json, -v=2) are read as their double-dash forms.
 
 Exit codes:
 ${
@@ -67,7 +80,11 @@ export function describeError(
   error: unknown,
 ): { message: string | undefined; exitCode: ExitCodeValue } {
   if (error instanceof CliError) {
-    return { message: error.message, exitCode: error.exitCode };
+    // A CliError may quote another error's message.
+    return {
+      message: withoutPermissionAdvice(error.message),
+      exitCode: error.exitCode,
+    };
   }
   if (error instanceof ValidationError || error instanceof ConfigError) {
     return { message: error.message, exitCode: ExitCode.Usage };
@@ -76,12 +93,10 @@ export function describeError(
     // The reader of stdout went away (e.g. `| head`): nothing to tell it.
     return { message: undefined, exitCode: ExitCode.Failure };
   }
-  if (
-    error instanceof Deno.errors.NotCapable ||
-    error instanceof Deno.errors.PermissionDenied
-  ) {
+  const denied = permissionErrorOf(error);
+  if (denied !== undefined) {
     return {
-      message: `Permission denied: ${error.message}`,
+      message: describePermissionError(denied),
       exitCode: ExitCode.Failure,
     };
   }
@@ -89,7 +104,9 @@ export function describeError(
     ? `${error.name}: ${error.message}`
     : String(error);
   return {
-    message: `Unexpected error: ${message.split("\n")[0]}`,
+    message: `Unexpected error: ${
+      withoutPermissionAdvice(message.split("\n")[0]!)
+    }`,
     exitCode: ExitCode.Failure,
   };
 }
@@ -105,7 +122,20 @@ export async function main(args: string[]): Promise<number> {
   // Workload API's retries) show only when SPIKE_SYSTEM_LOG_LEVEL asks.
   setDefaultLogLevel("ERROR");
   const [command, ...rest] = args;
-  if (command === "--help" || command === "-h" || command === "help") {
+  if (
+    command === "--version" || command === "-version" || command === "version"
+  ) {
+    console.log(`spike ${VERSION}`);
+    return ExitCode.Ok;
+  }
+  if (command === "help" && rest.length > 0) {
+    // `spike pilot help secret put` as `spike pilot secret put --help`.
+    return await main([...rest, "--help"]);
+  }
+  if (
+    command === "--help" || command === "-h" || command === "-help" ||
+    command === "help"
+  ) {
     console.log(PILOT_HELP);
     return ExitCode.Ok;
   }

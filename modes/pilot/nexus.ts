@@ -11,13 +11,22 @@ import {
   envPositiveDuration,
   envString,
 } from "../../lib/config/env.ts";
+import { formatDuration } from "../../lib/config/duration.ts";
 import { checkSharedConfig } from "../../lib/config/shared.ts";
+import { withWaitNote } from "../../lib/wait_note.ts";
 import type { MtlsClient, MtlsResult } from "../../lib/mtls/client.ts";
 import type { SpiffeId } from "../../lib/spiffe/id.ts";
-import { hasRole, type Role, roleId } from "../../lib/spiffe/roles.ts";
+import {
+  describeTrustRoots,
+  hasRole,
+  type Role,
+  ROLE_PATHS,
+  roleId,
+} from "../../lib/spiffe/roles.ts";
 import type { SvidSource } from "../../lib/spiffe/source.ts";
 import { openSvidSource } from "../../lib/spiffe/open_source.ts";
 import { ErrorCode } from "../../lib/wire/errors.ts";
+import { permissionErrorOf } from "../../lib/permission_error.ts";
 import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
 
@@ -32,8 +41,37 @@ export interface CallContext {
   notFound?: string;
   /** The sentence for 409. */
   conflict?: string;
-  /** The sentence for 400. */
+  /** What was refused, for 400; nexus's reason (or the status) follows. */
   badRequest?: string;
+}
+
+/** The largest answer pilot reads from most routes (status, recover, writes). */
+export const SMALL_ANSWER_LIMIT = 1024 * 1024;
+/**
+ * The largest answer of the routes that return stored data: secret values
+ * (up to nexus's request limit, and JSON escaping can grow them), lists of
+ * paths and policies, and cipher results.
+ */
+export const DATA_ANSWER_LIMIT = 64 * 1024 * 1024;
+
+const DATA_ROUTES = new Set([
+  "/v1/store/secrets?action=get",
+  "/v1/store/secrets?action=list",
+  "/v1/store/secrets/metadata?action=get",
+  "/v1/acl/policy?action=list",
+  "/v1/cipher/encrypt",
+  "/v1/cipher/decrypt",
+]);
+
+/**
+ * The response size limit of a route: a hostile or broken server cannot
+ * make pilot buffer more than this.
+ *
+ * @param route path and query, as pilot sends it
+ * @returns the limit in bytes
+ */
+export function answerLimit(route: string): number {
+  return DATA_ROUTES.has(route) ? DATA_ANSWER_LIMIT : SMALL_ANSWER_LIMIT;
 }
 
 /** The message for a locked nexus (HTTP 503). */
@@ -65,15 +103,28 @@ export function nexusBaseUrl(): string {
   return url.href.replace(/\/+$/, "");
 }
 
-function errCode(body: Uint8Array): string | undefined {
+/** The `err` code and the `reason` of an error body, when it has them. */
+function errorFields(
+  body: Uint8Array,
+): { code: string | undefined; reason: string | undefined } {
+  const text = (v: unknown) =>
+    typeof v === "string" && v !== "" ? v : undefined;
   try {
     const value = JSON.parse(new TextDecoder().decode(body));
-    return typeof value?.err === "string" && value.err !== ""
-      ? value.err
-      : undefined;
+    return { code: text(value?.err), reason: text(value?.reason) };
   } catch {
-    return undefined;
+    return { code: undefined, reason: undefined };
   }
+}
+
+/**
+ * A server's reason as one printable line: control characters become
+ * spaces and the length is capped, so a reason cannot rewrite the terminal.
+ */
+function printableReason(reason: string): string {
+  // deno-lint-ignore no-control-regex
+  const line = reason.replace(/[\x00-\x1f\x7f-\x9f]+/g, " ").trim();
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
 /**
@@ -83,6 +134,7 @@ function errCode(body: Uint8Array): string | undefined {
  * @param code the `err` code of the body, if any
  * @param context how to word this call's failures
  * @param self this workload's SPIFFE ID, for 401
+ * @param reason the `reason` of a 400 body, if any
  * @returns the error to throw
  */
 export function errorForStatus(
@@ -90,17 +142,22 @@ export function errorForStatus(
   code: string | undefined,
   context: CallContext,
   self: string,
+  reason?: string,
 ): CliError {
   const suffix = code === undefined
     ? `HTTP ${status}`
     : `HTTP ${status}, ${code}`;
   switch (status) {
-    case 400:
+    case 400: {
+      const what = context.badRequest ??
+        "SPIKE Nexus refused the request as invalid";
       return new CliError(
-        context.badRequest ??
-          `SPIKE Nexus refused the request as invalid (${suffix})`,
+        reason === undefined
+          ? `${what} (${suffix})`
+          : `${what}: ${lowerFirst(printableReason(reason))}`,
         ExitCode.Usage,
       );
+    }
     case 401:
     case 403:
       return new CliError(
@@ -171,12 +228,26 @@ export class NexusSession implements Disposable {
   readonly id: SpiffeId;
   readonly #source: SvidSource;
   readonly #client: MtlsClient;
+  readonly #timeoutMs: number;
 
-  /** Wraps an open source and client; {@linkcode openNexus} builds one. */
-  constructor(baseUrl: string, source: SvidSource, client: MtlsClient) {
+  /**
+   * Wraps an open source and client; {@linkcode openNexus} builds one.
+   *
+   * @param baseUrl the nexus URL
+   * @param source this workload's SVID source
+   * @param client the mTLS client
+   * @param timeoutMs the client's time limit per call, for the wait note
+   */
+  constructor(
+    baseUrl: string,
+    source: SvidSource,
+    client: MtlsClient,
+    timeoutMs: number,
+  ) {
     this.baseUrl = baseUrl;
     this.#source = source;
     this.#client = client;
+    this.#timeoutMs = timeoutMs;
     this.id = source.current().id;
   }
 
@@ -217,25 +288,47 @@ export class NexusSession implements Disposable {
   ): Promise<MtlsResult> {
     let result: MtlsResult;
     try {
-      result = await this.#client.post(`${this.baseUrl}${route}`, body, {
-        contentType,
-      });
+      result = await withWaitNote(
+        this.#client.post(`${this.baseUrl}${route}`, body, {
+          contentType,
+          maxResponseBytes: answerLimit(route),
+        }),
+        `Waiting for SPIKE Nexus at ${this.baseUrl} to answer (up to ${
+          formatDuration(this.#timeoutMs)
+        }, SPIKE_HTTP_CLIENT_TIMEOUT)`,
+      );
     } catch (e) {
+      // A connection the launcher did not grant is no network failure.
+      const denied = permissionErrorOf(e);
+      if (denied !== undefined) throw denied;
       const { MtlsClientError } = await import("../../lib/mtls/client.ts");
+      if (e instanceof MtlsClientError && e.kind === "too-large") {
+        throw new CliError(
+          `SPIKE Nexus at ${this.baseUrl} answered more than ${
+            answerLimit(route)
+          } bytes; the answer was refused`,
+        );
+      }
       if (e instanceof MtlsClientError) {
+        // A wrong trust root is the usual cause: say which ones apply.
+        const hint = e.kind === "unauthorized-server"
+          ? `: nexus must be ${
+            ROLE_PATHS.nexus.slice(1)
+          } in a trust domain of ${describeTrustRoots("nexus")}`
+          : "";
         throw new CliError(
           `Cannot reach SPIKE Nexus at ${this.baseUrl}: ${
             lowerFirst(e.message)
-          }`,
+          }${hint}`,
           ExitCode.Unreachable,
         );
       }
       throw e;
     }
     if (result.status < 200 || result.status > 299) {
-      const code = errCode(result.body);
+      const { code, reason } = errorFields(result.body);
       result.body.fill(0);
-      throw errorForStatus(result.status, code, context, this.id.uri);
+      throw errorForStatus(result.status, code, context, this.id.uri, reason);
     }
     return result;
   }
@@ -284,8 +377,8 @@ export class NexusSession implements Disposable {
       throw e;
     }
     if (result.status < 200 || result.status > 299) {
-      const code = errCode(result.body);
-      throw errorForStatus(result.status, code, context, this.id.uri);
+      const { code, reason } = errorFields(result.body);
+      throw errorForStatus(result.status, code, context, this.id.uri, reason);
     }
   }
 
@@ -327,6 +420,7 @@ export class NexusSession implements Disposable {
         record.err,
         context,
         this.id.uri,
+        typeof record.reason === "string" ? record.reason : undefined,
       );
     }
     return record;
@@ -346,11 +440,13 @@ export class NexusSession implements Disposable {
 
 async function openSource(): Promise<SvidSource> {
   try {
-    // A short-lived CLI needs no file watcher.
-    return await openSvidSource({ watch: false });
+    // A short-lived CLI needs no file watcher, and an operator is better
+    // told at once that the agent's socket is missing than after 30 s.
+    return await openSvidSource({ watch: false, missingSocket: "fail" });
   } catch (e) {
     if (e instanceof ConfigError) throw usageError(e.message);
-    if (e instanceof Deno.errors.NotCapable) throw e;
+    const denied = permissionErrorOf(e);
+    if (denied !== undefined) throw denied;
     const reason = e instanceof Error ? e.message : String(e);
     throw new CliError(
       `Cannot get this workload's SVID: ${lowerFirst(reason.split("\n")[0]!)}`,
@@ -363,12 +459,13 @@ async function openSource(): Promise<SvidSource> {
  * later or lazily: log level, trust roots, SVID source, and
  * `SPIKE_HTTP_CLIENT_TIMEOUT` (above zero: zero would fail every call).
  *
+ * @returns the time limit per call, from `SPIKE_HTTP_CLIENT_TIMEOUT`
  * @throws {CliError} (exit code 2) naming the first invalid variable
  */
-export function checkPilotConfig(): void {
+export function checkPilotConfig(): number {
   try {
     checkSharedConfig();
-    envPositiveDuration("SPIKE_HTTP_CLIENT_TIMEOUT", 60_000);
+    return envPositiveDuration("SPIKE_HTTP_CLIENT_TIMEOUT", 60_000);
   } catch (e) {
     if (e instanceof ConfigError) throw usageError(e.message);
     throw e;
@@ -385,15 +482,16 @@ export function checkPilotConfig(): void {
  */
 export async function openNexus(): Promise<NexusSession> {
   const baseUrl = nexusBaseUrl();
-  checkPilotConfig();
+  const timeoutMs = checkPilotConfig();
   const source = await openSource();
   try {
     const { createMtlsClient } = await import("../../lib/mtls/client.ts");
     const client = createMtlsClient({
       source,
       authorizeServer: (id) => hasRole(id, "nexus"),
+      timeoutMs,
     });
-    return new NexusSession(baseUrl, source, client);
+    return new NexusSession(baseUrl, source, client, timeoutMs);
   } catch (e) {
     source.close();
     if (e instanceof ConfigError) throw usageError(e.message);

@@ -27,9 +27,14 @@ import {
 import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { type NexusSession, withNexus } from "./nexus.ts";
-import { render, writeStdout } from "./output.ts";
+import { render, writeStderr, writeStdout } from "./output.ts";
+import { openInputFile } from "./input_file.ts";
 import { findRecoveryFiles, writeRecoveryFiles } from "./recovery_files.ts";
-import { parseShardInput, readShardInput } from "./shard_input.ts";
+import {
+  parseShardInput,
+  readPipedInput,
+  readShardInput,
+} from "./shard_input.ts";
 import { LIFECYCLE_COMMANDS } from "./lifecycle.ts";
 
 /** Help of `spike pilot operator`. */
@@ -38,15 +43,31 @@ export const OPERATOR_HELP =
 
 Usage:
   spike pilot operator recover           save the recovery shards to files
-  spike pilot operator restore           give nexus one shard (repeat until restored)
+  spike pilot operator restore [file]    give nexus one shard (repeat until restored)
   spike pilot operator drill [files...]  check shards would restore, change nothing
+  spike pilot operator push              give every keeper its shard now
   spike pilot operator rotate            start a new data-key term
   spike pilot operator rekey             replace the root key and its split
   spike pilot operator backup -o FILE    save a backup of the store
 
 recover needs an SVID of spike/pilot/role/recover; restore and drill need
-spike/pilot/role/restore; rotate, rekey and backup need
-spike/pilot/role/superuser. Run "spike pilot operator <command> --help" for details.`;
+spike/pilot/role/restore; push, rotate, rekey and backup need the
+superuser. Run "spike pilot operator <command> --help" for details.`;
+
+const PUSH_HELP = `Give every keeper its shard now, instead of at the next push.
+
+Usage:
+  spike pilot operator push
+
+Nexus pushes the shards every SPIKE_NEXUS_KEEPER_UPDATE_INTERVAL, and
+retries a keeper that lacks its share within seconds. Use this after
+restarting keepers, or to check that every keeper takes its share: exit 0
+when all do; else exit 1 naming the keepers that did not and why. Needs the
+superuser SVID (spike/pilot/role/superuser); nexus must be unlocked. A route
+beyond upstream SPIKE (POST /v1/operator/push).
+
+Options:
+  -h, --help    show this help`;
 
 const RECOVER_HELP = `Save SPIKE Nexus's recovery shards, one file per shard.
 
@@ -68,11 +89,13 @@ const RESTORE_HELP =
 
 Usage:
   spike pilot operator restore
-  spike pilot operator restore < shard.txt
+  spike pilot operator restore spike.recovery.2.txt
+  spike pilot operator restore < spike.recovery.2.txt
 
 On a terminal the shard is read hidden (type or paste, then Enter); from a
-pipe up to 4096 bytes are read. Run once per shard until nexus reports it
-is restored. Needs an SVID of spike/pilot/role/restore.
+file or a pipe up to 4096 bytes are read. A shard wrapped over lines or in
+uppercase hex is accepted. Run once per shard until nexus reports it is
+restored. Needs an SVID of spike/pilot/role/restore.
 
 Options:
   -h, --help    show this help`;
@@ -172,8 +195,7 @@ async function recover(args: string[]): Promise<number> {
   const shards = await withNexus(async (nexus) => {
     nexus.requireRole("recover", "recover");
     const { body } = await nexus.post("/v1/operator/recover", "{}", {
-      badRequest:
-        "SPIKE Nexus has no recovery shards: it runs without keepers (memory backend)",
+      badRequest: "SPIKE Nexus has no recovery shards",
     });
     return readRecoverAnswer(body);
   });
@@ -219,7 +241,7 @@ export interface RestoreStatus {
 export function formatRestoreStatus(status: RestoreStatus): string {
   if (status.restored) {
     return "SPIKE is now restored and ready to use.\n" +
-      "See https://spike.ist/operations/recovery/ for next steps.\n";
+      'Next steps: README.md, "Operations on bare metal" > "Recovery runbook", step 5 (switch back to the superuser identity; the recovery files stay valid).\n';
   }
   return `Shards collected: ${status.collected}\n` +
     `Shards remaining: ${status.remaining}\n` +
@@ -243,14 +265,22 @@ async function restoreConflict(
 
 async function restore(args: string[]): Promise<number> {
   const parsed = parseCommand(
-    { name: "operator restore", help: RESTORE_HELP },
+    {
+      name: "operator restore",
+      help: RESTORE_HELP,
+      args: "[file]",
+      maxPositionals: 1,
+    },
     args,
   );
   if (!parsed) return 0;
-  const answer = await withNexus(async (nexus) => {
+  const file = parsed.positionals[0];
+  const { answer, keepers } = await withNexus(async (nexus) => {
     // The role is checked before the operator types a shard for nothing.
     nexus.requireRole("restore", "restore");
-    const input = await readShardInput();
+    const input = file === undefined || file === "-"
+      ? await readShardInput()
+      : await readShardFileInput(file);
     let shard: Shard;
     try {
       shard = parseShardInput(input);
@@ -260,10 +290,15 @@ async function restore(args: string[]): Promise<number> {
     const body = restoreRequestBody(shard);
     zero(shard.value);
     try {
-      return await nexus.json("/v1/operator/restore", body, {
-        badRequest:
-          `SPIKE Nexus rejected shard ${shard.index}: it is not a shard of this installation's current root key (shards exported before a rekey, or for another store or backup, do not fit; "spike pilot status" shows the key id it needs)`,
+      const answer = await nexus.json("/v1/operator/restore", body, {
+        badRequest: `SPIKE Nexus rejected shard ${shard.index}`,
       });
+      // Nexus pushed the shards before answering: say which keepers hold
+      // theirs, so "ready" never hides keepers that are still down.
+      const keepers = answer.restored === true
+        ? keeperViews(await nexus.json("/v1/operator/status", {}))
+        : [];
+      return { answer, keepers };
     } catch (e) {
       if (e instanceof CliError && e.exitCode === ExitCode.Conflict) {
         throw await restoreConflict(nexus, shard.index);
@@ -279,7 +314,26 @@ async function restore(args: string[]): Promise<number> {
     restored: answer.restored === true,
   };
   await writeStdout(formatRestoreStatus(status));
+  const holding = keepers.filter((k) => k.holdsShard === true).length;
+  if (status.restored && holding < keepers.length) {
+    await writeStderr(
+      `Warning: only ${holding} of ${keepers.length} keepers took their shard (${
+        lackingKeepers(keepers)
+      }); nexus retries them within seconds, and "spike pilot status" shows them\n`,
+    );
+  } else if (status.restored && holding > 0) {
+    await writeStdout(`All ${holding} keepers hold their shard again.\n`);
+  }
   return ExitCode.Ok;
+}
+
+async function readShardFileInput(file: string): Promise<Uint8Array> {
+  const handle = await openInputFile(file, "Shard file");
+  try {
+    return await readPipedInput(handle);
+  } finally {
+    handle.close();
+  }
 }
 
 /** One file's outcome in a drill. */
@@ -433,6 +487,56 @@ async function drill(args: string[]): Promise<number> {
   return report.wouldRestore ? ExitCode.Ok : ExitCode.Failure;
 }
 
+/** A keeper as nexus reports it in status and push answers. */
+interface KeeperView {
+  index?: unknown;
+  url?: unknown;
+  holdsShard?: unknown;
+  lastError?: unknown;
+}
+
+function keeperViews(answer: Record<string, unknown>): KeeperView[] {
+  return Array.isArray(answer.keepers) ? answer.keepers as KeeperView[] : [];
+}
+
+/**
+ * Names the keepers that do not hold their share, and why.
+ *
+ * @param keepers the keepers as nexus reports them
+ * @returns e.g. `keeper 2 (https://k2:8443): connect ECONNREFUSED`
+ */
+export function lackingKeepers(keepers: readonly KeeperView[]): string {
+  return keepers.filter((k) => k.holdsShard !== true).map((k) =>
+    `keeper ${k.index} (${k.url})${
+      typeof k.lastError === "string" ? `: ${k.lastError}` : ""
+    }`
+  ).join("; ");
+}
+
+async function push(args: string[]): Promise<number> {
+  const parsed = parseCommand({ name: "operator push", help: PUSH_HELP }, args);
+  if (!parsed) return 0;
+  const answer = await withNexus((nexus) => {
+    nexus.requireRole("superuser", "push");
+    return nexus.json("/v1/operator/push", {}, {
+      badRequest: "SPIKE Nexus cannot push shards",
+    });
+  });
+  const keepers = keeperViews(answer);
+  const holding = keepers.filter((k) => k.holdsShard === true).length;
+  if (holding < keepers.length) {
+    throw new CliError(
+      `Only ${holding} of ${keepers.length} keepers took their shard: ${
+        lackingKeepers(keepers)
+      }`,
+    );
+  }
+  await writeStdout(
+    `Shards pushed: ${holding} of ${keepers.length} keepers hold their shard\n`,
+  );
+  return ExitCode.Ok;
+}
+
 /**
  * Runs `spike pilot operator …`.
  *
@@ -444,6 +548,7 @@ export function runOperator(args: string[]): Promise<number> {
     recover,
     restore,
     drill,
+    push,
     ...LIFECYCLE_COMMANDS,
   }, args);
 }

@@ -31,6 +31,7 @@ import { listAllPages } from "./list_pages.ts";
 import { type NexusSession, withNexus } from "./nexus.ts";
 import { formatTime, render, writeStdout } from "./output.ts";
 import { parsePolicyFile, PolicyFileError } from "./policy_file.ts";
+import { readAllLimited } from "./input_file.ts";
 import { confirm } from "./prompt.ts";
 
 const POLICY = "/v1/acl/policy";
@@ -44,7 +45,7 @@ matched against the whole ID or path.
 
 Usage:
   spike pilot policy create --name N --spiffeid-pattern P --path-pattern P --permissions L
-  spike pilot policy apply (--file <policy.yaml|policy.json> | <the create flags>)
+  spike pilot policy apply (--file <policy.yaml|policy.json|-> | <the create flags>)
   spike pilot policy get <name> [-f human|json|yaml]
   spike pilot policy list [--spiffeid-pattern P | --path-pattern P] [-f human|json|yaml]
   spike pilot policy delete <name> [--yes]
@@ -63,29 +64,39 @@ const CREATE_HELP = `Create a policy; refuses a name that exists (exit 7).
 Usage:
   spike pilot policy create --name N --spiffeid-pattern P --path-pattern P --permissions L
 
+Nexus checks the name and refuses a taken one; creating needs write on
+spike/system/acl (a superuser has it), nothing more.
+
 Options:
 ${FIELD_FLAGS}
-  -h, --help             show this help`;
+  -h, --help             show this help
+
+Example: the workload spiffe://spike.ist/workload/app may read apps/app/...
+
+  spike pilot policy create --name app-read \\
+    --spiffeid-pattern '^spiffe://spike\\.ist/workload/app$' \\
+    --path-pattern '^apps/app/.*$' --permissions read`;
 
 const APPLY_HELP = `Create a policy or replace the one with the same name.
 
 Usage:
-  spike pilot policy apply --file <policy.yaml|policy.json>
+  spike pilot policy apply --file <policy.yaml|policy.json|->
   spike pilot policy apply --name N --spiffeid-pattern P --path-pattern P --permissions L
 
-The file holds name, spiffeidPattern, pathPattern and permissions, as YAML:
+The file holds name, spiffeidPattern, pathPattern and permissions, as YAML
+(this one lets workloads under spiffe://spike.ist/web/ read apps/web/...):
 
   name: web-read
-  spiffeidPattern: ^spiffe://example\\.org/web/.*$
+  spiffeidPattern: ^spiffe://spike\\.ist/web/.*$
   pathPattern: ^apps/web/.*$
   permissions:
     - read
-    - list
 
 or as JSON with the same fields. "policy get -f yaml" prints this shape.
+Listing secrets needs list on spike/system/secret besides list on the paths.
 
 Options:
-  --file F               the policy file
+  --file F               the policy file ("-": read it from stdin)
 ${FIELD_FLAGS}
   -h, --help             show this help`;
 
@@ -273,20 +284,34 @@ async function create(args: string[]): Promise<number> {
   }, args);
   if (!parsed) return 0;
   const policy = policyFromFlags(parsed.values);
-  await withNexus(async (nexus) => {
-    if ((await policyNames(nexus)).includes(policy.name)) {
-      throw new CliError(
+  await withNexus((nexus) =>
+    nexus.json(`${POLICY}?action=create`, policy, {
+      conflict:
         `Policy "${policy.name}" already exists (use "spike pilot policy apply" to change it)`,
-        ExitCode.Conflict,
-      );
-    }
-    await nexus.json(POLICY, policy);
-  });
+    })
+  );
   await writeStdout(`Policy "${policy.name}" created\n`);
   return ExitCode.Ok;
 }
 
+/** The largest policy file read from stdin; a policy is a few hundred bytes. */
+const MAX_POLICY_STDIN = 1024 * 1024;
+
+async function readPolicyStdin(): Promise<string> {
+  const bytes = await readAllLimited(
+    Deno.stdin.readable,
+    MAX_POLICY_STDIN,
+    "The policy on stdin",
+  );
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw usageError("The policy on stdin is not valid UTF-8 text");
+  }
+}
+
 async function readPolicyFile(file: string): Promise<string> {
+  if (file === "-") return await readPolicyStdin();
   try {
     return await Deno.readTextFile(file);
   } catch (e) {
@@ -323,7 +348,10 @@ async function apply(args: string[]): Promise<number> {
         })`,
       );
     }
-    policy = policyFromFile(await readPolicyFile(file), file);
+    policy = policyFromFile(
+      await readPolicyFile(file),
+      file === "-" ? "stdin" : file,
+    );
   } else {
     policy = policyFromFlags(parsed.values);
   }

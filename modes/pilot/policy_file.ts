@@ -8,8 +8,7 @@
  * spiffeidPattern: ^spiffe://example\.org/web/.*$
  * pathPattern: ^apps/web/.*$
  * permissions:
- *   - read
- *   - list        # or: permissions: [read, list]
+ *   - read        # or: permissions: [read]
  * ```
  *
  * This is not a general YAML parser: it reads one flat mapping of scalars

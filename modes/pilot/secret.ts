@@ -7,6 +7,7 @@
  */
 import {
   MAX_NAME_LENGTH,
+  validateSecretKey,
   validateSecretPath,
   ValidationError,
 } from "../../lib/wire/validate.ts";
@@ -17,15 +18,15 @@ import {
   parseCommand,
   parseFormat,
   parseVersion,
-  parseVersionList,
   stringFlag,
-  stringFlags,
 } from "./args.ts";
 import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
 import { listAllPages, stringsOf } from "./list_pages.ts";
 import { type CallContext, withNexus } from "./nexus.ts";
 import { formatTime, render, writeStdout } from "./output.ts";
+import { readPutValues } from "./secret_values.ts";
+import { deleteSecret, undeleteSecret } from "./secret_versions.ts";
 
 const SECRETS = "/v1/store/secrets";
 
@@ -33,7 +34,7 @@ const SECRETS = "/v1/store/secrets";
 export const SECRET_HELP = `Manage secrets stored in SPIKE Nexus.
 
 Usage:
-  spike pilot secret put <path> <key=value>... [--cas N]
+  spike pilot secret put <path> <key>=- | <key>=@<file> | - | <key=value>...
   spike pilot secret get <path> [key] [-v N] [-f human|json|yaml]
   spike pilot secret delete <path> [-v 1,2,...]
   spike pilot secret undelete <path> [-v 1,2,...]
@@ -45,20 +46,39 @@ Run "spike pilot secret <command> --help" for details.`;
 const PUT_HELP = `Store a new version of a secret.
 
 Usage:
-  spike pilot secret put <path> <key=value>... [--cas N]
+  spike pilot secret put <path> <key>=- [<key>=@<file>]... [--cas N]
+  spike pilot secret put <path> - [--cas N]          (JSON on stdin)
+  spike pilot secret put <path> <key>=<value>... [--cas N]  (visible to ps)
 
 Arguments:
-  <path>        secret path, e.g. apps/web/db (letters, digits, . _ - / and
-                ( ) ? + * | [ ] { } \\; not under spike/system)
-  <key=value>   one or more values; split at the first "="; keys are letters,
-                digits, -, _ and space
+  <path>          secret path, e.g. apps/web/db (letters, digits, . _ - / and
+                  ( ) ? + * | [ ] { } \\; not under spike/system)
+  <key>=-         the value from stdin: typed at a hidden prompt on a
+                  terminal; from a pipe, every byte (printf %s, not echo,
+                  unless the value ends with a newline); one key at most
+  <key>=@<file>   the value is the file's exact bytes, a final newline
+                  included
+  -               all keys and values as one JSON object on stdin,
+                  e.g. {"username": "app", "password": "..."}
+  @<file>         the same JSON object from a file
+  <key>=<value>   the value as given (split at the first "="): other local
+                  users can read it in the process list, and it stays in
+                  shell history
+
+Keys are letters, digits, ., -, _ and space (tls.crt, app.config), not "."
+or ".."; values must be UTF-8 text. A value
+that is "-" or starts with "@" is read as above: to store such a value as it
+is, give it through stdin or a file.
 
 Options:
   --cas N       compare-and-set: store only if the current version is N
                 (0: only if the secret does not exist yet); else exit 7
   -h, --help    show this help
 
-Values given as arguments may end up in shell history.`;
+Examples:
+  spike pilot secret put apps/db username=app password=-
+  spike pilot secret put apps/tls cert=@tls.crt key=@tls.key
+  spike pilot secret put apps/db - < db.json`;
 
 const GET_HELP = `Print a secret's values, or one value.
 
@@ -69,27 +89,6 @@ Options:
   -v, --version N   the version to read (default: current)
   -f, --format F    human (key: value lines; with [key], the bare value
                     and one newline), json or yaml
-  -h, --help        show this help`;
-
-const DELETE_HELP =
-  `Soft-delete versions of a secret (undelete can bring them back).
-
-Usage:
-  spike pilot secret delete <path> [-v 1,2,...]
-
-Options:
-  -v, --versions L  comma list of versions, e.g. "1,2" or "1, 2"; may be
-                    repeated; 0 means the current version (default)
-  -h, --help        show this help`;
-
-const UNDELETE_HELP = `Restore soft-deleted versions of a secret.
-
-Usage:
-  spike pilot secret undelete <path> [-v 1,2,...]
-
-Options:
-  -v, --versions L  comma list of versions, e.g. "1,2"; may be repeated;
-                    0 means the current version (default)
   -h, --help        show this help`;
 
 const LIST_HELP = `List the paths of secrets, all or those under a prefix.
@@ -138,7 +137,22 @@ export function checkSecretPath(path: string): string {
   }
 }
 
-const KEY_CHARS = /^[a-zA-Z0-9_ -]+$/;
+/**
+ * Checks the name of a secret's key.
+ *
+ * @param key the key
+ * @throws {CliError} (exit code 2) naming the key and the rule
+ */
+export function checkSecretKey(key: string): void {
+  try {
+    validateSecretKey(key);
+  } catch (e) {
+    if (!(e instanceof ValidationError)) throw e;
+    throw usageError(
+      `Invalid key "${key}": keys are 1 to ${MAX_NAME_LENGTH} letters, digits, dots, dashes, underscores and spaces, and not . or ..`,
+    );
+  }
+}
 
 /**
  * Reads `key=value` arguments (split at the first `=`).
@@ -166,11 +180,7 @@ export function parseKeyValuePairs(
     if (key === "") {
       throw usageError(`Value argument ${i + 1} has an empty key`);
     }
-    if (key.length > MAX_NAME_LENGTH || !KEY_CHARS.test(key)) {
-      throw usageError(
-        `Invalid key "${key}": keys are 1 to ${MAX_NAME_LENGTH} letters, digits, dashes, underscores and spaces`,
-      );
-    }
+    checkSecretKey(key);
     if (Object.hasOwn(values, key)) {
       throw usageError(`Key "${key}" is given twice`);
     }
@@ -188,7 +198,7 @@ async function put(args: string[]): Promise<number> {
   const parsed = parseCommand({
     name: "secret put",
     help: PUT_HELP,
-    args: "<path> <key=value>...",
+    args: "<path> <key>=-|<key>=@<file>|-|<key=value>...",
     options: { cas: { type: "string" } },
     minPositionals: 2,
     maxPositionals: Infinity,
@@ -196,8 +206,11 @@ async function put(args: string[]): Promise<number> {
   if (!parsed) return 0;
   const [rawPath, ...pairs] = parsed.positionals;
   const path = checkSecretPath(rawPath!);
-  const values = parseKeyValuePairs(pairs);
   const cas = parseVersion(stringFlag(parsed.values, "cas"), "--cas");
+  const values = await readPutValues(pairs, {
+    parsePairs: parseKeyValuePairs,
+    checkKey: checkSecretKey,
+  });
   const request: Record<string, unknown> = { path, values };
   if (cas !== undefined) request.cas = cas;
   const context: CallContext = { subject: `Secret "${path}"` };
@@ -291,35 +304,6 @@ export function formatSecretHuman(
   data: Readonly<Record<string, string>>,
 ): string {
   return Object.entries(data).map(([k, v]) => `${k}: ${v}\n`).join("");
-}
-
-function versionsCommand(
-  action: "delete" | "undelete",
-  help: string,
-): (args: string[]) => Promise<number> {
-  return async (args) => {
-    const parsed = parseCommand({
-      name: `secret ${action}`,
-      help,
-      args: "<path>",
-      options: { versions: { type: "string", short: "v", multiple: true } },
-      minPositionals: 1,
-      maxPositionals: 1,
-    }, args);
-    if (!parsed) return 0;
-    const path = checkSecretPath(parsed.positionals[0]!);
-    const versions = parseVersionList(stringFlags(parsed.values, "versions"));
-    await withNexus((nexus) =>
-      nexus.json(`${SECRETS}?action=${action}`, { path, versions }, {
-        subject: `Secret "${path}"`,
-        notFound: action === "undelete"
-          ? `Secret "${path}" not found, or none of the given versions is deleted`
-          : `Secret "${path}" not found`,
-      })
-    );
-    await writeStdout("OK\n");
-    return ExitCode.Ok;
-  };
 }
 
 async function list(args: string[]): Promise<number> {
@@ -448,8 +432,8 @@ export function runSecret(args: string[]): Promise<number> {
   return dispatchSubcommand("secret", SECRET_HELP, {
     put,
     get,
-    delete: versionsCommand("delete", DELETE_HELP),
-    undelete: versionsCommand("undelete", UNDELETE_HELP),
+    delete: (rest) => deleteSecret(rest, checkSecretPath),
+    undelete: (rest) => undeleteSecret(rest, checkSecretPath),
     list,
     metadata: (rest) =>
       dispatchSubcommand("secret metadata", METADATA_GROUP_HELP, {

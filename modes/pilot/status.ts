@@ -24,8 +24,10 @@ re-encryption progress, keepers.
 Usage:
   spike pilot status [-f human|json|yaml]
 
-Works while nexus is locked. Needs an SVID of a pilot role (superuser,
-recover or restore).
+Nexus asks every keeper now; an unlocked nexus gives a keeper found without
+its share (restarted since the last push) its shard before answering. Works
+while nexus is locked. Needs an SVID of a pilot role (superuser, recover or
+restore).
 
 Options:
   -f, --format F    human, json or yaml

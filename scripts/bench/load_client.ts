@@ -11,6 +11,7 @@
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { openFileSvidSource } from "../../lib/spiffe/file_source.ts";
 import { hasRole } from "../../lib/spiffe/roles.ts";
+import { Spike } from "../../sdk/mod.ts";
 import {
   type Latency,
   type LoadConfig,
@@ -23,6 +24,7 @@ interface Prepared {
   readonly spec: RequestSpec;
   readonly url: string;
   readonly parts: readonly string[];
+  readonly pathParts: readonly string[] | undefined;
   readonly binary: Uint8Array | undefined;
   readonly contentType: string;
   readonly modulo: number;
@@ -36,6 +38,7 @@ function prepare(config: LoadConfig): Prepared[] {
     spec,
     url: `${config.url}${spec.route}`,
     parts: spec.body.split("{i}"),
+    pathParts: spec.path?.split("{i}"),
     binary: spec.binary ? Uint8Array.fromBase64(spec.body) : undefined,
     contentType: spec.contentType ?? "application/json",
     modulo: spec.modulo ?? 1,
@@ -68,7 +71,12 @@ function latencyOf(sorted: readonly number[]): Latency {
   };
 }
 
-async function run(config: LoadConfig): Promise<LoadResult> {
+/** Sends one request of a kind; resolves to a failure text or undefined. */
+type Send = (kind: Prepared, n: number) => Promise<string | undefined>;
+
+async function mtlsSender(
+  config: LoadConfig,
+): Promise<{ send: Send; close(): Promise<void> }> {
   const source = await openFileSvidSource(config.svidDir, { watch: false });
   const client = createMtlsClient({
     source,
@@ -76,6 +84,53 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     keepAlive: config.keepAlive,
     timeoutMs: 30_000,
   });
+  return {
+    send: async (kind, n) => {
+      const body = kind.binary ??
+        encoder.encode(kind.parts.join(String(n % kind.modulo)));
+      const res = await client.post(kind.url, body, {
+        contentType: kind.contentType,
+      });
+      return res.status === 200
+        ? undefined
+        : `HTTP ${res.status} ${
+          new TextDecoder().decode(res.body).slice(0, 200)
+        }`;
+    },
+    close: async () => {
+      client.close();
+      source.close();
+      await source.settled();
+    },
+  };
+}
+
+// What an application does: one SDK client, `get`, use, zero.
+async function sdkSender(
+  config: LoadConfig,
+): Promise<{ send: Send; close(): Promise<void> }> {
+  const spike = await Spike.connect({
+    nexusUrl: config.url,
+    source: { svidDir: config.svidDir },
+    attemptTimeoutMs: 30_000,
+  });
+  return {
+    send: async (kind, n) => {
+      if (kind.pathParts === undefined) return "no path for the SDK client";
+      const secret = await spike.get(
+        kind.pathParts.join(String(n % kind.modulo)),
+      );
+      secret.zero();
+      return undefined;
+    },
+    close: () => spike.close(),
+  };
+}
+
+async function run(config: LoadConfig): Promise<LoadResult> {
+  const sender = config.client === "sdk"
+    ? await sdkSender(config)
+    : await mtlsSender(config);
   const kinds = prepare(config);
   const slots = schedule(kinds);
   let sequence = 0;
@@ -104,19 +159,11 @@ async function run(config: LoadConfig): Promise<LoadResult> {
         return;
       }
       const kind = slots[n % slots.length]!;
-      const body = kind.binary ??
-        encoder.encode(kind.parts.join(String(n % kind.modulo)));
       const t0 = performance.now();
       let failure: string | undefined;
       try {
-        const res = await client.post(kind.url, body, {
-          contentType: kind.contentType,
-        });
-        if (res.status !== 200) {
-          failure = `${kind.spec.label}: HTTP ${res.status} ${
-            new TextDecoder().decode(res.body).slice(0, 200)
-          }`;
-        }
+        const problem = await sender.send(kind, n);
+        if (problem !== undefined) failure = `${kind.spec.label}: ${problem}`;
       } catch (e) {
         failure = `${kind.spec.label}: ${(e as Error).message}`;
       }
@@ -137,9 +184,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     );
   } finally {
     clearTimeout(timer);
-    client.close();
-    source.close();
-    await source.settled();
+    await sender.close();
   }
   openWindow();
   const elapsedMs = counted ? lastFinish - windowStart : Math.max(

@@ -25,6 +25,11 @@ export interface RequestSpec {
   readonly modulo?: number;
   /** Relative share of this kind in the mix; default 1. */
   readonly weight?: number;
+  /**
+   * The secret path this request reads (`{i}` as in `body`), for the SDK
+   * client, which sends `Spike.get(path)` instead of the raw body.
+   */
+  readonly path?: string;
 }
 
 /** A load run. */
@@ -45,6 +50,11 @@ export interface LoadConfig {
   readonly count?: number;
   /** The request mix. */
   readonly requests: readonly RequestSpec[];
+  /**
+   * Who sends: the bench's own mTLS client posting raw bodies (default),
+   * or the workload SDK reading `path` with `Spike.get`.
+   */
+  readonly client?: "mtls" | "sdk";
 }
 
 /** Latency figures in milliseconds. */

@@ -74,6 +74,8 @@ async function runScenarios(opts: BenchOptions): Promise<{
     const small = await scenarios.readLatencySmall();
     progress(`baseline, read, write at ${c} clients`);
     rows.push(...await scenarios.readWrite());
+    progress(`SDK get next to the load client at ${c} clients`);
+    rows.push(...await scenarios.sdkRead());
     for (const mixed of [16, 64]) {
       progress(`mixed 90/10 at ${mixed} clients`);
       rows.push(...await scenarios.mixed(mixed));

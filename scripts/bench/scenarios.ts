@@ -183,6 +183,10 @@ export class Scenarios {
     };
   }
 
+  #sdkReadSpec(): RequestSpec {
+    return { ...this.#readSpec(), path: "bench/r/{i}" };
+  }
+
   #writeSpec(prefix = "bench/w", paths = WRITE_PATHS): RequestSpec {
     return {
       label: "write",
@@ -408,6 +412,45 @@ export class Scenarios {
         p99: batched.p99,
         max: batched.max,
       },
+    ];
+  }
+
+  /**
+   * The same secret read, back to back, from the bench's own load client
+   * and through the workload SDK's `get` (one client, warm connection
+   * pool, values parsed as bytes and zeroed), at the main concurrency.
+   *
+   * @returns rows: load client, SDK
+   */
+  async sdkRead(): Promise<Row[]> {
+    const c = this.#opts.concurrency;
+    const client = await runLoad(
+      this.#config("workload", [this.#readSpec()]),
+      this.#nexusPid,
+    );
+    const sdk = await runLoad(
+      this.#config("workload", [this.#sdkReadSpec()], { client: "sdk" }),
+      this.#nexusPid,
+    );
+    const ratio = sdk.load.rps / client.load.rps;
+    return [
+      this.#row(
+        "sdk-read-client",
+        "Secret read, bench load client (next to the SDK row)",
+        client,
+        c,
+      ),
+      this.#row(
+        "sdk-read",
+        "Secret read through the SDK's get",
+        sdk,
+        c,
+        undefined,
+        {
+          target: { text: "≥ 0.9× load client", pass: ratio >= 0.9 },
+          note: `${ratio.toFixed(2)}× the load client's req/s`,
+        },
+      ),
     ];
   }
 

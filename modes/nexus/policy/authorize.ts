@@ -112,7 +112,9 @@ function toId(peerId: SpiffeId | string): SpiffeId | undefined {
  *    `spike/system/secret` for secret list (whose result the route then
  *    narrows with {@linkcode secretListGrant}); `write`/`read`/`list`
  *    on `spike/system/acl` for policy put+delete/get/list; `execute` on
- *    `spike/system/cipher/exec` for the cipher.
+ *    `spike/system/cipher/exec` for the cipher. Only a policy whose path
+ *    pattern names `spike/system` literally reaches these reserved paths:
+ *    a `.*` policy grants secrets, never these rights.
  *
  * Secret operations never reach a path at or under `spike/system`, not even
  * for the superuser: validation refuses such paths (400) before this runs,

@@ -9,6 +9,7 @@
  */
 import { MAX_SPIFFE_ID_BYTES } from "../../../lib/spiffe/id.ts";
 import {
+  isReservedPath,
   MAX_NAME_LENGTH,
   MAX_PATH_LENGTH,
   type Permission,
@@ -17,7 +18,7 @@ import {
   validatePolicyName,
   validateSpiffeIdPattern,
 } from "../../../lib/wire/validate.ts";
-import { compileAnchored } from "./pattern.ts";
+import { compileAnchored, reachesReservedPaths } from "./pattern.ts";
 import { literalPrefix } from "./literal_prefix.ts";
 
 export type { Permission } from "../../../lib/wire/validate.ts";
@@ -73,6 +74,8 @@ interface CompiledPolicy {
   /** Every path the policy matches starts with this. */
   readonly pathPrefix: string;
   readonly permissions: ReadonlySet<Permission>;
+  /** Whether the path pattern names `spike/system` literally. */
+  readonly reserved: boolean;
 }
 
 /** What a caller may see of the secret list. */
@@ -93,6 +96,7 @@ function compile(record: PolicyFields): CompiledPolicy {
     path: compileAnchored(pathPattern),
     pathPrefix: literalPrefix(pathPattern),
     permissions: new Set(validatePermissions(record.permissions)),
+    reserved: reachesReservedPaths(pathPattern),
   };
 }
 
@@ -113,13 +117,12 @@ const MAX_CACHED_CALLERS = 10_000;
  * `acme` does not match `tenants/acme/db` while `tenants/acme/.*` does.
  *
  * Reserved system paths (`spike/system/acl`, `spike/system/secret`,
- * `spike/system/cipher/exec`) need no rule of their own. Upstream (ADR-0033)
- * let a policy reach them only when its path pattern described the whole
- * path and its SPIFFE-ID pattern was a "precise identity" (anchored, or a
- * catch-all). With implicit anchoring every pattern is both: `system`
- * cannot reach `spike/system/acl`, and an ID pattern always covers the
- * whole ID. So a policy reaches a reserved path exactly when its patterns
- * fully match it, the same rule as for every other path.
+ * `spike/system/cipher/exec`) grant policy administration, the secret list
+ * and the cipher. A policy reaches them only when its path pattern fully
+ * matches the path and names the `spike/system` prefix literally (see
+ * `reachesReservedPaths`): `spike/system/.*` does, `.*` does not. A policy
+ * granting "all secrets" with `.*` would otherwise also grant the right to
+ * write policies, and with it `super` on everything.
  *
  * Callers keep the engine in step with the store: {@linkcode load} or
  * {@linkcode reload} at start, {@linkcode upsert} / {@linkcode remove} after
@@ -224,8 +227,10 @@ export class PolicyEngine {
     wanted: readonly Permission[],
   ): boolean {
     if (wanted.length === 0 || !withinBounds(peerId, path)) return false;
+    const reserved = isReservedPath(path);
     return this.#policiesOf(peerId).some((policy) =>
-      grants(policy, wanted) && policy.path.test(path)
+      (policy.reserved || !reserved) && grants(policy, wanted) &&
+      policy.path.test(path)
     );
   }
 

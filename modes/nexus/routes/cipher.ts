@@ -117,7 +117,9 @@ async function decryptOrRefuse(
     return await openParts(deps.cipherKey(), nonce, ciphertext);
   } catch (e) {
     if (e instanceof DecryptionError) {
-      throw badRequest("The ciphertext does not authenticate");
+      throw badRequest(
+        "The ciphertext does not authenticate: it is damaged, or was not encrypted by this SPIKE installation",
+      );
     }
     throw e;
   }

@@ -2,7 +2,9 @@
 /**
  * Operator routes: export recovery shards (recover role), feed them back
  * one at a time (restore role), rehearse a restore without changing
- * anything (drill, restore role), and status (pilot roles).
+ * anything (drill, restore role), status (pilot roles), and push the
+ * shards to the keepers now (superuser; beyond upstream, like drill and
+ * status).
  *
  * @module
  */
@@ -15,6 +17,7 @@ import {
 } from "../../../lib/shard/mod.ts";
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import {
+  JsonBytesError,
   JsonBytesWriter,
   type JsonValue,
   parseJsonBytes,
@@ -23,6 +26,7 @@ import {
 import type { SpiffeId } from "../../../lib/spiffe/id.ts";
 import type { StoreMeta } from "../store/backend.ts";
 import type { Keepers } from "../keepers.ts";
+import type { PushResult } from "../keeper_sync.ts";
 import type { RestoreSession } from "../restore.ts";
 import type { RootKeyState } from "../root_key.ts";
 import { checkKeepers, rebuildRootKey } from "../lifecycle.ts";
@@ -37,8 +41,11 @@ export interface OperatorDeps {
   readonly keepers: Keepers | undefined;
   readonly backend: string;
   readonly allowThresholdOne: boolean;
-  /** Called after a restore unlocks nexus: push shards to keepers now. */
-  readonly afterRestore: () => void;
+  /**
+   * Pushes every keeper its share now (after a restore, or asked by an
+   * operator); undefined without keepers (memory backend).
+   */
+  readonly push: ((why: string) => Promise<PushResult>) | undefined;
   /**
    * Runs `task` serialized with every push to the keepers, so a recovery
    * export never splits a key a rekey is replacing.
@@ -64,10 +71,16 @@ function requireRole(peer: SpiffeId, ...roles: Role[]): void {
 
 function requireMeta(deps: OperatorDeps): StoreMeta {
   const meta = deps.meta();
-  if (deps.backend === "memory" || !meta) {
+  if (deps.backend === "memory") {
     throw new ApiError(
       ErrorCode.BadRequest,
-      "Recovery shards need the sqlite backend with keepers",
+      "This nexus runs without keepers (memory backend), so it has no recovery shards",
+    );
+  }
+  if (!meta) {
+    throw new ApiError(
+      ErrorCode.BadRequest,
+      "This nexus has no root key yet: it is still creating its store",
     );
   }
   return meta;
@@ -95,7 +108,10 @@ function readShardRequest(body: Uint8Array): JsonObject {
   try {
     value = parseJsonBytes(body, { plainIntegers: true });
   } catch (e) {
-    throw new ApiError(ErrorCode.BadRequest, (e as Error).message);
+    throw new ApiError(
+      ErrorCode.BadRequest,
+      e instanceof JsonBytesError ? e.message : "Body must be JSON",
+    );
   } finally {
     zero(body);
   }
@@ -167,7 +183,9 @@ async function restore(deps: OperatorDeps, ctx: RouteContext) {
     const index = shardIndex(request.id, meta);
     const value = readShard(request.shard);
     const status = await deps.restore.submit({ index, value });
-    if (status.restored) deps.afterRestore();
+    // Pushed before answering, so the keepers hold their shards (or the
+    // status says which do not) when the operator reads the answer.
+    if (status.restored) await deps.push?.("restore").catch(() => {});
     return jsonResponse(200, status);
   } finally {
     wipeNumbers(request);
@@ -234,6 +252,17 @@ async function status(deps: OperatorDeps, ctx: RouteContext) {
   // minutes old; polling callers leave it out and answer at once.
   if (request.probe === true && deps.keepers && meta) {
     await checkKeepers(deps.keepers, meta);
+    // A keeper that restarted between two pushes answers without its
+    // share: give it back now rather than at the next push. (Keepers
+    // listed beyond the store's split wait for a rekey.)
+    if (
+      deps.state.unlocked &&
+      deps.keepers.statuses.slice(0, meta.shareCount).some((k) =>
+        k.reachable && k.holdsShard === false
+      )
+    ) {
+      await deps.push?.("status").catch(() => {});
+    }
   }
   const collected = deps.restore.collected;
   return jsonResponse(200, {
@@ -247,6 +276,22 @@ async function status(deps: OperatorDeps, ctx: RouteContext) {
     },
     keepers: deps.keepers?.statuses ?? [],
     ...await deps.lifecycleStatus(),
+  });
+}
+
+async function push(deps: OperatorDeps, ctx: RouteContext) {
+  requireRole(ctx.peerId, "superuser");
+  readJsonObject(ctx.body);
+  if (!deps.push) {
+    throw new ApiError(
+      ErrorCode.BadRequest,
+      "This nexus runs without keepers (memory backend): there is nothing to push",
+    );
+  }
+  const result = await deps.push("operator");
+  return jsonResponse(200, {
+    stored: result.stored,
+    keepers: deps.keepers?.statuses ?? [],
   });
 }
 
@@ -273,6 +318,10 @@ export function operatorRoutes(deps: OperatorDeps): [string, Route][] {
     ["/v1/operator/status", {
       needsUnlock: false,
       handler: (ctx) => status(deps, ctx),
+    }],
+    ["/v1/operator/push", {
+      needsUnlock: true,
+      handler: (ctx) => push(deps, ctx),
     }],
   ];
 }

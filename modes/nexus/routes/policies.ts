@@ -4,7 +4,9 @@
  * upstream's shapes (the name travels in `id` for get/delete; the get
  * answer carries upstream's `spiffiedPattern` spelling beside the correct
  * one). Unlike upstream, an unknown policy is 404 and an invalid or unsafe
- * pattern is 400. Every write goes to the store first, then to the engine,
+ * pattern is 400. Beyond upstream, `?action=create` stores a policy only
+ * when its name is free (409 otherwise), with the upsert's permission, so
+ * `pilot policy create` needs no list permission for a client-side check. Every write goes to the store first, then to the engine,
  * one write per name at a time, so the engine never grants what the store
  * does not hold. List takes the page fields of `lib/wire/list_page.ts`.
  *
@@ -75,6 +77,7 @@ async function upsert(
   deps: PolicyRouteDeps,
   locks: KeyedMutex,
   ctx: RouteContext,
+  mode: "upsert" | "create",
 ) {
   const request = readJsonObject(ctx.body);
   const name = validInput(() => validatePolicyName(request.name));
@@ -87,6 +90,14 @@ async function upsert(
   }));
   requireAllowed(ctx.peerId, "policy.put", undefined, deps.engine);
   await locks.run(name, async () => {
+    // Checked under the name's lock, so two creates of one name cannot both
+    // succeed on this nexus.
+    if (mode === "create" && await deps.store.policies.getPolicy(name)) {
+      throw new ApiError(
+        ErrorCode.Conflict,
+        `Policy "${name}" already exists`,
+      );
+    }
     const record = await deps.store.policies.putPolicy(input);
     deps.engine.upsert(record);
   });
@@ -175,7 +186,14 @@ export function policyRoutes(deps: PolicyRouteDeps): [string, Route][] {
     handler: (ctx: RouteContext) => Promise<MtlsResponse>,
   ): Route => ({ needsUnlock: true, handler });
   return [
-    [routeKey(POLICY_PATH), route((ctx) => upsert(deps, locks, ctx))],
+    [
+      routeKey(POLICY_PATH),
+      route((ctx) => upsert(deps, locks, ctx, "upsert")),
+    ],
+    [
+      routeKey(POLICY_PATH, "create"),
+      route((ctx) => upsert(deps, locks, ctx, "create")),
+    ],
     [routeKey(POLICY_PATH, "get"), route((ctx) => get(deps, ctx))],
     [routeKey(POLICY_PATH, "delete"), route((ctx) => remove(deps, locks, ctx))],
     [routeKey(POLICY_PATH, "list"), route((ctx) => list(deps, ctx))],
