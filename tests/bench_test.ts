@@ -61,6 +61,11 @@ Deno.test("bench --quick prints the table and writes results, document and chart
         "scale-list",
         "scale-list-all",
         "read-scale-c1",
+        "rotate-scale",
+        "rekey-scale",
+        "backup-scale",
+        "read-rotated",
+        "write-rotated",
         "recovery",
       ]
     ) {
@@ -74,6 +79,13 @@ Deno.test("bench --quick prints the table and writes results, document and chart
       assert.ok(row.ratio! > 0, `${id} has no ratio to the baseline`);
     }
     assert.ok(byId.get("scale-restart")!.p50! > 0);
+    for (const id of ["rotate-scale", "rekey-scale", "backup-scale"]) {
+      assert.ok(byId.get(id)!.p50! > 0, `${id} took no time`);
+    }
+    assert.equal(
+      byId.get("read-rotated")!.target?.text,
+      "within 10 % of before the rotation",
+    );
     assert.equal(byId.get("scale-list")!.target?.text, "≤ 1000 µs server CPU");
     assert.equal(byId.get("read")!.target?.text, "≥ 0.7× baseline");
     assert.equal(byId.get("write")!.target?.text, "≥ 0.4× baseline");
