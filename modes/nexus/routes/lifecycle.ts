@@ -134,6 +134,12 @@ async function rekeyRoute(
 function backup(deps: LifecycleDeps, ctx: RouteContext) {
   requireSuperuser(ctx);
   readJsonObject(ctx.body);
+  if (deps.config.backend === "memory") {
+    throw new ApiError(
+      ErrorCode.BadRequest,
+      "This nexus runs without keepers (memory backend): its root key lives only in this process, so no backup of it could ever be opened",
+    );
+  }
   const summary = { secrets: 0, policies: 0 };
   const log = deps.log;
   const started = performance.now();
