@@ -413,12 +413,22 @@ export class Cluster {
     };
   }
 
-  #spawn(
+  /**
+   * Spawns a mode as a process with the launcher's scoped flags, its
+   * output going to a log file in the cluster folder.
+   *
+   * @param mode the mode
+   * @param env its whole environment (besides the runtime's own)
+   * @param args its arguments
+   * @param flags extra `deno run` flags
+   * @returns the process
+   */
+  spawn(
     mode: Mode,
     env: Record<string, string>,
     args: string[] = [],
     flags: string[] = [],
-  ) {
+  ): SpikeProcess {
     const logFile = `${this.dir}/logs/${mode}-${++this.#logCounter}.log`;
     const log = Deno.openSync(logFile, { write: true, create: true });
     const child = new Deno.Command(Deno.execPath(), {
@@ -456,7 +466,7 @@ export class Cluster {
    * @returns the process
    */
   async startKeeper(i: number): Promise<SpikeProcess> {
-    const proc = this.#spawn("keeper", this.keeperEnv(i));
+    const proc = this.spawn("keeper", this.keeperEnv(i));
     this.keepers.set(i, proc);
     await waitForPort(this.keeperPorts[i - 1]!, 20_000, () => proc.running);
     return proc;
@@ -484,7 +494,7 @@ export class Cluster {
   async startNexus(
     options: { mayExit?: boolean } = {},
   ): Promise<SpikeProcess> {
-    const proc = this.#spawn(
+    const proc = this.spawn(
       "nexus",
       this.nexusEnv(),
       [],
@@ -505,10 +515,13 @@ export class Cluster {
    * with nexus's environment and the flags the launcher would scope to it.
    *
    * @param args nexus arguments
+   * @param env nexus's environment (default: this cluster's nexus)
    * @returns exit code and output
    */
-  async nexusCommand(args: string[]): Promise<RunResult> {
-    const env = this.nexusEnv();
+  async nexusCommand(
+    args: string[],
+    env: Record<string, string> = this.nexusEnv(),
+  ): Promise<RunResult> {
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",

@@ -17,6 +17,10 @@ import { ConfigError, parseListenAddress } from "../lib/config/env.ts";
 import { resolveRecoveryDir } from "../lib/config/recovery_dir.ts";
 import { normalizeGoStyleFlags } from "../lib/go_style_flags.ts";
 import {
+  databaseFiles,
+  readDatabaseSettings,
+} from "../lib/config/database_url.ts";
+import {
   FEDERATED_BUNDLES_VARIABLE,
   parseFederatedBundles,
 } from "../lib/spiffe/bundle_config.ts";
@@ -117,6 +121,30 @@ function nexusDataDir(env: Env, cwd: string): string | undefined {
   if (custom) return resolve(cwd, custom);
   const home = setting(env, "HOME");
   return home?.startsWith("/") ? join(home, ".spike", "data") : undefined;
+}
+
+/**
+ * The database host:port and the TLS files nexus reads, when the postgres
+ * backend is chosen and its settings are valid.
+ */
+function databaseGrants(env: Env, cwd: string): Grants {
+  const none = { net: [], read: [], write: [] };
+  if (setting(env, "SPIKE_NEXUS_BACKEND_STORE")?.toLowerCase() !== "postgres") {
+    return none;
+  }
+  let db: ReturnType<typeof readDatabaseSettings>;
+  try {
+    db = readDatabaseSettings((name) => setting(env, name));
+  } catch (e) {
+    if (e instanceof ConfigError) return none;
+    throw e;
+  }
+  const host = db.host.includes(":") ? `[${db.host}]` : db.host;
+  return {
+    net: [`${host}:${db.port}`],
+    read: databaseFiles(db).map((f) => resolve(cwd, f)),
+    write: [],
+  };
 }
 
 /** The recovery folder as pilot resolves it. */
@@ -321,7 +349,12 @@ export function permissionFlags(
     ) {
       net.push(...httpsHost(peer.trim()));
     }
-    const dataDir = nexusDataDir(env, cwd);
+    const database = databaseGrants(env, cwd);
+    net.push(...database.net);
+    read.push(...database.read);
+    const dataDir = database.net.length > 0
+      ? undefined
+      : nexusDataDir(env, cwd);
     if (dataDir !== undefined) {
       // The parent is read to check it exists before the folder is created.
       read.push(dataDir, dirname(dataDir));

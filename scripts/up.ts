@@ -12,9 +12,13 @@
  * terminal's Ctrl-C reaches `deno task` too, which forwards it again) are
  * ignored until it is done. The dev CA's key never touches the disk.
  *
+ * `--postgres`: three nexus replicas on a throwaway PostgreSQL instead
+ * (`up_postgres.ts`).
+ *
  * @module
  */
 import { Cluster } from "./cluster.ts";
+import { upPostgres } from "./up_postgres.ts";
 
 /** The workload identity `up` issues, and the path its example policy opens. */
 export const WORKLOAD_ID = "spiffe://spike.ist/workload/demo";
@@ -103,6 +107,7 @@ if (import.meta.main) {
   // Listen before anything exists on disk: a Ctrl-C during start-up must
   // clean up too, not kill this process half-way.
   const stopped = stopSignal();
+  if (Deno.args.includes("--postgres")) Deno.exit(await upPostgres(stopped));
   const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
   const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
   let code = 0;

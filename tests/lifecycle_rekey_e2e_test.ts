@@ -10,7 +10,7 @@ import { DatabaseSync } from "node:sqlite";
 import { Cluster } from "../scripts/cluster.ts";
 import { type Shard, verifyShard } from "../lib/shard/mod.ts";
 import { sleep, SpikeClient, waitFor } from "./reliability_support.ts";
-import { TcpProxy } from "./tcp_proxy.ts";
+import { TcpProxy } from "../scripts/tcp_proxy.ts";
 
 const SECRETS = "/v1/store/secrets";
 const BEFORE = 12;
@@ -48,13 +48,18 @@ async function rig(extraEnv: Record<string, string> = {}): Promise<Rig> {
     proxies,
     async close() {
       await cluster.close();
-      for (const p of proxies) await p.close();
+      for (const p of proxies) p.close();
     },
   };
   try {
     for (let i = 1; i <= 5; i++) {
       await cluster.startKeeper(i);
-      proxies.push(await TcpProxy.start(cluster.keeperPorts[i - 1]!));
+      proxies.push(
+        TcpProxy.start({
+          hostname: "127.0.0.1",
+          port: cluster.keeperPorts[i - 1]!,
+        }),
+      );
     }
     listKeepers(r, 3, 2);
     await cluster.startNexus();
@@ -241,7 +246,7 @@ Deno.test({
       const write = writer(cluster, "live/a");
       await waitFor("writes", () => write.state.acked >= 3);
       // Keeper 5 hears nothing: the rekey cannot reach its commit.
-      proxies[4]!.faults.blackhole = true;
+      proxies[4]!.setMode("blackhole");
       const rekey = startRekey(cluster);
       await waitFor("the pending key and shards on keepers 1..4", async () => {
         if (!stored(cluster).pending) return false;
@@ -255,7 +260,7 @@ Deno.test({
       await cluster.stopKeeper(4);
       await cluster.stopKeeper(5);
       assert.notEqual((await rekey).code, 0);
-      proxies[4]!.faults.blackhole = false;
+      proxies[4]!.setMode("forward");
       await cluster.startKeeper(4);
       await cluster.startKeeper(5);
       await cluster.startNexus();
@@ -324,7 +329,7 @@ Deno.test({
     const { cluster, proxies } = r;
     try {
       // Keeper 5 takes its pending shard, but nexus never hears so.
-      proxies[4]!.faults.holdAnswers = true;
+      proxies[4]!.setMode("requests-only");
       const oldKey = stored(cluster).keyCheck;
       const rekey = startRekey(cluster);
       await waitFor("every keeper to hold its pending shard", async () => {
@@ -340,7 +345,7 @@ Deno.test({
       assert.notEqual((await rekey).code, 0);
       // The old key now has one holder of two needed: only the new key,
       // pending on keepers 3, 4 and 5, can unlock.
-      proxies[4]!.faults.holdAnswers = false;
+      proxies[4]!.setMode("forward");
       await cluster.startNexus();
       await cluster.waitUnlocked();
       const after = stored(cluster);
@@ -385,7 +390,7 @@ Deno.test({
       await waitFor("writes", () => write.state.acked >= 3);
       // Slow links: the second phase's pushes take seconds to arrive,
       // and a killed nexus's bytes in flight are lost with it.
-      for (const p of proxies) p.faults.delayMs = 1_500;
+      for (const p of proxies) p.setLink({ delayMs: 1_500, dropOnClose: true });
       const rekey = startRekey(cluster);
       const log = cluster.nexus!.logFile;
       await waitFor(
@@ -396,7 +401,7 @@ Deno.test({
         10,
       );
       await cluster.stopNexus("SIGKILL");
-      for (const p of proxies) p.faults.delayMs = 0;
+      for (const p of proxies) p.setLink({});
       await write.stop();
       assert.notEqual((await rekey).code, 0);
       const after = stored(cluster);

@@ -308,6 +308,62 @@ Deno.test("the launcher parses the file commands with pilot's own options", asyn
   }
 });
 
+Deno.test("nexus on postgres may reach its database and read its TLS files, and no data folder", () => {
+  const base = {
+    ...SVID,
+    SPIKE_NEXUS_BACKEND_STORE: "postgres",
+    SPIKE_NEXUS_TLS_PORT: "127.0.0.1:8553",
+    SPIKE_NEXUS_KEEPER_PEERS: "https://k1:8443",
+  };
+  const flags = permissionFlags("nexus", {
+    ...base,
+    SPIKE_NEXUS_DATABASE_URL:
+      "postgres://spike_nexus@db.example:6432/spike?sslrootcert=tls/ca.pem",
+    SPIKE_NEXUS_DATABASE_CLIENT_CERT: "/etc/spike/db.crt",
+    SPIKE_NEXUS_DATABASE_CLIENT_KEY: "db.key",
+  });
+  assert.deepEqual(allowed(flags, "net").sort(), [
+    "127.0.0.1:8553",
+    "db.example:6432",
+    "k1:8443",
+  ]);
+  assert.deepEqual(allowed(flags, "read").sort(), [
+    "/etc/spike/db.crt",
+    "/svid",
+    `${CWD}/db.key`,
+    `${CWD}/tls/ca.pem`,
+  ]);
+  assert.deepEqual(allowed(flags, "write"), []);
+  // The SVID as client certificate needs no file; an IPv6 host and the
+  // default port.
+  const svid = permissionFlags("nexus", {
+    ...base,
+    SPIKE_NEXUS_DATABASE_URL:
+      "postgresql://spike_nexus@[fd00::5]/spike?sslmode=require",
+    SPIKE_NEXUS_DATABASE_CLIENT_CERT: "svid",
+  });
+  assert.ok(allowed(svid, "net").includes("[fd00::5]:5432"));
+  assert.deepEqual(allowed(svid, "read"), ["/svid"]);
+  // A URL nexus refuses grants no database access.
+  for (
+    const url of [
+      "mysql://x@db:1/y",
+      "postgres://db:5432/spike",
+      "postgres://u@db/spike?sslmode=prefer",
+      "postgres://u@db/spike",
+    ]
+  ) {
+    const refused = permissionFlags("nexus", {
+      ...base,
+      SPIKE_NEXUS_DATABASE_URL: url,
+    });
+    assert.ok(
+      !allowed(refused, "net").some((h) => h.startsWith("db:")),
+      url,
+    );
+  }
+});
+
 Deno.test("federated bundle files are readable next to the SVID directory, and only with one", () => {
   const env = {
     ...SVID,

@@ -356,3 +356,57 @@ Deno.test("SPIKE_NEXUS_API_URL must be an https URL", () => {
     else Deno.env.set("SPIKE_NEXUS_API_URL", saved);
   }
 });
+
+Deno.test("status lists the replicas of a shared store and marks the push leader", () => {
+  const base = {
+    state: "unlocked",
+    backend: "postgres",
+    threshold: 2,
+    shares: 3,
+    restore: { collected: 0, remaining: 2 },
+    keepers: [],
+  };
+  const text = formatStatusHuman({
+    ...base,
+    replicas: [
+      {
+        id: "a1",
+        name: "replica-1",
+        address: "10.0.0.1:8553",
+        state: "unlocked",
+        pushLeader: true,
+        self: false,
+        pid: 41,
+        secondsSinceSeen: 0.4,
+      },
+      {
+        id: "b2",
+        name: "",
+        address: "10.0.0.2:8553",
+        state: "locked",
+        pushLeader: false,
+        self: true,
+        pid: 42,
+        secondsSinceSeen: 0,
+      },
+    ],
+    pushLeader: "a1",
+  });
+  assert.match(text, /Replicas: \(\* leads the keeper push loop\)/);
+  assert.ok(
+    text.includes(
+      "\n  * replica-1  10.0.0.1:8553  pid 41  unlocked  seen 0.4 s ago\n",
+    ),
+    text,
+  );
+  assert.ok(
+    text.includes(
+      "\n    replica b2  10.0.0.2:8553  pid 42  locked  seen 0 s ago  (answered this call)\n",
+    ),
+    text,
+  );
+  assert.match(
+    formatStatusHuman({ ...base, replicas: null, database: "unreachable" }),
+    /Replicas: unknown \(this replica cannot reach the database\)/,
+  );
+});

@@ -19,6 +19,7 @@ import {
   type ServerTimeouts,
 } from "../../lib/config/server_timeouts.ts";
 import { resolveDataDir } from "./store/data_dir.ts";
+import { readReplicaConfig, type ReplicaConfig } from "./ha/replica_config.ts";
 import {
   type LifecycleConfig,
   readLifecycleConfig,
@@ -31,7 +32,7 @@ import {
 import { ROLE_PATHS } from "../../lib/spiffe/roles.ts";
 
 /** Where nexus keeps its data. */
-export type Backend = "sqlite" | "memory";
+export type Backend = "sqlite" | "postgres" | "memory";
 
 /** Everything nexus reads from its environment. */
 export interface NexusConfig extends ServerTimeouts, LifecycleConfig {
@@ -63,6 +64,8 @@ export interface NexusConfig extends ServerTimeouts, LifecycleConfig {
   readonly maxBodyBytes: number;
   /** The audit log file; undefined means stderr. */
   readonly auditLog: string | undefined;
+  /** The database and replica settings (postgres backend). */
+  readonly replica: ReplicaConfig | undefined;
 }
 
 /** One keeper of `SPIKE_NEXUS_KEEPER_PEERS`. */
@@ -157,16 +160,20 @@ export function readNexusConfig(): NexusConfig {
   checkSharedConfig();
   const backendRaw = envString("SPIKE_NEXUS_BACKEND_STORE", "sqlite")
     .toLowerCase();
-  if (backendRaw !== "sqlite" && backendRaw !== "memory") {
+  if (
+    backendRaw !== "sqlite" && backendRaw !== "postgres" &&
+    backendRaw !== "memory"
+  ) {
     throw new ConfigError(
-      `SPIKE_NEXUS_BACKEND_STORE must be sqlite or memory, got "${backendRaw}"`,
+      `SPIKE_NEXUS_BACKEND_STORE must be sqlite, postgres or memory, got "${backendRaw}"`,
     );
   }
   const backend: Backend = backendRaw;
+  const persistent = backend !== "memory";
   const peersRaw = envString("SPIKE_NEXUS_KEEPER_PEERS", "");
-  if (backend === "sqlite" && peersRaw === "") {
+  if (persistent && peersRaw === "") {
     throw new ConfigError(
-      "SPIKE_NEXUS_KEEPER_PEERS is required with the sqlite backend: comma-separated keeper URLs, e.g. https://keeper-1:8443,https://keeper-2:8443,https://keeper-3:8443",
+      `SPIKE_NEXUS_KEEPER_PEERS is required with the ${backend} backend: comma-separated keeper URLs, e.g. https://keeper-1:8443,https://keeper-2:8443,https://keeper-3:8443`,
     );
   }
   const keeperPeers = peersRaw === "" ? [] : parsePeers(peersRaw);
@@ -176,7 +183,7 @@ export function readNexusConfig(): NexusConfig {
     max: 255,
   });
   const allowThresholdOne = envBool("SPIKE_NEXUS_ALLOW_THRESHOLD_ONE", false);
-  if (backend === "sqlite") {
+  if (persistent) {
     if (shares !== keeperPeers.length) {
       throw new ConfigError(
         `SPIKE_NEXUS_SHAMIR_SHARES is ${shares} but SPIKE_NEXUS_KEEPER_PEERS lists ${keeperPeers.length} keepers: these must match`,
@@ -212,6 +219,7 @@ export function readNexusConfig(): NexusConfig {
     900_000,
   );
   if (backend === "sqlite") resolveDataDir();
+  const replica = backend === "postgres" ? readReplicaConfig() : undefined;
   const auditLog = envString("SPIKE_NEXUS_AUDIT_LOG", "");
   return {
     listen: parseListenAddress(
@@ -234,6 +242,7 @@ export function readNexusConfig(): NexusConfig {
     maxCipherBytes: envInt("SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE", 65_536),
     maxBodyBytes: envInt("SPIKE_NEXUS_MAX_REQUEST_BYTES", 1_048_576),
     auditLog: auditLog === "" ? undefined : auditLog,
+    replica,
     ...readServerTimeouts(),
     ...readLifecycleConfig(),
   };

@@ -45,6 +45,20 @@ export interface KeeperSyncOptions {
   readonly intervalMs: number;
   /** Threshold-1 development mode. */
   readonly allowThresholdOne: boolean;
+  /**
+   * Whether this process runs the periodic pushes now (replicas: only the
+   * push leader does; on-demand pushes run anyway). Default: always.
+   */
+  readonly leads?: () => boolean;
+  /**
+   * Whether the root key in memory is still the store's (read fresh): with
+   * replicas another one may have rekeyed the store, and pushing an old
+   * key's shards would overwrite the keepers' shards of the key the store
+   * needs. False stops the push (and `onStaleKey` is told).
+   */
+  readonly keyIsCurrent?: () => Promise<boolean>;
+  /** Told when a push found the key in memory replaced in the store. */
+  readonly onStaleKey?: () => void;
   /** The operational log. */
   readonly log: Logger;
 }
@@ -102,6 +116,12 @@ export class KeeperSync {
     if (!meta || !state.unlocked) {
       throw new Error("Nexus is locked: there is no root key to push");
     }
+    if (this.#options.keyIsCurrent && !await this.#options.keyIsCurrent()) {
+      this.#options.onStaleKey?.();
+      throw new Error(
+        "The store's root key was replaced (by another replica's rekey): nothing pushed",
+      );
+    }
     const stored = await state.withKey(async (key) => {
       const shards = await splitRootKey(key, meta.shareCount, meta.threshold, {
         allowThresholdOne: this.#options.allowThresholdOne,
@@ -152,7 +172,7 @@ export class KeeperSync {
     let retryMs = RETRY_FIRST_MS;
     let push = pushFirst;
     while (!signal.aborted) {
-      if (push) {
+      if (push && (this.#options.leads?.() ?? true)) {
         try {
           await this.pushNow(this.lagging ? "retry" : "interval");
         } catch (e) {

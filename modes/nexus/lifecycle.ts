@@ -33,6 +33,12 @@ export interface MetaStore {
   readMeta(): Promise<StoreMeta | undefined>;
   /** Writes the meta record of a new store. */
   initMeta(meta: StoreMeta): Promise<void>;
+  /**
+   * Records a store being created, before any keeper gets a shard (a
+   * shared store: so a replica that takes over from a creator that died
+   * recognises the shards it pushed).
+   */
+  reserveMeta?(meta: StoreMeta): Promise<void>;
 }
 
 const STORE_ID_BYTES = 16;
@@ -104,8 +110,9 @@ export class NewStoreRefusedError extends Error {
  * `threshold` keepers hold their own verified share, so a crash in between
  * leaves an empty store, never a store whose key nobody holds.
  *
- * @param options the store, split parameters, the state to unlock, and the
- * keepers
+ * @param options the store, split parameters, the state to unlock, the
+ * keepers, and `abandoned`: the meta of a store whose creator died before
+ * enough keepers held its shards (its shards may be overwritten)
  * @returns the new meta record, or undefined when stopped first
  * @throws {NewStoreRefusedError} when a keeper already holds a shard, or a
  * keeper holds the share pushed to another position
@@ -117,8 +124,9 @@ export async function initializeNewStore(options: {
   keepers: Keepers;
   log: Logger;
   signal: AbortSignal;
+  abandoned?: StoreMeta | undefined;
 }): Promise<StoreMeta | undefined> {
-  const { store, config, state, keepers, log, signal } = options;
+  const { store, config, state, keepers, log, signal, abandoned } = options;
   const key = crypto.getRandomValues(new Uint8Array(32));
   const storeId = crypto.getRandomValues(new Uint8Array(STORE_ID_BYTES));
   const keys = await derivePurposeKeys(key, storeId);
@@ -127,7 +135,16 @@ export async function initializeNewStore(options: {
   });
   try {
     const commitments = await computeCommitments(storeId, shards);
-    const holdings = () => readHoldings(keepers, storeId, commitments);
+    const meta: StoreMeta = {
+      storeId,
+      keyCheck: await keyCheckValue(keys),
+      threshold: config.threshold,
+      shareCount: config.shares,
+      commitments,
+    };
+    const holdings = () =>
+      readHoldings(keepers, storeId, commitments, abandoned);
+    await store.reserveMeta?.(meta);
     let delay = 500;
     for (;;) {
       // Checked before every push: a keeper may come up late.
@@ -151,13 +168,6 @@ export async function initializeNewStore(options: {
       await sleep(delay, signal);
       delay = Math.min(delay * 2, 10_000);
     }
-    const meta: StoreMeta = {
-      storeId,
-      keyCheck: await keyCheckValue(keys),
-      threshold: config.threshold,
-      shareCount: config.shares,
-      commitments,
-    };
     await store.initMeta(meta);
     await state.unlock(key, keys);
     return meta;
@@ -181,6 +191,7 @@ function readHoldings(
   keepers: Keepers,
   storeId: Uint8Array,
   commitments: readonly Uint8Array[],
+  abandoned?: StoreMeta,
 ): Promise<Holding[]> {
   return Promise.all(keepers.statuses.map(async (status) => {
     const shards = await keepers.fetchShards(status.index);
@@ -188,7 +199,11 @@ function readHoldings(
       let holding: Holding = "none";
       for (const shard of shards) {
         if (!(await verifyShard(storeId, shard, commitments))) {
-          if (holding === "none") holding = "foreign";
+          // A shard of a discarded pending store (PostgreSQL's first
+          // start) may be replaced.
+          const replaceable = abandoned &&
+            await verifyShard(abandoned.storeId, shard, abandoned.commitments);
+          if (holding === "none" && !replaceable) holding = "foreign";
         } else if (shard.index === status.index) {
           return "own";
         } else {

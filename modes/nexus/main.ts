@@ -17,7 +17,11 @@ import {
   ownRoleProblem,
 } from "../../lib/spiffe/roles.ts";
 import { waitForShutdown } from "../../lib/shutdown.ts";
-import { derivePurposeKeys, keyCheckValue } from "../../lib/crypto/kdf.ts";
+import {
+  derivePurposeKeys,
+  keyCheckValue,
+  verifyKeyCheck,
+} from "../../lib/crypto/kdf.ts";
 import { PolicyEngine } from "./policy/engine.ts";
 import { ConfigError } from "../../lib/config/env.ts";
 import { type NexusConfig, readNexusConfig } from "./config.ts";
@@ -41,6 +45,10 @@ import { IntegrityError } from "./store/integrity.ts";
 import type { PolicyRecord } from "./store/policy_store.ts";
 import { ErrorCode } from "../../lib/wire/errors.ts";
 import { StoreError, type StoreMeta } from "./store/backend.ts";
+import { PostgresBackend } from "./store/postgres_backend.ts";
+import { ReplicatedPolicyEngine } from "./ha/policy_sync.ts";
+import { poolSettings, Replication } from "./ha/replication.ts";
+import { startSharedStore } from "./ha/first_start.ts";
 
 const HELP = `spike nexus: the SPIKE secrets store
 
@@ -50,10 +58,20 @@ Usage:
 
 Environment (defaults in brackets):
   SPIKE_NEXUS_TLS_PORT                 listen address [:8553]
-  SPIKE_NEXUS_BACKEND_STORE            sqlite or memory [sqlite]
-  SPIKE_NEXUS_DATA_DIR                 data folder [~/.spike/data]
-  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite);
-                                       pin each keeper's SPIFFE ID with
+  SPIKE_NEXUS_BACKEND_STORE            sqlite, postgres or memory [sqlite]
+  SPIKE_NEXUS_DATA_DIR                 data folder (sqlite) [~/.spike/data]
+  SPIKE_NEXUS_DATABASE_URL             postgres://user@host:port/db?sslmode=…
+                                       (postgres; sslmode verify-full default)
+  SPIKE_NEXUS_DATABASE_CA              CA file of the database server
+  SPIKE_NEXUS_DATABASE_CLIENT_CERT / _KEY  client certificate files, or
+                                       CLIENT_CERT=svid for nexus's SVID
+  SPIKE_NEXUS_DATABASE_POOL_SIZE       connections per replica [10]
+  SPIKE_NEXUS_DATABASE_STATEMENT_TIMEOUT  [10s]
+  SPIKE_NEXUS_DATABASE_IDLE_TRANSACTION_TIMEOUT  [5s]
+  SPIKE_NEXUS_POLICY_CHECK_INTERVAL    policy generation check (postgres) [1s]
+  SPIKE_NEXUS_REPLICA_NAME             this replica's name in pilot status
+  SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite,
+                                       postgres); pin each keeper's SPIFFE ID with
                                        https://keeper-1:8443#spiffe://<td>/spike/keeper/1
   SPIKE_NEXUS_SHAMIR_SHARES            shares = number of keepers [3]
   SPIKE_NEXUS_SHAMIR_THRESHOLD         shares needed to rebuild the key [2]
@@ -126,16 +144,36 @@ export async function main(args: string[]): Promise<number> {
 async function loadPolicies(
   store: NexusStore,
   report: (message: string, policy?: string) => void,
-): Promise<PolicyRecord[]> {
+): Promise<{ generation: number; records: PolicyRecord[] }> {
   try {
-    return await store.policies.loadPolicies((name, e) =>
+    return await store.policies.loadPolicySnapshot((name, e) =>
       report(`${e.message}; it grants nothing`, name)
     );
   } catch (e) {
     if (!(e instanceof IntegrityError)) throw e;
     report(`${e.message}; no policy grants anything`);
-    return [];
+    const set = await store.backend.readPolicySet();
+    return { generation: set?.generation ?? 0, records: [] };
   }
+}
+
+// A store split differently from what this nexus is configured for keeps
+// its split until a rekey applies the configured one: until then nexus
+// recovers from, and pushes to, the keepers of the store's split (the
+// first entries of SPIKE_NEXUS_KEEPER_PEERS).
+function warnSplit(meta: StoreMeta, config: NexusConfig, log: Logger): void {
+  if (
+    meta.shareCount === config.shares && meta.threshold === config.threshold
+  ) {
+    return;
+  }
+  log.warn(
+    "The store's root key is split differently from the configuration: run spike pilot operator rekey to apply it",
+    {
+      store: `${meta.threshold} of ${meta.shareCount}`,
+      configured: `${config.threshold} of ${config.shares}`,
+    },
+  );
 }
 
 async function run(config: NexusConfig, log: Logger): Promise<number> {
@@ -160,6 +198,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   const store = await openStore({
     backend: config.backend,
     dataDir: config.backend === "sqlite" ? resolveDataDir() : undefined,
+    postgres: config.replica && poolSettings(config.replica, source),
     maxVersions: config.maxSecretVersions,
     log,
     keyLimits: {
@@ -169,23 +208,36 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     reencryptRate: config.reencryptRate,
   });
   let meta: StoreMeta | undefined = await store.readMeta();
-  if (
-    meta && config.backend === "sqlite" &&
-    (meta.shareCount !== config.shares || meta.threshold !== config.threshold)
-  ) {
-    // The store keeps its split until a rekey applies the configured one:
-    // until then nexus recovers from, and pushes to, the keepers of the
-    // store's split (the first entries of SPIKE_NEXUS_KEEPER_PEERS).
-    log.warn(
-      "The store's root key is split differently from the configuration: run spike pilot operator rekey to apply it",
-      {
-        store: `${meta.threshold} of ${meta.shareCount}`,
-        configured: `${config.threshold} of ${config.shares}`,
+  if (meta && config.backend !== "memory") warnSplit(meta, config, log);
+  const audit = await AuditLog.open(config.auditLog);
+  const engine = config.replica
+    ? new ReplicatedPolicyEngine()
+    : new PolicyEngine();
+  const reloadPolicies = async (): Promise<number> => {
+    const { generation, records } = await loadPolicies(
+      store,
+      (message, policy) => {
+        log.warn(message, policy === undefined ? {} : { policy });
+        audit.write({
+          trail: newTrailId(),
+          caller: null,
+          route: "",
+          action: "load-policies",
+          resource: policy ?? null,
+          outcome: "error",
+          status: 0,
+          err: ErrorCode.Integrity,
+          durationMs: 0,
+        });
       },
     );
-  }
-  const audit = await AuditLog.open(config.auditLog);
-  const engine = new PolicyEngine();
+    for (const p of engine.load(records)) {
+      log.error("Stored policy is invalid; it grants nothing", { ...p });
+    }
+    return generation;
+  };
+  // Assigned below, once the push loop exists.
+  let replication: Replication | undefined;
   const state = new RootKeyState(async (keys) => {
     try {
       await store.unlock(keys);
@@ -202,27 +254,10 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       });
       throw e;
     }
-    const problems = await engine.reload(() =>
-      loadPolicies(store, (message, policy) => {
-        log.warn(message, policy === undefined ? {} : { policy });
-        audit.write({
-          trail: newTrailId(),
-          caller: null,
-          route: "",
-          action: "load-policies",
-          resource: policy ?? null,
-          outcome: "error",
-          status: 0,
-          err: ErrorCode.Integrity,
-          durationMs: 0,
-        });
-      })
-    );
-    for (const p of problems) {
-      log.error("Stored policy is invalid; it grants nothing", { ...p });
-    }
+    if (replication) await replication.activate();
+    else await reloadPolicies();
   });
-  const keepers = config.backend === "sqlite"
+  const keepers = config.backend !== "memory"
     ? new Keepers(
       config.keeperPeers,
       (peer) =>
@@ -245,6 +280,31 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     )
     : undefined;
   const abort = new AbortController();
+  // The key in memory must be the one the store needs: with replicas,
+  // another replica may have replaced it (rekey). Such a replica stops, and
+  // recovers the new key from the keepers when its supervisor starts it.
+  const keyIsCurrent = async (): Promise<boolean> => {
+    const current = await store.readMeta();
+    if (!current) return false;
+    return await state.withKey(async (key) =>
+      verifyKeyCheck(
+        await derivePurposeKeys(
+          key as Uint8Array<ArrayBuffer>,
+          current.storeId,
+        ),
+        current.keyCheck,
+      )
+    );
+  };
+  const onStaleKey = () => {
+    log.error(
+      "The store's root key was replaced by another replica (rekey): this replica stops, to recover the new key from the keepers when it starts again",
+    );
+    console.error(
+      "The store's root key was replaced by another replica: stopping to recover it",
+    );
+    Deno.exit(1);
+  };
   const sync = keepers
     ? new KeeperSync({
       keepers,
@@ -252,6 +312,10 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       meta: () => meta,
       intervalMs: config.keeperUpdateIntervalMs,
       allowThresholdOne: config.allowThresholdOne,
+      // With replicas, the push-loop leader pushes (a restore pushes too).
+      leads: () => replication?.isLeader ?? true,
+      keyIsCurrent,
+      onStaleKey,
       log,
     })
     : undefined;
@@ -259,6 +323,23 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   // another is replacing.
   const exclusive = <T>(task: () => Promise<T>) =>
     sync ? sync.exclusive(task) : task();
+  if (config.replica && store.backend instanceof PostgresBackend) {
+    const active = new Replication({
+      backend: store.backend,
+      config: config.replica,
+      port: config.listen.port,
+      unlocked: () => state.unlocked,
+      reload: reloadPolicies,
+      onLeader: () =>
+        void sync?.pushNow("became the push leader").catch((e) =>
+          log.error("Shard push failed", { error: (e as Error).name })
+        ),
+      log,
+    });
+    (engine as ReplicatedPolicyEngine).onLocalChange = () =>
+      active.policiesChanged();
+    replication = active;
+  }
   const restore = new RestoreSession(
     state,
     () => meta,
@@ -274,6 +355,12 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     setMeta: (next: StoreMeta) => meta = next,
     config,
     exclusive,
+    // With replicas only the push leader may rekey: no other replica
+    // pushes meanwhile, and it pushes the new key at once afterwards.
+    rekeyRefusal: () =>
+      replication && !replication.isLeader
+        ? "With replicas, run the rekey on the replica that leads the push loop (spike pilot status marks it)"
+        : undefined,
     log,
   };
   const routes = new Map<string, Route>([
@@ -286,6 +373,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         backend: config.backend,
         allowThresholdOne: config.allowThresholdOne,
         push: sync && ((why: string) => sync.pushNow(why)),
+        replicas: replication && (() => replication!.replicas()),
         exclusive,
         recoveryExported: () =>
           store.keys.recordRecoveryExport().catch((e) =>
@@ -310,7 +398,9 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     authorizePeer: () => true,
     handler: createDispatcher({
       routes,
-      isUnlocked: () => state.unlocked,
+      // A replica that cannot confirm its policies are current (cut off
+      // from the database) answers 503 rather than use stale grants.
+      isUnlocked: () => state.unlocked && (replication?.serving ?? true),
       audit,
       log,
     }),
@@ -359,6 +449,15 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   Deno.addSignalListener("SIGHUP", reopenAudit);
   console.error(`SPIKE nexus ${own.uri} listening on port ${server.port}`);
   log.info("Nexus listening", { port: server.port, backend: config.backend });
+  replication?.start();
+  // Replicas that do not push learn of a rekey here.
+  const keyWatch = config.replica
+    ? setInterval(() => {
+      if (!state.unlocked) return;
+      keyIsCurrent().then((ok) => ok || onStaleKey()).catch(() => {});
+    }, 10_000)
+    : undefined;
+  if (keyWatch !== undefined) Deno.unrefTimer(keyWatch);
 
   const lifecycle = (async () => {
     if (config.backend === "memory") {
@@ -378,7 +477,22 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       );
       return;
     }
-    if (!meta) {
+    let created = false;
+    if (!meta && store.backend instanceof PostgresBackend) {
+      const shared = await startSharedStore({
+        backend: store.backend,
+        config,
+        state,
+        keepers: keepers!,
+        log,
+        signal: abort.signal,
+      });
+      if (!shared) return;
+      warnSplit(shared.meta, config, log);
+      meta = shared.meta;
+      created = shared.created;
+      if (created) log.info("New store initialized with a fresh root key");
+    } else if (!meta) {
       meta = await initializeNewStore({
         store,
         config,
@@ -388,7 +502,10 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         signal: abort.signal,
       });
       if (!meta) return;
+      created = true;
       log.info("New store initialized with a fresh root key");
+    }
+    if (created) {
       await sync!.run(abort.signal, true);
     } else {
       const recovered = await recoverFromKeepers({
@@ -432,8 +549,10 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   const signal = await stop;
   log.info("Stopping", { signal });
   abort.abort();
+  clearInterval(keyWatch);
   await lifecycle;
   await server.close();
+  await replication?.close();
   keepers?.close();
   await store.close();
   Deno.removeSignalListener("SIGHUP", reopenAudit);

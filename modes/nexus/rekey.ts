@@ -168,7 +168,25 @@ export async function rekey(options: RekeyOptions): Promise<RekeyOutcome> {
       );
     }
     log.info("Rekey: every keeper holds its pending shard; committing");
-    await window.commit();
+    try {
+      await window.commit();
+    } catch (e) {
+      await store.backend.clearPendingRootKey().catch(() => {});
+      await dropPending(
+        keepers,
+        state,
+        meta,
+        shares,
+        options.allowThresholdOne,
+      );
+      log.warn("Rekey abandoned: the store keeps its root key", {
+        error: (e as Error).message,
+      });
+      throw new ApiError(
+        ErrorCode.Conflict,
+        `Rekey abandoned: ${(e as Error).message}`,
+      );
+    }
     state.replace(key);
     owned = true;
     log.warn(

@@ -140,7 +140,7 @@ async function rekey(args: string[]): Promise<number> {
     }, {
       badRequest: "SPIKE Nexus refused the rekey",
       conflict:
-        "SPIKE Nexus did not replace its root key: a keeper did not take its new shard in time, or another rekey was running; the store keeps its root key and the recovery shards stay valid (see spike pilot status and nexus's log)",
+        "SPIKE Nexus did not replace its root key (a keeper did not take its new shard in time, another rekey was running, or, with replicas, this replica does not lead the push loop): the store keeps its root key and the recovery shards stay valid; nexus's log says which",
     });
   });
   const previous = (answer.previous ?? {}) as Record<string, unknown>;

@@ -19,7 +19,8 @@ import { keyStatusLines } from "./key_status.ts";
 const STATUS_HELP =
   `Show SPIKE Nexus's state: locked or unlocked, shards, restore progress,
 the root key's id and age and its last recovery export, data-key terms and
-re-encryption progress, keepers.
+re-encryption progress, keepers, and (on PostgreSQL) every replica and which
+one leads the push loop.
 
 Usage:
   spike pilot status [-f human|json|yaml]
@@ -56,6 +57,17 @@ function keeperLine(keeper: Record<string, unknown>): string {
   return line;
 }
 
+function replicaLine(replica: Record<string, unknown>): string {
+  const name = typeof replica.name === "string" && replica.name !== ""
+    ? replica.name
+    : `replica ${replica.id ?? "?"}`;
+  return `  ${replica.pushLeader === true ? "*" : " "} ${name}  ${
+    replica.address ?? "address unknown"
+  }  pid ${replica.pid ?? "?"}  ${replica.state ?? "unknown"}  seen ${
+    replica.secondsSinceSeen ?? "?"
+  } s ago${replica.self === true ? "  (answered this call)" : ""}`;
+}
+
 /**
  * The human layout of a status answer.
  *
@@ -84,6 +96,14 @@ export function formatStatusHuman(status: Record<string, unknown>): string {
   lines.push(...keyStatusLines(status));
   lines.push(keepers.length === 0 ? "Keepers:  none" : "Keepers:");
   lines.push(...keepers.map(keeperLine));
+  if (status.database === "unreachable") {
+    lines.push("Replicas: unknown (this replica cannot reach the database)");
+  } else if (Array.isArray(status.replicas)) {
+    lines.push("Replicas: (* leads the keeper push loop)");
+    lines.push(
+      ...(status.replicas as Record<string, unknown>[]).map(replicaLine),
+    );
+  }
   return lines.join("\n") + "\n";
 }
 

@@ -15,6 +15,8 @@ import {
 import { chart, markdown, type Row, type RunInfo, table } from "./report.ts";
 import { createBenchCluster, Scenarios } from "./scenarios.ts";
 import { profileReadWrite } from "./profile.ts";
+import { postgresScenarios } from "./postgres_scenarios.ts";
+import { PgUnavailableError } from "../pg_cluster.ts";
 import { readProcFile } from "./proc_stats.ts";
 
 async function cpuModel(): Promise<string> {
@@ -122,6 +124,15 @@ async function main(args: string[]): Promise<number> {
   const started = performance.now();
   const info = await runInfo(opts);
   const { rows, notes } = await runScenarios(opts);
+  try {
+    const pg = await postgresScenarios(opts, progress);
+    rows.push(...pg.rows);
+    notes.push(...pg.notes);
+  } catch (e) {
+    if (!(e instanceof PgUnavailableError)) throw e;
+    progress(`PostgreSQL scenarios skipped: ${e.message}`);
+    notes.push(`PostgreSQL scenarios skipped: ${e.message}`);
+  }
   let profile: string | undefined;
   if (opts.profile) {
     progress("profile: read and write with nexus under --cpu-prof");

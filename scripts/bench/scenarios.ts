@@ -50,8 +50,8 @@ export class ScenarioError extends Error {
   }
 }
 
-/** The baseline server process. */
-class Baseline {
+/** The baseline server process (a trivial mTLS handler). */
+export class Baseline {
   readonly url: string;
   readonly #child: Deno.ChildProcess;
 

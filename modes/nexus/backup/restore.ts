@@ -5,7 +5,8 @@
  * as a new store into an empty or absent `SPIKE_NEXUS_DATA_DIR`, refusing
  * anything else. The store is written under a temporary name and renamed
  * into place only once the whole file checked out, so a failed or killed
- * restore leaves no store behind.
+ * restore leaves no store behind. With the postgres backend the target is
+ * an empty schema, written in one transaction (replicas stopped).
  *
  * Nexus then starts as usual on that folder and unlocks the store with its
  * keepers, if they hold shards of the backup's root key, or with that key's
@@ -24,25 +25,33 @@ import {
   BackupReader,
 } from "../../../lib/backup/format.ts";
 import { ConfigError, envString } from "../../../lib/config/env.ts";
+import { openSvidSource } from "../../../lib/spiffe/open_source.ts";
+import type { SvidSource } from "../../../lib/spiffe/source.ts";
+import { ApiError } from "../../../lib/wire/errors.ts";
 import {
   assertStoreMeta,
   SCHEMA_VERSION,
   type SnapshotRow,
+  type StoreBackend,
   StoreError,
   type StoreMeta,
 } from "../store/backend.ts";
+import { PostgresBackend } from "../store/postgres_backend.ts";
+import { poolSettings } from "../ha/replication.ts";
+import { readReplicaConfig, type ReplicaConfig } from "../ha/replica_config.ts";
 import { prepareDataDir, resolveDataDir } from "../store/data_dir.ts";
 import { DB_FILE_NAME, SqliteBackend } from "../store/sqlite_backend.ts";
 import { keyId } from "../key_id.ts";
 
-const HELP = `spike nexus restore-backup: write a backup into a new data folder
+const HELP = `spike nexus restore-backup: write a backup into a new, empty store
 
 Usage:
   spike nexus restore-backup FILE
 
 Checks FILE (made by "spike pilot operator backup") and writes it as the
 store of SPIKE_NEXUS_DATA_DIR (default ~/.spike/data), which must be empty
-or absent. Nexus must not be running on that folder. Then start nexus as
+or absent; with SPIKE_NEXUS_BACKEND_STORE=postgres, into the empty schema
+SPIKE_NEXUS_DATABASE_URL names. Nexus must not be running on that store. Then start nexus as
 usual: it unlocks the store from keepers that hold shards of the backup's
 root key, or with that key's recovery shards (spike pilot operator
 restore). The key id printed here tells which key that is; check recovery
@@ -155,16 +164,19 @@ export async function restoreBackup(args: string[]): Promise<number> {
     );
     return 2;
   }
-  let dir: string;
+  let target: Target;
   try {
     const backend = envString("SPIKE_NEXUS_BACKEND_STORE", "sqlite")
       .toLowerCase();
-    if (backend !== "sqlite") {
+    if (backend === "sqlite") {
+      target = sqliteTarget(resolveDataDir());
+    } else if (backend === "postgres") {
+      target = postgresTarget(readReplicaConfig());
+    } else {
       throw new ConfigError(
-        `restore-backup writes a SQLite store, but SPIKE_NEXUS_BACKEND_STORE is "${backend}"`,
+        `restore-backup writes a SQLite or PostgreSQL store, but SPIKE_NEXUS_BACKEND_STORE is "${backend}"`,
       );
     }
-    dir = resolveDataDir();
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(e.message);
@@ -173,7 +185,7 @@ export async function restoreBackup(args: string[]): Promise<number> {
     throw e;
   }
   try {
-    const summary = await restoreInto(file, dir);
+    const summary = await restoreInto(file, target);
     console.log(summary);
     return 0;
   } catch (e) {
@@ -188,8 +200,71 @@ export async function restoreBackup(args: string[]): Promise<number> {
       console.error(`Restore refused: no such file ${file}`);
       return 1;
     }
+    if (e instanceof ApiError) {
+      console.error(`Restore failed: ${e.message}; nothing was written`);
+      return 1;
+    }
     throw e;
   }
+}
+
+/** Where a backup is written, and how. */
+interface Target {
+  /** The store, for the summary. */
+  readonly where: string;
+  /** Checks it is empty and opens it for the import. */
+  open(): Promise<StoreBackend>;
+  /** After a whole import: moves the store into place. */
+  finish(backend: StoreBackend): Promise<void>;
+  /** After a failure: leaves things as they were before. */
+  undo(backend: StoreBackend | undefined): Promise<void>;
+}
+
+// An empty or absent data folder; the store is written under a temporary
+// name and renamed into place when whole.
+function sqliteTarget(dir: string): Target {
+  let was: "absent" | "empty" = "absent";
+  return {
+    where: dir,
+    async open() {
+      was = await checkEmpty(dir);
+      prepareDataDir(dir);
+      return SqliteBackend.open(dir, { fileName: TEMP_NAME });
+    },
+    async finish(backend) {
+      await backend.close();
+      await Deno.rename(join(dir, TEMP_NAME), join(dir, DB_FILE_NAME));
+      await syncFolder(dir);
+    },
+    async undo(backend) {
+      await backend?.close();
+      await removeTemp(dir);
+      if (was === "absent") await Deno.remove(dir).catch(() => {});
+    },
+  };
+}
+
+// An empty database schema; the import is one transaction, which
+// refuses a schema that holds a store.
+function postgresTarget(config: ReplicaConfig): Target {
+  let source: SvidSource | undefined;
+  const db = config.database;
+  return {
+    where: `postgres://${db.user}@${db.host}:${db.port}/${db.database}`,
+    async open() {
+      // The SVID is the client certificate when the URL asks for it.
+      source = await openSvidSource({ watch: false });
+      return await PostgresBackend.open(poolSettings(config, source));
+    },
+    async finish(backend) {
+      await backend.close();
+      source?.close();
+    },
+    async undo(backend) {
+      await backend?.close();
+      source?.close();
+    },
+  };
 }
 
 // The rows of the frames after the keyring, counted; the end frame's MAC
@@ -225,16 +300,14 @@ async function* rowsOf(
   }
 }
 
-async function restoreInto(path: string, dir: string): Promise<string> {
+async function restoreInto(path: string, target: Target): Promise<string> {
   using file = await Deno.open(path, { read: true });
   if (!(await file.stat()).isFile) {
     throw new RestoreError(`${path} is not a file`);
   }
-  const was = await checkEmpty(dir);
-  prepareDataDir(dir);
   const reader = new BackupReader();
   const frames = fileFrames(file, reader);
-  let backend: SqliteBackend | undefined;
+  let backend: StoreBackend | undefined;
   let header: BackupHeader | undefined;
   const counts = { secrets: 0, versions: 0, policies: 0 };
   try {
@@ -263,7 +336,7 @@ async function restoreInto(path: string, dir: string): Promise<string> {
       throw new BackupFormatError("The backup has no keyring");
     }
     const ending: { mac?: Uint8Array<ArrayBuffer> } = {};
-    backend = SqliteBackend.open(dir, { fileName: TEMP_NAME });
+    backend = await target.open();
     await backend.importStore({
       meta,
       keyring: second.value.keyring,
@@ -275,15 +348,12 @@ async function restoreInto(path: string, dir: string): Promise<string> {
         return Promise.resolve({ digest: reader.digest, mac: ending.mac });
       },
     });
-    await backend.close();
-    backend = undefined;
-    await Deno.rename(join(dir, TEMP_NAME), join(dir, DB_FILE_NAME));
-    await syncFolder(dir);
+    await target.finish(backend);
   } catch (e) {
-    await backend?.close();
-    await removeTemp(dir);
-    if (was === "absent") await Deno.remove(dir).catch(() => {});
-    if (e instanceof Error && /UNIQUE constraint/.test(e.message)) {
+    await target.undo(backend);
+    if (
+      e instanceof Error && /UNIQUE constraint|duplicate key/.test(e.message)
+    ) {
       throw new BackupFormatError(
         "The backup holds a row twice: it was altered",
       );
@@ -292,9 +362,9 @@ async function restoreInto(path: string, dir: string): Promise<string> {
   }
   const key = header.key;
   return [
-    `Restored the backup of store ${header.storeId}, taken ${header.created}: ${counts.secrets} secrets (${counts.versions} older versions), ${counts.policies} policies, into ${dir}.`,
+    `Restored the backup of store ${header.storeId}, taken ${header.created}: ${counts.secrets} secrets (${counts.versions} older versions), ${counts.policies} policies, into ${target.where}.`,
     "",
-    `It needs root key ${key.id} (${key.threshold} of ${key.shares} shards). Start nexus on this folder:`,
+    `It needs root key ${key.id} (${key.threshold} of ${key.shares} shards). Start nexus on this store:`,
     "it unlocks the store from keepers that hold shards of that key, or, when they hold",
     "another key's shards (the key was rekeyed since, or they serve another store), with",
     "the recovery shards exported for that key: spike pilot operator restore (role restore).",

@@ -42,6 +42,8 @@ export interface LifecycleDeps {
   >;
   /** Runs `task` after, and before, every other push to the keepers. */
   readonly exclusive: <T>(task: () => Promise<T>) => Promise<T>;
+  /** Why this nexus may not rekey now (a replica not leading), if so. */
+  readonly rekeyRefusal: () => string | undefined;
   /** The operational log. */
   readonly log: Logger;
 }
@@ -98,6 +100,8 @@ async function rekeyRoute(
       "This nexus runs without keepers (memory backend): there is no root key to rekey",
     );
   }
+  const refusal = deps.rekeyRefusal();
+  if (refusal !== undefined) throw new ApiError(ErrorCode.Conflict, refusal);
   if (running.rekey) {
     throw new ApiError(ErrorCode.Conflict, "A rekey is already running");
   }

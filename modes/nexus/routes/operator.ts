@@ -26,6 +26,7 @@ import {
 import type { SpiffeId } from "../../../lib/spiffe/id.ts";
 import type { StoreMeta } from "../store/backend.ts";
 import type { Keepers } from "../keepers.ts";
+import type { ReplicaView } from "../ha/presence.ts";
 import type { PushResult } from "../keeper_sync.ts";
 import type { RestoreSession } from "../restore.ts";
 import type { RootKeyState } from "../root_key.ts";
@@ -58,6 +59,8 @@ export interface OperatorDeps {
   readonly recoveryExported: () => Promise<void>;
   /** More status fields: the keys' lifecycle (`routes/lifecycle.ts`). */
   readonly lifecycleStatus: () => Promise<Record<string, unknown>>;
+  /** The replicas of a shared store (postgres backend). */
+  readonly replicas?: (() => Promise<ReplicaView[]>) | undefined;
 }
 
 function requireRole(peer: SpiffeId, ...roles: Role[]): void {
@@ -276,7 +279,21 @@ async function status(deps: OperatorDeps, ctx: RouteContext) {
     },
     keepers: deps.keepers?.statuses ?? [],
     ...await deps.lifecycleStatus(),
+    ...(deps.replicas ? await replicaStatus(deps.replicas) : {}),
   });
+}
+
+// The replicas the database lists, and which one leads the push loop.
+async function replicaStatus(list: () => Promise<ReplicaView[]>) {
+  try {
+    const replicas = await list();
+    return {
+      replicas,
+      pushLeader: replicas.find((r) => r.pushLeader)?.id ?? null,
+    };
+  } catch {
+    return { replicas: null, pushLeader: null, database: "unreachable" };
+  }
 }
 
 async function push(deps: OperatorDeps, ctx: RouteContext) {

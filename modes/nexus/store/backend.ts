@@ -240,9 +240,9 @@ export interface PolicyChange {
  * as it was; reads keep working.
  */
 export interface StoreBackend {
-  /** `sqlite` or `memory`. */
+  /** `sqlite`, `postgres` or `memory`. */
   readonly kind: string;
-  /** Where the data lives (file path), or undefined for memory. */
+  /** Where the data lives (file path, database URL), or undefined for memory. */
   readonly location: string | undefined;
   /**
    * Present while the stored data is in schema 1; the store migrates it on
@@ -294,12 +294,15 @@ export interface StoreBackend {
   /**
    * Makes the pending root key the store's key: key check, threshold,
    * share count, commitments and keyring, in one transaction, if the
-   * pending key's check is still `pendingKeyCheck`.
+   * pending key's check is still `pendingKeyCheck` and, when given, the
+   * store's keyring is still byte-equal to `expectedKeyring` (the one the
+   * pending keyring was made from: another replica may have written it).
    *
-   * @returns false when no such pending key is stored
+   * @returns false when no such pending key is stored, or the keyring moved
    */
   commitPendingRootKey(
     pendingKeyCheck: Uint8Array<ArrayBuffer>,
+    expectedKeyring?: Sealed,
   ): Promise<boolean>;
   /** Drops the pending root key, if any (the rekey was abandoned). */
   clearPendingRootKey(): Promise<void>;

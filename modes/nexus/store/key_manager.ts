@@ -258,6 +258,7 @@ export class KeyManager implements DataKeys {
       if (room <= 0) {
         // The term's budget is spent, or its count is unknown (a keyring
         // from before counts were kept): a new term takes over.
+        await this.#refuseDuringRekey();
         const next = await withNewTerm(
           this.#keys.keyring,
           doc,
@@ -291,6 +292,16 @@ export class KeyManager implements DataKeys {
       })
     );
     return Promise.resolve();
+  }
+
+  // A new term made while another replica's rekey waits to commit would
+  // be missing from the keyring that commit writes: wait for the rekey.
+  async #refuseDuringRekey(): Promise<void> {
+    if ((await this.#backend.readMeta())?.pending) {
+      throw new StoreError(
+        "A rekey is in progress: a new data-key term waits until it ends; try again",
+      );
+    }
   }
 
   #extend(term: number, start: number, end: number): void {
@@ -339,6 +350,7 @@ export class KeyManager implements DataKeys {
     let previous = 0;
     await this.#update(async (doc) => {
       previous = doc.active;
+      await this.#refuseDuringRekey();
       const next = await withNewTerm(
         this.#keys.keyring,
         doc,
@@ -463,6 +475,7 @@ export class KeyManager implements DataKeys {
     });
     await inLine;
     let sealed: Sealed;
+    const base = this.#keyring.sealed;
     try {
       const document = await rewrapKeyring(
         this.#keys.keyring,
@@ -502,8 +515,12 @@ export class KeyManager implements DataKeys {
     return {
       commit: () =>
         end(async () => {
-          if (!await this.#backend.commitPendingRootKey(pending.keyCheck)) {
-            throw new StoreError("The pending root key is no longer stored");
+          if (
+            !await this.#backend.commitPendingRootKey(pending.keyCheck, base)
+          ) {
+            throw new StoreError(
+              "The rekey cannot commit: the pending root key is gone, or another replica wrote the keyring meanwhile; try again",
+            );
           }
           this.#keys = next;
           this.#keyring = await openKeyring(
@@ -529,6 +546,7 @@ export class KeyManager implements DataKeys {
       if (
         start === undefined || start + need > this.#limits.maxEncryptions
       ) {
+        await this.#refuseDuringRekey();
         const next = await withNewTerm(this.#keys.keyring, doc, now(), need);
         return {
           document: next,

@@ -158,12 +158,15 @@ export class MemoryBackend implements StoreBackend {
   /** See {@linkcode StoreBackend.commitPendingRootKey}. */
   commitPendingRootKey(
     pendingKeyCheck: Uint8Array<ArrayBuffer>,
+    expectedKeyring?: Sealed,
   ): Promise<boolean> {
     return this.#run(() => {
       const pending = this.#pending;
       if (
         !this.#meta || !pending ||
-        !equalBytes(pending.key.keyCheck, pendingKeyCheck)
+        !equalBytes(pending.key.keyCheck, pendingKeyCheck) ||
+        (expectedKeyring &&
+          !(this.#keyring && equalBytes(this.#keyring, expectedKeyring)))
       ) {
         return false;
       }

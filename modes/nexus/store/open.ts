@@ -47,13 +47,15 @@ import { RecordCipher } from "./record_cipher.ts";
 import { Reencryption } from "./reencrypt.ts";
 import { schema1Converter } from "./schema1.ts";
 import { SqliteBackend } from "./sqlite_backend.ts";
+import { PostgresBackend } from "./postgres_backend.ts";
+import type { PoolSettings } from "./postgres_connect.ts";
 
 export { resolveDataDir };
 
 /** Settings of {@linkcode openStore}. */
 export interface StoreConfig {
-  /** `sqlite` (persistent) or `memory`. */
-  readonly backend: "sqlite" | "memory";
+  /** `sqlite` (persistent, one host), `postgres` (replicas) or `memory`. */
+  readonly backend: "sqlite" | "postgres" | "memory";
   /**
    * SQLite data directory; default from {@linkcode resolveDataDir}. It is
    * created with mode 0700 if missing.
@@ -61,6 +63,8 @@ export interface StoreConfig {
   readonly dataDir?: string | undefined;
   /** Versions kept per secret (`SPIKE_NEXUS_MAX_SECRET_VERSIONS`). */
   readonly maxVersions: number;
+  /** The PostgreSQL pool (postgres backend). */
+  readonly postgres?: PoolSettings | undefined;
   /** SQLite busy timeout in ms (default 5000). */
   readonly busyTimeoutMs?: number;
   /** Where a migration reports progress and what it resolved. */
@@ -146,6 +150,7 @@ export class NexusStore {
     if (!meta) {
       throw new StoreError("The store has no meta yet: initialize it first");
     }
+    let finishedRekey = false;
     if (await verifyKeyCheck(keys, meta.keyCheck)) {
       // A rekey that stopped before its commit: the store keeps this key.
       if (meta.pending) {
@@ -160,6 +165,7 @@ export class NexusStore {
       if (!await this.backend.commitPendingRootKey(meta.pending.keyCheck)) {
         throw new StoreError("The store's pending root key changed meanwhile");
       }
+      finishedRekey = true;
       this.#log?.warn(
         "An interrupted rekey was finished: the store now uses its new root key",
       );
@@ -182,6 +188,9 @@ export class NexusStore {
     );
     try {
       await this.#checkRestored(keys, manager);
+      // The pending keyring was a copy: encryptions other replicas counted
+      // after it was taken are not in it, so no term of it seals again.
+      if (finishedRekey) await manager.rotate("finished an interrupted rekey");
     } catch (e) {
       manager.close();
       throw e;
@@ -398,8 +407,8 @@ function notReady(): ApiError {
  *
  * @param config backend and settings
  * @returns the store, locked
- * @throws {StoreError} when the SQLite file cannot be opened or has a newer
- * schema; `ConfigError` for a refused data directory
+ * @throws {StoreError} when the SQLite file or the database cannot be
+ * opened or has a newer schema; `ConfigError` for a refused data directory
  */
 export function openStore(config: StoreConfig): Promise<NexusStore> {
   try {
@@ -412,6 +421,14 @@ export function openStore(config: StoreConfig): Promise<NexusStore> {
       keyLimits: config.keyLimits,
       reencryptRate: config.reencryptRate,
     };
+    if (config.backend === "postgres") {
+      if (!config.postgres) {
+        throw new StoreError("The postgres backend needs its connection");
+      }
+      return PostgresBackend.open(config.postgres).then((backend) =>
+        new NexusStore(backend, settings)
+      );
+    }
     if (config.backend === "memory") {
       return Promise.resolve(new NexusStore(new MemoryBackend(), settings));
     }

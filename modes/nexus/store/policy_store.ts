@@ -188,6 +188,21 @@ export class PolicyStore {
   async loadPolicies(
     onProblem: (name: string, error: IntegrityError) => void,
   ): Promise<PolicyRecord[]> {
+    return (await this.loadPolicySnapshot(onProblem)).records;
+  }
+
+  /**
+   * As {@linkcode loadPolicies}, with the generation of the policy set the
+   * records were read at (0 before the first policy write), so a replica
+   * can tell whether what it holds is current.
+   *
+   * @param onProblem told about each policy left out
+   * @returns the generation and the records that pass
+   * @throws {IntegrityError} when the policy set itself fails its check
+   */
+  async loadPolicySnapshot(
+    onProblem: (name: string, error: IntegrityError) => void,
+  ): Promise<{ generation: number; records: PolicyRecord[] }> {
     const snapshot = await this.#backend.readPolicies();
     const set = await this.#openSet(snapshot.set);
     const rows = new Map(snapshot.rows.map((r) => [r.name, r.record]));
@@ -207,7 +222,10 @@ export class PolicyStore {
         },
       ),
     );
-    return records.filter((r) => r !== undefined);
+    return {
+      generation: set.generation,
+      records: records.filter((r) => r !== undefined),
+    };
   }
 
   /**

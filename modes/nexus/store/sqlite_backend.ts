@@ -546,12 +546,21 @@ export class SqliteBackend implements StoreBackend {
   /** See {@linkcode StoreBackend.commitPendingRootKey}. */
   commitPendingRootKey(
     pendingKeyCheck: Uint8Array<ArrayBuffer>,
+    expectedKeyring?: Sealed,
   ): Promise<boolean> {
     return this.#write(() => {
       const db = this.#db;
       const pending = readPending(db);
       if (!pending || !equalBytes(pending.keyCheck, pendingKeyCheck)) {
         return false;
+      }
+      if (expectedKeyring) {
+        const live = (this.#data.keyring!.get() as Row | undefined)?.keyring;
+        if (
+          !(live instanceof Uint8Array && equalBytes(live, expectedKeyring))
+        ) {
+          return false;
+        }
       }
       const keyring = (db.prepare(
         "SELECT keyring FROM pending_root_key WHERE id = 1",

@@ -1,0 +1,265 @@
+// Copyright 2026 the SPIKE for Deno authors. MIT license.
+/**
+ * Connections to PostgreSQL for the postgres backend: a postgres.js pool
+ * whose sockets nexus opens itself, so that
+ * - every socket has TCP_NODELAY (postgres.js leaves Nagle on: about 45 ms
+ *   per TLS connect and per pipelined write otherwise);
+ * - TLS follows libpq's `sslmode` exactly (verify-full checks the host name,
+ *   verify-ca only the chain, require neither) with the CA and client
+ *   certificate read at each new connection, so rotated files (or a rotated
+ *   SVID) are used without a restart;
+ * - nothing comes from `PG*` environment variables: every setting is
+ *   explicit.
+ *
+ * Sessions start with the statement and idle-in-transaction timeouts, so a
+ * stalled replica cannot hold row locks for long.
+ *
+ * @module
+ */
+import net from "node:net";
+import tls from "node:tls";
+import { Buffer } from "node:buffer";
+import postgres from "postgres";
+import type { DatabaseSettings } from "../../../lib/config/database_url.ts";
+import type { SvidSource } from "../../../lib/spiffe/source.ts";
+import { tlsIdentity } from "../../../lib/mtls/tls_material.ts";
+
+/** A postgres.js client. */
+export type Sql = postgres.Sql;
+
+/** Everything a pool needs. */
+export interface PoolSettings {
+  /** Where and as whom. */
+  readonly database: DatabaseSettings;
+  /** Connections in the pool. */
+  readonly max: number;
+  /** `statement_timeout`, ms. */
+  readonly statementTimeoutMs: number;
+  /** `idle_in_transaction_session_timeout`, ms. */
+  readonly idleInTransactionTimeoutMs: number;
+  /** Nexus's SVID source, when the client certificate is the SVID. */
+  readonly source?: SvidSource | undefined;
+  /** Extra session settings (e.g. `idle_session_timeout`). */
+  readonly session?: Readonly<Record<string, string>>;
+}
+
+// The SSLRequest message: length 8, code 80877103.
+const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 4, 210, 22, 47]);
+
+/** Callbacks of a pool's connections. */
+export interface PoolHooks {
+  /** A notification arrived (LISTEN). */
+  readonly onnotify?: (channel: string, payload: string) => void;
+  /** A connection closed. */
+  readonly onclose?: () => void;
+}
+
+/**
+ * Opens a pool. Connections are made lazily, at the first query.
+ *
+ * @param settings the pool's settings
+ * @param hooks connection callbacks
+ * @returns the client
+ */
+export function openPool(settings: PoolSettings, hooks: PoolHooks = {}): Sql {
+  const db = settings.database;
+  // `socket` and `max_pipeline` are options its type declarations lack.
+  const options: postgres.Options<Record<string, never>> & {
+    socket: () => Promise<net.Socket>;
+    "max_pipeline": number;
+  } = {
+    host: db.host,
+    port: db.port,
+    user: db.user,
+    pass: db.password ?? "",
+    database: db.database,
+    // TLS is negotiated on the socket below, before postgres.js speaks.
+    ssl: false,
+    socket: () => openSocket(settings),
+    max: settings.max,
+    "idle_timeout": 60,
+    "connect_timeout": Math.ceil(db.connectTimeoutMs / 1000),
+    "max_lifetime": 30 * 60,
+    "keep_alive": 15,
+    prepare: true,
+    "fetch_types": false,
+    debug: false,
+    onnotice: () => {},
+    ...hooks,
+    connection: {
+      "application_name": "spike-nexus",
+      "statement_timeout": settings.statementTimeoutMs,
+      "idle_in_transaction_session_timeout":
+        settings.idleInTransactionTimeoutMs,
+      ...(db.options === undefined ? {} : { options: db.options }),
+      ...settings.session,
+    },
+    // Nothing falls back to PG* variables or the OS user.
+    "target_session_attrs": undefined,
+    publications: "alltables",
+    "max_pipeline": 100,
+    backoff: (n: number) => Math.min(0.05 * 2 ** n, 2),
+  };
+  return postgres(options);
+}
+
+// Connects TCP with TCP_NODELAY, then negotiates TLS as libpq does
+// (SSLRequest, one byte answer, handshake on the same socket).
+async function openSocket(settings: PoolSettings): Promise<net.Socket> {
+  const db = settings.database;
+  const raw = await connectTcp(db.host, db.port, db.connectTimeoutMs);
+  if (db.sslMode === "disable") return raw;
+  try {
+    const answer = await exchange(raw, SSL_REQUEST, db.connectTimeoutMs);
+    if (answer !== 0x53) {
+      throw new Error(
+        `The database server at ${db.host}:${db.port} does not offer TLS (sslmode=${db.sslMode})`,
+      );
+    }
+    return await startTls(raw, settings);
+  } catch (e) {
+    raw.destroy();
+    throw e;
+  }
+}
+
+function connectTcp(
+  host: string,
+  port: number,
+  timeoutMs: number,
+): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    socket.setNoDelay(true);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`Connecting to ${host}:${port} timed out`));
+    }, timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.removeAllListeners("error");
+      resolve(socket);
+    });
+    socket.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+// Writes `message` and reads one byte.
+function exchange(
+  socket: net.Socket,
+  message: Uint8Array,
+  timeoutMs: number,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => done(new Error("The database server did not answer")),
+      timeoutMs,
+    );
+    const onData = (chunk: Uint8Array) => done(undefined, chunk[0]);
+    const onError = (e: Error) => done(e);
+    const onClose = () => done(new Error("The database server hung up"));
+    function done(error?: Error, byte?: number) {
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.off("error", onError);
+      socket.off("close", onClose);
+      socket.pause();
+      if (error) reject(error);
+      else resolve(byte!);
+    }
+    socket.on("data", onData);
+    socket.once("error", onError);
+    socket.once("close", onClose);
+    socket.write(message);
+  });
+}
+
+async function startTls(
+  socket: net.Socket,
+  settings: PoolSettings,
+): Promise<net.Socket> {
+  const db = settings.database;
+  const verify = db.sslMode !== "require";
+  const options: tls.ConnectionOptions = {
+    socket,
+    rejectUnauthorized: verify,
+    ...(net.isIP(db.host) ? {} : { servername: db.host }),
+    checkServerIdentity: db.sslMode === "verify-full"
+      ? (_host, cert) => tls.checkServerIdentity(db.host, cert)
+      : () => undefined,
+  };
+  if (verify && db.caFile !== "system") {
+    options.ca = await Deno.readTextFile(db.caFile!);
+  }
+  const client = db.clientCert;
+  if (client.kind === "files") {
+    options.cert = await Deno.readTextFile(client.cert);
+    options.key = Buffer.from(await Deno.readFile(client.key));
+  } else if (client.kind === "svid") {
+    const identity = tlsIdentity(settings.source!.current());
+    options.cert = identity.cert;
+    options.key = identity.key;
+  }
+  return await new Promise<net.Socket>((resolve, reject) => {
+    const secure = tls.connect(options);
+    const timer = setTimeout(() => {
+      secure.destroy();
+      reject(new Error("The TLS handshake with the database timed out"));
+    }, db.connectTimeoutMs);
+    secure.once("secureConnect", () => {
+      clearTimeout(timer);
+      secure.removeAllListeners("error");
+      resolve(secure);
+    });
+    secure.once("error", (e) => {
+      clearTimeout(timer);
+      reject(
+        new Error(`TLS with the database failed: ${e.message}`, { cause: e }),
+      );
+    });
+  });
+}
+
+/** SQLSTATE classes and codes that mean "the connection is gone". */
+const CONNECTION_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+/**
+ * Whether an error means the database could not be reached or the
+ * connection broke, as opposed to an error the server reported for the
+ * statement.
+ *
+ * @param error what a query rejected with
+ * @returns true for connection-level failures
+ */
+export function isConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string") {
+    if (CONNECTION_CODES.has(code)) return true;
+    // 08: connection exception; 57P01..57P03: admin shutdown, crash
+    // shutdown, cannot connect now; 53300: too many connections.
+    if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === "53300") {
+      return true;
+    }
+  }
+  return !(error instanceof postgres.PostgresError) &&
+    /socket|connect|TLS|database server|hung up|timed out/i.test(
+      error.message,
+    );
+}
