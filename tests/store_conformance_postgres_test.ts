@@ -24,6 +24,8 @@ async function freshPostgresStore(
     backend: "postgres",
     postgres: testPool(testDatabase(schema)),
     maxVersions,
+    // The grace before older terms go (replicas) would outlast the tests.
+    retireGraceMs: 200,
     ...options,
   });
   const keys = await newStoreKeys();

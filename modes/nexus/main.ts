@@ -450,11 +450,13 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   console.error(`SPIKE nexus ${own.uri} listening on port ${server.port}`);
   log.info("Nexus listening", { port: server.port, backend: config.backend });
   replication?.start();
-  // Replicas that do not push learn of a rekey here.
+  // Replicas learn here of a rekey (and stop), or of a rotation (and seal
+  // with the new term from then on).
   const keyWatch = config.replica
     ? setInterval(() => {
       if (!state.unlocked) return;
-      keyIsCurrent().then((ok) => ok || onStaleKey()).catch(() => {});
+      keyIsCurrent().then((ok) => ok ? store.keys.refresh() : onStaleKey())
+        .catch(() => {});
     }, 10_000)
     : undefined;
   if (keyWatch !== undefined) Deno.unrefTimer(keyWatch);

@@ -210,6 +210,14 @@ export class KeyManager implements DataKeys {
     return this.#keyring.dataKey(term) ?? this.#reloadFor(term);
   }
 
+  /**
+   * Reads the keyring again (replicas: another one may have rotated, so
+   * this one seals with the new term from its next encryption on).
+   */
+  refresh(): Promise<void> {
+    return this.#enqueue(() => this.#reload());
+  }
+
   // A record of a term this keyring does not hold yet: another replica
   // rotated. Read the keyring again, once.
   async #reloadFor(term: number): Promise<CryptoKey | undefined> {

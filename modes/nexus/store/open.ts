@@ -44,7 +44,7 @@ import {
 import { MemoryBackend } from "./memory_backend.ts";
 import { PolicyStore } from "./policy_store.ts";
 import { RecordCipher } from "./record_cipher.ts";
-import { Reencryption } from "./reencrypt.ts";
+import { Reencryption, SHARED_GRACE_MS } from "./reencrypt.ts";
 import { schema1Converter } from "./schema1.ts";
 import { SqliteBackend } from "./sqlite_backend.ts";
 import { PostgresBackend } from "./postgres_backend.ts";
@@ -73,6 +73,11 @@ export interface StoreConfig {
   readonly keyLimits?: KeyLimits | undefined;
   /** Paths per second a re-encryption looks at (default 1000). */
   readonly reencryptRate?: number | undefined;
+  /**
+   * How long a term must have been active before a re-encryption drops
+   * older ones (default: 30 s with PostgreSQL replicas, else 0).
+   */
+  readonly retireGraceMs?: number | undefined;
 }
 
 /** What {@linkcode NexusStore} needs beyond its backend. */
@@ -85,6 +90,8 @@ export interface StoreSettings {
   readonly keyLimits?: KeyLimits | undefined;
   /** Paths per second a re-encryption looks at. */
   readonly reencryptRate?: number | undefined;
+  /** How long a term must be active before older ones are dropped. */
+  readonly retireGraceMs?: number | undefined;
 }
 
 /** The store of one nexus: meta always, data once unlocked. */
@@ -204,6 +211,8 @@ export class NexusStore {
     this.#reencryption = new Reencryption(this.backend, records, manager, {
       pathsPerSecond: this.#settings.reencryptRate ?? 1000,
       log: this.#log,
+      retireGraceMs: this.#settings.retireGraceMs ??
+        (this.backend.kind === "postgres" ? SHARED_GRACE_MS : 0),
     });
     this.#reencryption.resume();
   }
@@ -420,6 +429,7 @@ export function openStore(config: StoreConfig): Promise<NexusStore> {
       log: config.log,
       keyLimits: config.keyLimits,
       reencryptRate: config.reencryptRate,
+      retireGraceMs: config.retireGraceMs,
     };
     if (config.backend === "postgres") {
       if (!config.postgres) {

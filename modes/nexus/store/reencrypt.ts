@@ -32,6 +32,12 @@ import type { RecordCipher } from "./record_cipher.ts";
 const PAGE = 64;
 /** Attempts on one path that writers keep changing. */
 const PATH_ATTEMPTS = 8;
+/**
+ * With replicas, how long the active term must have been active before
+ * older terms go, by default: every replica reads the keyring again within
+ * 10 s, and stops sealing with an older term from then on.
+ */
+export const SHARED_GRACE_MS = 30_000;
 
 /** Settings of a {@linkcode Reencryption}. */
 export interface ReencryptOptions {
@@ -39,6 +45,11 @@ export interface ReencryptOptions {
   readonly pathsPerSecond: number;
   /** Where progress and problems are reported. */
   readonly log?: Logger | undefined;
+  /**
+   * How long the pass's term must have been active before older terms go
+   * (replicas; 0 for a store one process owns).
+   */
+  readonly retireGraceMs: number;
 }
 
 /** The re-encryption of one store; at most one pass runs at a time. */
@@ -242,6 +253,15 @@ export class Reencryption {
     }
   }
 
+  // Waits until term `term` has been active long enough that no replica
+  // still seals with an older one.
+  async #grace(term: number): Promise<void> {
+    const created = this.#keys.keyring.document.terms
+      .find((t) => t.term === term)?.created;
+    const since = created ? Date.now() - Date.parse(created) : 0;
+    await this.#pause(this.#options.retireGraceMs - since);
+  }
+
   // After the last path: the policies, then the count that decides whether
   // the older terms can go.
   async #finish(progress: ReencryptProgress): Promise<void> {
@@ -254,6 +274,7 @@ export class Reencryption {
         rule: e.message,
       });
     }
+    await this.#grace(progress.below);
     const left = await this.#backend.countRecordsBelowTerm(progress.below);
     if (left === 0) {
       await this.#keys.retireBelow(progress.below);
