@@ -35,7 +35,6 @@ import {
   readPipedInput,
   readShardInput,
 } from "./shard_input.ts";
-import { LIFECYCLE_COMMANDS } from "./lifecycle.ts";
 
 /** Help of `spike pilot operator`. */
 export const OPERATOR_HELP =
@@ -537,6 +536,13 @@ async function push(args: string[]): Promise<number> {
   return ExitCode.Ok;
 }
 
+function lifecycle(
+  name: "rotate" | "rekey" | "backup",
+): (args: string[]) => Promise<number> {
+  return async (args) =>
+    (await import("./lifecycle.ts")).LIFECYCLE_COMMANDS[name](args);
+}
+
 /**
  * Runs `spike pilot operator …`.
  *
@@ -549,6 +555,9 @@ export function runOperator(args: string[]): Promise<number> {
     restore,
     drill,
     push,
-    ...LIFECYCLE_COMMANDS,
+    // Loaded only when used: the backup reader brings node:crypto.
+    rotate: lifecycle("rotate"),
+    rekey: lifecycle("rekey"),
+    backup: lifecycle("backup"),
   }, args);
 }
