@@ -454,6 +454,9 @@ function denoArgs(s: Setup, script: string): string[] {
   return [
     "run",
     "--no-lock",
+    // The script lives outside the repository: the store imports npm
+    // packages by the repository's import map.
+    `--config=${repo}deno.json`,
     `--allow-read=${s.dir},${repo}`,
     `--allow-write=${s.dir}`,
     script,
