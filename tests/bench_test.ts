@@ -106,7 +106,7 @@ Deno.test("bench --quick prints the table and writes results, document and chart
     }
     assert.equal(
       byId.get("read-rotated")!.target?.text,
-      "within 10 % of before the rotation",
+      "≥ 0.9× before the rotation (each over its baseline)",
     );
     assert.equal(byId.get("scale-list")!.target?.text, "≤ 1000 µs server CPU");
     assert.equal(

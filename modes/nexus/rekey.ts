@@ -146,8 +146,13 @@ export async function rekey(options: RekeyOptions): Promise<RekeyOutcome> {
       commitments,
       options.timeoutMs,
     );
-    if (missing.length > 0) {
-      await window.abort();
+    // Drops the pending key (store row, keepers' pending shards) and
+    // answers 409: the store keeps its root key.
+    const abandon = async (
+      clear: () => Promise<void>,
+      reason: string,
+    ): Promise<never> => {
+      await clear();
       await dropPending(
         keepers,
         state,
@@ -155,36 +160,26 @@ export async function rekey(options: RekeyOptions): Promise<RekeyOutcome> {
         shares,
         options.allowThresholdOne,
       );
+      log.warn("Rekey abandoned: the store keeps its root key", { reason });
+      throw new ApiError(ErrorCode.Conflict, `Rekey abandoned: ${reason}`);
+    };
+    if (missing.length > 0) {
       const names = missing.map((i) => {
         const k = keepers.statuses[i - 1]!;
         return `keeper ${i} (${k.url}: ${k.lastError ?? "no answer"})`;
       }).join(", ");
-      log.warn("Rekey abandoned: the store keeps its root key", {
-        missing: names,
-      });
-      throw new ApiError(
-        ErrorCode.Conflict,
-        `Rekey abandoned: ${names} did not take the new shard within ${options.timeoutMs} ms; the store keeps its root key`,
+      await abandon(
+        () => window.abort(),
+        `${names} did not take the new shard within ${options.timeoutMs} ms; the store keeps its root key`,
       );
     }
     log.info("Rekey: every keeper holds its pending shard; committing");
     try {
       await window.commit();
     } catch (e) {
-      await store.backend.clearPendingRootKey().catch(() => {});
-      await dropPending(
-        keepers,
-        state,
-        meta,
-        shares,
-        options.allowThresholdOne,
-      );
-      log.warn("Rekey abandoned: the store keeps its root key", {
-        error: (e as Error).message,
-      });
-      throw new ApiError(
-        ErrorCode.Conflict,
-        `Rekey abandoned: ${(e as Error).message}`,
+      await abandon(
+        () => store.backend.clearPendingRootKey().catch(() => {}),
+        (e as Error).message,
       );
     }
     state.replace(key);

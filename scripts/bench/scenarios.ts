@@ -1024,8 +1024,10 @@ export class Scenarios {
       const ratio = post / pre;
       return {
         target: {
-          text: "within 10 % of before the rotation",
-          pass: Math.abs(ratio - 1) <= 0.1,
+          // One-sided: a rotation must not slow these down; a faster
+          // run after it is the machine's noise, not a regression.
+          text: "≥ 0.9× before the rotation (each over its baseline)",
+          pass: ratio >= 0.9,
         },
         note: `${
           ratio.toFixed(2)
