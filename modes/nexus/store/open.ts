@@ -47,7 +47,6 @@ import { RecordCipher } from "./record_cipher.ts";
 import { Reencryption, SHARED_GRACE_MS } from "./reencrypt.ts";
 import { schema1Converter } from "./schema1.ts";
 import { SqliteBackend } from "./sqlite_backend.ts";
-import { PostgresBackend } from "./postgres_backend.ts";
 import type { PoolSettings } from "./postgres_connect.ts";
 
 export { resolveDataDir };
@@ -435,9 +434,12 @@ export function openStore(config: StoreConfig): Promise<NexusStore> {
       if (!config.postgres) {
         throw new StoreError("The postgres backend needs its connection");
       }
-      return PostgresBackend.open(config.postgres).then((backend) =>
-        new NexusStore(backend, settings)
-      );
+      // Loaded only here: a nexus on SQLite or memory never loads the
+      // PostgreSQL driver.
+      const postgres = config.postgres;
+      return import("./postgres_backend.ts").then(({ PostgresBackend }) =>
+        PostgresBackend.open(postgres)
+      ).then((backend) => new NexusStore(backend, settings));
     }
     if (config.backend === "memory") {
       return Promise.resolve(new NexusStore(new MemoryBackend(), settings));
