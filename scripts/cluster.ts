@@ -283,6 +283,7 @@ export class Cluster {
     this.keeperPorts = keeperPorts;
     this.nexusPort = nexusPort;
     this.options = options;
+    this.dataDir = `${dir}/data`;
   }
 
   /**
@@ -367,10 +368,11 @@ export class Cluster {
     return `https://127.0.0.1:${this.keeperPorts[i - 1]}`;
   }
 
-  /** The nexus data directory. */
-  get dataDir(): string {
-    return `${this.dir}/data`;
-  }
+  /**
+   * The nexus data directory; a test may point nexus at another one (a
+   * restore on a new host).
+   */
+  dataDir: string;
 
   /** The environment nexus runs with. */
   nexusEnv(): Record<string, string> {
@@ -509,6 +511,41 @@ export class Cluster {
   }
 
   /**
+   * Runs `spike nexus <args>` to its end (such as `restore-backup FILE`),
+   * with nexus's environment and the flags the launcher would scope to it.
+   *
+   * @param args nexus arguments
+   * @param env nexus's environment (default: this cluster's nexus)
+   * @returns exit code and output
+   */
+  async nexusCommand(
+    args: string[],
+    env: Record<string, string> = this.nexusEnv(),
+  ): Promise<RunResult> {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...permissionFlags("nexus", { ...env, PWD: this.dir }, args),
+        MAIN,
+        "nexus",
+        ...args,
+      ],
+      env: { ...runtimeEnv(), ...env },
+      clearEnv: true,
+      cwd: this.dir,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  }
+
+  /**
    * Stops nexus (SIGKILL by default: a crash).
    *
    * @param signal the signal
@@ -607,17 +644,54 @@ export class Cluster {
    * @param timeoutMs how long to wait
    */
   async waitUnlocked(timeoutMs = 30_000): Promise<void> {
+    await this.waitState("unlocked", timeoutMs);
+  }
+
+  /**
+   * Waits until nexus reports `state` (`held`: it has the key but serves
+   * no data, e.g. a store restored from a backup).
+   *
+   * @param state the state to wait for
+   * @param timeoutMs how long to wait
+   * @returns the status body
+   */
+  async waitState(
+    state: "unlocked" | "held",
+    timeoutMs = 30_000,
+  ): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       try {
         const res = await this.call("superuser", "/v1/operator/status");
-        if (res.status === 200 && res.body?.state === "unlocked") return;
+        if (res.status === 200 && res.body?.state === state) return res.body;
       } catch {
         // Not listening yet.
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`Nexus did not unlock within ${timeoutMs} ms`);
+    throw new Error(
+      `Nexus did not become ${
+        state === "held" ? "held" : "unlocked"
+      } within ${timeoutMs} ms`,
+    );
+  }
+
+  /**
+   * Accepts the store nexus holds (a restored backup) with
+   * `spike pilot operator accept-rollback --yes` as the restore identity,
+   * and waits until it serves.
+   *
+   * @param env more pilot environment (another nexus URL)
+   */
+  async acceptRollback(env: Record<string, string> = {}): Promise<void> {
+    const res = await this.pilot("restore", [
+      "operator",
+      "accept-rollback",
+      "--yes",
+    ], { env });
+    if (res.code !== 0) {
+      throw new Error(`accept-rollback failed (${res.code}): ${res.stderr}`);
+    }
   }
 
   /** Stops every process and removes the directory it created. */

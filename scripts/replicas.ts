@@ -143,17 +143,35 @@ export class ReplicaSet {
    * @param timeoutMs how long to wait
    */
   async waitUnlocked(i: number, timeoutMs = 60_000): Promise<void> {
+    await this.waitState(i, "unlocked", timeoutMs);
+  }
+
+  /**
+   * Waits until replica `i` reports `state` (`held`: it has the key but
+   * serves no data, e.g. a store restored from a backup).
+   *
+   * @param i 1-based index
+   * @param state the state to wait for
+   * @param timeoutMs how long to wait
+   */
+  async waitState(
+    i: number,
+    state: "unlocked" | "held",
+    timeoutMs = 60_000,
+  ): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       try {
         const res = await this.call(i, "superuser", "/v1/operator/status");
-        if (res.status === 200 && res.body?.state === "unlocked") return;
+        if (res.status === 200 && res.body?.state === state) return;
       } catch {
         // Not listening yet.
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`Replica ${i} did not unlock within ${timeoutMs} ms`);
+    throw new Error(
+      `Replica ${i} did not become ${state} within ${timeoutMs} ms`,
+    );
   }
 
   /** Stops every replica. */

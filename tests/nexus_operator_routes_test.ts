@@ -32,7 +32,7 @@ const MARK = 173;
 function depsFor(meta: StoreMeta): OperatorDeps {
   const state = new RootKeyState();
   // Never unlocked: these routes do not reach the store.
-  const store = new NexusStore(new MemoryBackend(), 10);
+  const store = new NexusStore(new MemoryBackend(), { maxVersions: 10 });
   return {
     state,
     meta: () => meta,
@@ -44,6 +44,9 @@ function depsFor(meta: StoreMeta): OperatorDeps {
     guard: new RollbackGuard(store, createLogger("test")),
     check: () => store.check(),
     auditAnchor: () => ({ anchor: undefined, head: undefined }),
+    exclusive: (task) => task(),
+    recoveryExported: () => Promise.resolve(),
+    lifecycleStatus: () => Promise.resolve({}),
   };
 }
 

@@ -4,6 +4,8 @@
 // set, keyset ranges, keyring), run identically on every backend. Each
 // backend has a test file that calls storeConformance with its fixture.
 import assert from "node:assert/strict";
+import { derivePurposeKeys, keyCheckValue } from "../lib/crypto/kdf.ts";
+import { openStore } from "../modes/nexus/store/open.ts";
 import type { ListPage } from "../modes/nexus/store/key_listing.ts";
 import type { SecretService } from "../modes/nexus/secrets/secret_service.ts";
 import { IntegrityLedger } from "../modes/nexus/store/integrity_ledger.ts";
@@ -572,7 +574,7 @@ export function storeConformance(
       assert.ok(snapshot.row, "an integrity row");
       assert.equal(snapshot.row.generation, writes);
       const rebuilt = new IntegrityLedger(
-        f.keys.keys.integrity,
+        f.store.integrityKey,
         f.keys.storeId,
         snapshot,
         snapshot.row.epoch,
@@ -609,5 +611,47 @@ export function storeConformance(
       "fulfilled",
     ]);
     await inStep(9);
+  });
+
+  Deno.test(`${kind}: a rekey keeps the integrity key: the digest, checkpoints and audit anchors made before verify after it`, async () => {
+    await using f = await fresh(2);
+    const s = f.store.secrets;
+    await s.put("a", { k: "1" });
+    await f.store.fold();
+    const before = f.store.signCheckpoint()!;
+    const hash = new Uint8Array(32).fill(7);
+    await f.store.anchorAudit({ seq: 7, hash }, "");
+    const next = await derivePurposeKeys(
+      crypto.getRandomValues(new Uint8Array(32)),
+      f.keys.storeId,
+    );
+    const window = await f.store.prepareRekey(next, {
+      keyCheck: await keyCheckValue(next),
+      threshold: 2,
+      shareCount: 3,
+      commitments: [1, 2, 3].map((i) => new Uint8Array(32).fill(i)),
+    });
+    await s.put("a", { k: "2" });
+    await window.commit();
+    await s.put("a", { k: "3" });
+    await f.store.fold();
+    assert.ok(f.store.verifyCheckpoint(before));
+    assert.deepEqual(await f.store.auditAnchor(""), { seq: 7, hash });
+    if (!f.dataDir) return;
+    // Unlocked with the new root key only, the store is not held.
+    const other = await openStore({
+      backend: "sqlite",
+      dataDir: f.dataDir,
+      maxVersions: 2,
+    });
+    try {
+      await other.unlock(next);
+      assert.equal(other.hold, undefined);
+      assert.ok(other.verifyCheckpoint(before));
+      assert.deepEqual(await other.auditAnchor(""), { seq: 7, hash });
+      assert.deepEqual(await other.secrets.get("a"), { k: "3" });
+    } finally {
+      await other.close();
+    }
   });
 }

@@ -49,7 +49,7 @@ async function inStep(store: NexusStore, keys: StoreKeys) {
   const snapshot = await store.backend.readIntegrity();
   assert.deepEqual(snapshot.pending, [], "everything folded");
   const rebuilt = new IntegrityLedger(
-    keys.keys.integrity,
+    store.integrityKey,
     keys.storeId,
     snapshot,
     snapshot.row!.epoch,

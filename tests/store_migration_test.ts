@@ -18,6 +18,7 @@ import {
   type StoreMeta,
 } from "../modes/nexus/store/backend.ts";
 import { openKeyring } from "../modes/nexus/store/keyring.ts";
+import { CountingKeys } from "../modes/nexus/store/key_manager.ts";
 import { type NexusStore, openStore } from "../modes/nexus/store/open.ts";
 import { RecordCipher } from "../modes/nexus/store/record_cipher.ts";
 import { Cluster } from "../scripts/cluster.ts";
@@ -162,7 +163,7 @@ Deno.test("a schema-1 store migrates on its first unlock, keeping every version,
         .keyring,
       (await store.backend.readKeyring())!,
     );
-    const records = new RecordCipher(keyring);
+    const records = new RecordCipher(new CountingKeys(keyring));
     const secrets = store.secrets;
     const dump = manifest.store.secrets;
     assert.deepEqual(

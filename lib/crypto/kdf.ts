@@ -1,11 +1,10 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
  * HKDF-SHA256 derivation of purpose keys from the root key, so that no key
- * serves two purposes (key check, keyring wrapping, store integrity).
+ * serves two purposes (key check, keyring wrapping, backup MAC).
  *
  * @module
  */
-import { HmacSha256 } from "./sha256.ts";
 import { zero } from "./zero.ts";
 
 const encoder = new TextEncoder();
@@ -49,12 +48,10 @@ export interface PurposeKeys {
   /** AES-256-GCM key that seals the keyring and wraps its keys. */
   readonly keyring: CryptoKey;
   /**
-   * HMAC-SHA256 key of the store digest, its checkpoints and the audit
-   * anchors. Synchronous, not a WebCrypto key: the digest is updated
-   * inside SQLite's synchronous write transaction, where an `await` cannot
-   * run.
+   * HMAC-SHA256 key of backup files: a backup made under this root key
+   * verifies only with it.
    */
-  readonly integrity: HmacSha256;
+  readonly backup: CryptoKey;
   /** The keys of store schema 1, derived only to migrate such a store. */
   readonly schema1?: Schema1Keys;
 }
@@ -107,23 +104,25 @@ export async function derivePurposeKeys(
   options: { schema1?: boolean } = {},
 ): Promise<PurposeKeys> {
   const checkRaw = await hkdf(rootKey, storeId, "spike/v1/key-check", 32);
-  const integrityRaw = await hkdf(rootKey, storeId, "spike/v3/integrity", 32);
+  const backupRaw = await hkdf(rootKey, storeId, "spike/v2/backup", 32);
+  const hmac = (raw: Uint8Array<ArrayBuffer>) =>
+    crypto.subtle.importKey(
+      "raw",
+      raw,
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign", "verify"],
+    );
   try {
     const keys = {
-      keyCheck: await crypto.subtle.importKey(
-        "raw",
-        checkRaw,
-        { name: "HMAC", hash: "SHA-256" },
-        false,
-        ["sign", "verify"],
-      ),
+      keyCheck: await hmac(checkRaw),
+      backup: await hmac(backupRaw),
       keyring: await hkdfKey(rootKey, storeId, "spike/v2/keyring", false, [
         "encrypt",
         "decrypt",
         "wrapKey",
         "unwrapKey",
       ]),
-      integrity: new HmacSha256(integrityRaw),
     };
     if (!options.schema1) return keys;
     return {
@@ -139,7 +138,7 @@ export async function derivePurposeKeys(
       },
     };
   } finally {
-    zero(checkRaw, integrityRaw);
+    zero(checkRaw, backupRaw);
   }
 }
 

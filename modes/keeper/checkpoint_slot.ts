@@ -38,4 +38,9 @@ export class CheckpointSlot {
   get(): Checkpoint | undefined {
     return this.#held;
   }
+
+  /** Drops the held checkpoint (the keeper left the split). */
+  clear(): void {
+    this.#held = undefined;
+  }
 }

@@ -1,10 +1,19 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
- * The keeper's two routes, wire-compatible with upstream SPIKE:
+ * The keeper's routes, wire-compatible with upstream SPIKE:
  * `POST /v1/store/contribute` stores the shard, `POST /v1/store/shard`
  * returns it. The optional `index` and `checkpoint` fields are ours;
  * upstream ignores them. The checkpoint (`lib/wire/checkpoint.ts`) is kept
  * next to the shard, newest first, and returned with it.
+ *
+ * Beyond upstream, for a rekey (two phases, see `modes/nexus/rekey.ts`):
+ * `POST /v1/store/contribute?action=pending` stores the shard of the new
+ * root key beside the current one; a plain contribute later makes a shard
+ * current and drops the pending one; `?action=forget` drops both (a keeper
+ * that left the split). The shard answer carries `pending` when one is
+ * held. Bodies are JSON objects of named fields, unknown fields ignored, so
+ * later fields (a checkpoint) can ride along; an upstream keeper refuses
+ * the actions (an unknown route), so a rekey never overwrites its shard.
  *
  * @module
  */
@@ -71,7 +80,14 @@ export function keeperHandler(
       });
     }
   };
-  const contribute = (req: MtlsRequest): MtlsResponse => {
+  // A checkpoint rides along with a current shard only: a pending one
+  // belongs to a root key the store may never commit.
+  const contribute = (
+    req: MtlsRequest,
+    store: (shard: Uint8Array, index: number) => void,
+    what: string,
+    withCheckpoint = false,
+  ): MtlsResponse => {
     if (
       !hasRole(req.peerId, "nexus") &&
       !(allowBootstrap && hasRole(req.peerId, "bootstrap"))
@@ -92,16 +108,16 @@ export function keeperHandler(
       ) {
         return fail(ErrorCode.BadRequest, SHARD_RULE);
       }
-      const checkpoint = body.checkpoint ?? null;
+      const checkpoint = withCheckpoint ? body.checkpoint ?? null : null;
       const parsed = checkpoint === null
         ? undefined
         : parseCheckpoint(checkpoint);
       if (checkpoint !== null && !parsed) {
         return fail(ErrorCode.BadRequest, CHECKPOINT_RULE);
       }
-      slot.set(shard, index);
+      store(shard, index);
       if (parsed) keep(req.peerId.uri, parsed);
-      log.info("Shard stored", { peer: req.peerId.uri, index });
+      log.info(what, { peer: req.peerId.uri, index });
       return json(200, "{}");
     } catch (e) {
       // The parser's messages name a byte offset, never the input.
@@ -114,6 +130,22 @@ export function keeperHandler(
     }
   };
 
+  const forget = (req: MtlsRequest): MtlsResponse => {
+    if (!hasRole(req.peerId, "nexus")) return fail(ErrorCode.Unauthorized);
+    try {
+      parseJsonBytes(req.body);
+    } catch (e) {
+      return fail(
+        ErrorCode.BadRequest,
+        e instanceof JsonBytesError ? e.message : "Body must be JSON",
+      );
+    }
+    slot.clear();
+    checkpoints.clear();
+    log.info("Shards forgotten", { peer: req.peerId.uri });
+    return json(200, "{}");
+  };
+
   const shard = (req: MtlsRequest): MtlsResponse => {
     if (!hasRole(req.peerId, "nexus")) return fail(ErrorCode.Unauthorized);
     try {
@@ -124,14 +156,23 @@ export function keeperHandler(
         e instanceof JsonBytesError ? e.message : "Body must be JSON",
       );
     }
-    const held = slot.get();
-    if (!held) return fail(ErrorCode.NotFound);
+    const { current, pending } = slot.get();
+    if (!current && !pending) return fail(ErrorCode.NotFound);
     const checkpoint = checkpoints.get();
-    const body = new JsonBytesWriter().raw('{"shard":').byteArray(held.value)
-      .raw(`,"index":${held.index}`)
-      .raw(checkpoint ? `,"checkpoint":${checkpointJson(checkpoint)}}` : "}")
-      .finish();
-    zero(held.value);
+    const writer = new JsonBytesWriter().raw("{");
+    if (current) {
+      writer.raw('"shard":').byteArray(current.value)
+        .raw(`,"index":${current.index}`);
+      if (checkpoint) {
+        writer.raw(`,"checkpoint":${checkpointJson(checkpoint)}`);
+      }
+    }
+    if (pending) {
+      writer.raw(`${current ? "," : ""}"pending":{"shard":`)
+        .byteArray(pending.value).raw(`,"index":${pending.index}}`);
+    }
+    const body = writer.raw("}").finish();
+    zero(current?.value, pending?.value);
     return {
       status: 200,
       headers: { "content-type": "application/json" },
@@ -143,8 +184,23 @@ export function keeperHandler(
     if (req.method !== "POST") {
       return Promise.resolve(fail(ErrorCode.MethodNotAllowed));
     }
-    if (req.action === "" && req.path === "/v1/store/contribute") {
-      return Promise.resolve(contribute(req));
+    if (req.path === "/v1/store/contribute") {
+      switch (req.action) {
+        case "":
+          return Promise.resolve(
+            contribute(req, (v, i) => slot.set(v, i), "Shard stored", true),
+          );
+        case "pending":
+          return Promise.resolve(
+            contribute(
+              req,
+              (v, i) => slot.setPending(v, i),
+              "Pending shard stored",
+            ),
+          );
+        case "forget":
+          return Promise.resolve(forget(req));
+      }
     }
     if (req.action === "" && req.path === "/v1/store/shard") {
       return Promise.resolve(shard(req));

@@ -17,7 +17,7 @@ import type { Logger } from "../../lib/log.ts";
 import { splitRootKey } from "../../lib/shard/mod.ts";
 import type { Checkpoint } from "../../lib/wire/checkpoint.ts";
 import { describeKeepers, type Keepers, type KeeperStatus } from "./keepers.ts";
-import { sleep } from "./lifecycle.ts";
+import { distributeShards, sleep } from "./lifecycle.ts";
 import type { RootKeyState } from "./root_key.ts";
 import type { StoreMeta } from "./store/backend.ts";
 
@@ -55,6 +55,15 @@ export interface KeeperSyncOptions {
    * push leader does; on-demand pushes run anyway). Default: always.
    */
   readonly leads?: () => boolean;
+  /**
+   * Whether the root key in memory is still the store's (read fresh): with
+   * replicas another one may have rekeyed the store, and pushing an old
+   * key's shards would overwrite the keepers' shards of the key the store
+   * needs. False stops the push (and `onStaleKey` is told).
+   */
+  readonly keyIsCurrent?: () => Promise<boolean>;
+  /** Told when a push found the key in memory replaced in the store. */
+  readonly onStaleKey?: () => void;
   /** The operational log. */
   readonly log: Logger;
 }
@@ -95,14 +104,27 @@ export class KeeperSync {
   }
 
   /**
+   * Runs `task` in turn with the pushes (after any running, before any
+   * asked later): a rekey, or a recovery export, must never split a key
+   * another task is replacing.
+   *
+   * @param task the work
+   * @returns what it returns
+   */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(task);
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  /**
    * Pushes within `delayMs`, unless such a push is pending already: one
    * push follows each burst of writes, carrying the store checkpoint.
    *
    * @param delayMs the longest wait
    */
   soon(delayMs: number): void {
-    // Locked: no key to push (audit lines come while nexus waits for it);
-    // replicas: the push leader pushes.
+    // Locked: no key to push; replicas: the push leader pushes.
     if (
       this.#soon !== undefined || this.#stopped ||
       !this.#options.state.unlocked || !(this.#options.leads?.() ?? true)
@@ -125,28 +147,37 @@ export class KeeperSync {
     if (!meta || !state.unlocked) {
       throw new Error("Nexus is locked: there is no root key to push");
     }
+    if (this.#options.keyIsCurrent && !await this.#options.keyIsCurrent()) {
+      this.#options.onStaleKey?.();
+      throw new Error(
+        "The store's root key was replaced (by another replica's rekey): nothing pushed",
+      );
+    }
     const stored = await state.withKey(async (key) => {
       const shards = await splitRootKey(key, meta.shareCount, meta.threshold, {
         allowThresholdOne: this.#options.allowThresholdOne,
       });
       try {
-        const checkpoint = await this.#options.checkpoint();
-        const results = await Promise.all(
-          shards.map((s) => keepers.pushShard(s, checkpoint)),
+        return await distributeShards(
+          keepers,
+          shards,
+          await this.#options.checkpoint(),
         );
-        return results.filter(Boolean).length;
       } finally {
         for (const s of shards) zero(s.value);
       }
     });
-    const failed = keepers.statuses.filter((k) => !k.holdsShard);
+    // Keepers listed beyond the store's split (added to the configuration,
+    // waiting for a rekey) hold nothing on purpose.
+    const split = keepers.statuses.slice(0, meta.shareCount);
+    const failed = split.filter((k) => !k.holdsShard);
     const newlyFailed = failed.filter((k) => !this.#failing.has(k.index));
-    const back = keepers.statuses.filter((k) =>
+    const back = split.filter((k) =>
       k.holdsShard && this.#failing.has(k.index)
     );
     for (const k of back) this.#failing.delete(k.index);
     for (const k of failed) this.#failing.add(k.index);
-    const total = keepers.statuses.length;
+    const total = split.length;
     // A push after each burst of writes comes every second under load.
     (why === "checkpoint" ? log.debug : log.info)("Shards pushed to keepers", {
       stored,

@@ -31,7 +31,13 @@ import type { NexusStore } from "./store/open.ts";
 /** What `status` says about the store's integrity. */
 export interface IntegrityStatus {
   /** `ok`, or why nothing is served. */
-  readonly state: "ok" | "rolled-back" | "diverged" | "tampered" | "unanchored";
+  readonly state:
+    | "ok"
+    | "rolled-back"
+    | "diverged"
+    | "tampered"
+    | "unanchored"
+    | "restored";
   /** The sentence of the log line, when held. */
   readonly reason?: string;
   /** The store as it is: epoch and generation. */
@@ -103,7 +109,9 @@ export class RollbackGuard {
     const hold = this.#store.hold;
     if (hold) {
       this.#log.error(
-        `${hold.message}: ${UNTIL} (to accept the store as it is) or restores it from a backup`,
+        hold.kind === "restored"
+          ? `${hold.message}: ${UNTIL}`
+          : `${hold.message}: ${UNTIL} (to accept the store as it is) or restores it from a backup`,
       );
       return;
     }

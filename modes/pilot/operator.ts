@@ -40,19 +40,24 @@ import {
 
 /** Help of `spike pilot operator`. */
 export const OPERATOR_HELP =
-  `Disaster recovery of SPIKE Nexus's root key, and the store's integrity.
+  `Disaster recovery and lifecycle of SPIKE Nexus's keys and store, and the
+store's integrity.
 
 Usage:
   spike pilot operator recover           save the recovery shards to files
   spike pilot operator restore [file]    give nexus one shard (repeat until restored)
   spike pilot operator drill [files...]  check shards would restore, change nothing
   spike pilot operator push              give every keeper its shard now
+  spike pilot operator rotate            start a new data-key term
+  spike pilot operator rekey             replace the root key and its split
+  spike pilot operator backup -o FILE    save a backup of the store
   spike pilot operator check             check every stored row and the digest
-  spike pilot operator accept-rollback   serve a store held as rolled back or altered
+  spike pilot operator accept-rollback   serve a store held as rolled back,
+                                         altered or restored from a backup
 
 recover needs an SVID of spike/pilot/role/recover; restore, drill and
-accept-rollback need spike/pilot/role/restore; push and check need the
-superuser. Run "spike pilot operator <command> --help" for details.`;
+accept-rollback need spike/pilot/role/restore; push, rotate, rekey, backup
+and check need the superuser. Run "spike pilot operator <command> --help" for details.`;
 
 const PUSH_HELP = `Give every keeper its shard now, instead of at the next push.
 
@@ -537,6 +542,13 @@ async function push(args: string[]): Promise<number> {
   return ExitCode.Ok;
 }
 
+function lifecycle(
+  name: "rotate" | "rekey" | "backup",
+): (args: string[]) => Promise<number> {
+  return async (args) =>
+    (await import("./lifecycle.ts")).LIFECYCLE_COMMANDS[name](args);
+}
+
 /**
  * Runs `spike pilot operator …`.
  *
@@ -549,6 +561,9 @@ export function runOperator(args: string[]): Promise<number> {
     restore,
     drill,
     push,
+    rotate: lifecycle("rotate"),
+    rekey: lifecycle("rekey"),
+    backup: lifecycle("backup"),
     check,
     "accept-rollback": acceptRollback,
   }, args);

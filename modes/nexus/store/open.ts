@@ -5,29 +5,35 @@
  * locked, so nexus can learn the store id, threshold and commitments before
  * it has the root key. The root key itself never reaches this layer.
  *
- * Unlocking checks the keys against the key-check value, migrates a
+ * Unlocking checks the keys against the key-check value (or finishes a
+ * rekey a crash interrupted, when they are its new key), migrates a
  * schema-1 store (first unlock after an upgrade), creates the keyring of a
- * new store, unwraps the keyring, and checks the store digest against the
- * integrity row (`store_digest.ts`): a store whose rows do not match it is
- * held (no data served) until an operator accepts its state. A store of
- * schema 2, which has no integrity row, is checked row by row and
- * anchored: it becomes schema 3.
+ * new store, unwraps the keyring, checks a store restored from a backup
+ * against the backup's MAC, resumes a re-encryption, and checks the store
+ * digest against the integrity row (`store_digest.ts`): a store whose rows
+ * do not match it, or a restored one, is held (no data served) until an
+ * operator accepts its state. A store of schema 2, which has no integrity
+ * row, is checked row by row and anchored: it becomes schema 3.
  *
  * @module
  */
 import { type PurposeKeys, verifyKeyCheck } from "../../../lib/crypto/kdf.ts";
+import { verifyBackupMac } from "../../../lib/backup/format.ts";
 import type { Logger } from "../../../lib/log.ts";
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import { SecretService } from "../secrets/secret_service.ts";
+import type { HmacSha256 } from "../../../lib/crypto/sha256.ts";
+import type { Checkpoint } from "../../../lib/wire/checkpoint.ts";
 import {
   type IntegrityRow,
   type IntegritySnapshot,
+  type PendingRootKey,
   type Sealed,
   type StoreBackend,
   StoreError,
   type StoreMeta,
+  type StoreSnapshot,
 } from "./backend.ts";
-import type { Checkpoint } from "../../../lib/wire/checkpoint.ts";
 import {
   type AuditHead,
   signAuditAnchor,
@@ -40,10 +46,24 @@ import { unfoldPending } from "./pending_writes.ts";
 import { sameBytes } from "./store_digest.ts";
 import { type CheckProblem, checkRows } from "./store_check.ts";
 import { prepareDataDir, resolveDataDir } from "./data_dir.ts";
-import { type Keyring, newKeyring, openKeyring } from "./keyring.ts";
+import { IntegrityError } from "./integrity.ts";
+import {
+  CountingKeys,
+  DEFAULT_MAX_ENCRYPTIONS,
+  type KeyLimits,
+  KeyManager,
+  type RekeyWindow,
+} from "./key_manager.ts";
+import {
+  newKeyring,
+  openKeyring,
+  type ReencryptProgress,
+  sealKeyring,
+} from "./keyring.ts";
 import { MemoryBackend } from "./memory_backend.ts";
 import { PolicyStore } from "./policy_store.ts";
 import { RecordCipher } from "./record_cipher.ts";
+import { Reencryption, SHARED_GRACE_MS } from "./reencrypt.ts";
 import { schema1Converter } from "./schema1.ts";
 import { SqliteBackend } from "./sqlite_backend.ts";
 import type { PoolSettings } from "./postgres_connect.ts";
@@ -67,16 +87,40 @@ export interface StoreConfig {
   readonly busyTimeoutMs?: number;
   /** Where a migration reports progress and what it resolved. */
   readonly log?: Logger | undefined;
+  /** The nonce budget and age of data keys (default: 90 % of 2^32, no age). */
+  readonly keyLimits?: KeyLimits | undefined;
+  /** Paths per second a re-encryption looks at (default 1000). */
+  readonly reencryptRate?: number | undefined;
+  /**
+   * How long a term must have been active before a re-encryption drops
+   * older ones (default: 30 s with PostgreSQL replicas, else 0).
+   */
+  readonly retireGraceMs?: number | undefined;
+}
+
+/** What {@linkcode NexusStore} needs beyond its backend. */
+export interface StoreSettings {
+  /** Versions kept per secret. */
+  readonly maxVersions: number;
+  /** Where a migration, rotations and re-encryption report. */
+  readonly log?: Logger | undefined;
+  /** The nonce budget and age of data keys. */
+  readonly keyLimits?: KeyLimits | undefined;
+  /** Paths per second a re-encryption looks at. */
+  readonly reencryptRate?: number | undefined;
+  /** How long a term must be active before older ones are dropped. */
+  readonly retireGraceMs?: number | undefined;
 }
 
 /**
  * Why a store that unlocked serves nothing: its rows do not match its
- * integrity row (`tampered`), or it has rows but no integrity row
- * (`unanchored`).
+ * integrity row (`tampered`), it has rows but no integrity row
+ * (`unanchored`), or it was restored from a backup and not accepted yet
+ * (`restored`).
  */
 export interface IntegrityHold {
   /** The kind of problem. */
-  readonly kind: "tampered" | "unanchored";
+  readonly kind: "tampered" | "unanchored" | "restored";
   /** One sentence for the operator's log; names no value. */
   readonly message: string;
 }
@@ -103,12 +147,12 @@ const LISTED_PROBLEMS = 100;
 export class NexusStore {
   /** The raw backend (for diagnostics and tests; routes use the services). */
   readonly backend: StoreBackend;
-  #maxVersions: number;
-  #log: Logger | undefined;
-  #keyring: Keyring | undefined;
+  readonly #settings: StoreSettings;
+  #keys: KeyManager | undefined;
   #secrets: SecretService | undefined;
   #policies: PolicyStore | undefined;
-  #keys: PurposeKeys | undefined;
+  #reencryption: Reencryption | undefined;
+  #integrity: HmacSha256 | undefined;
   #storeId: Uint8Array | undefined;
   #ledger: IntegrityLedger | undefined;
   #hold: IntegrityHold | undefined;
@@ -120,13 +164,15 @@ export class NexusStore {
    * Wraps a backend.
    *
    * @param backend the raw store
-   * @param maxVersions versions kept per secret
-   * @param log where a migration reports
+   * @param settings versions kept per secret, key limits, log
    */
-  constructor(backend: StoreBackend, maxVersions: number, log?: Logger) {
+  constructor(backend: StoreBackend, settings: StoreSettings) {
     this.backend = backend;
-    this.#maxVersions = maxVersions;
-    this.#log = log;
+    this.#settings = settings;
+  }
+
+  get #log(): Logger | undefined {
+    return this.#settings.log;
   }
 
   /**
@@ -150,54 +196,111 @@ export class NexusStore {
 
   /**
    * Enables the data services with keys derived from the root key, after
-   * checking them against the stored key-check value. A schema-1 store is
+   * checking them against the stored key-check value. Keys of the pending
+   * root key of a rekey that a crash interrupted finish that rekey; keys of
+   * the current root key drop such a pending key. A schema-1 store is
    * migrated first (one transaction: on failure it stays as it was); a
-   * store without a keyring gets one. Then the store digest is checked:
-   * see {@linkcode hold} for a store that fails it.
+   * store without a keyring gets one; a store restored from a backup must
+   * match the backup's MAC, and then starts a new data-key term. Then the
+   * store digest is checked: see {@linkcode hold} for a store that fails
+   * it, and for a restored one.
    *
    * @param keys the purpose keys (with `schema1` for a schema-1 store)
    * @throws {StoreError} when the store has no meta yet, the keys do not
    * belong to it, or a migration fails; `IntegrityError` when the keyring
-   * does not open
+   * does not open or a restored backup fails its MAC
    */
   async unlock(keys: PurposeKeys): Promise<void> {
     const meta = await this.backend.readMeta();
     if (!meta) {
       throw new StoreError("The store has no meta yet: initialize it first");
     }
-    if (!await verifyKeyCheck(keys, meta.keyCheck)) {
+    let finishedRekey = false;
+    if (await verifyKeyCheck(keys, meta.keyCheck)) {
+      // A rekey that stopped before its commit: the store keeps this key.
+      if (meta.pending) {
+        await this.backend.clearPendingRootKey();
+        this.#log?.warn(
+          "An interrupted rekey was abandoned: the store keeps its root key",
+        );
+      }
+    } else if (
+      meta.pending && await verifyKeyCheck(keys, meta.pending.keyCheck)
+    ) {
+      if (!await this.backend.commitPendingRootKey(meta.pending.keyCheck)) {
+        throw new StoreError("The store's pending root key changed meanwhile");
+      }
+      finishedRekey = true;
+      this.#log?.warn(
+        "An interrupted rekey was finished: the store now uses its new root key",
+      );
+    } else {
       throw new StoreError("The key does not belong to this store");
     }
-    const keyring = await openKeyring(
-      keys.keyring,
-      this.backend.schema1
-        ? await this.#migrate(keys)
-        : await this.backend.readKeyring() ??
-          await this.backend.initKeyring(await newKeyring(keys.keyring)),
+    const now = new Date().toISOString();
+    const sealed = this.backend.schema1
+      ? await this.#migrate(keys)
+      : await this.backend.readKeyring() ??
+        await this.backend.initKeyring(
+          await newKeyring(keys.keyring, { rootKeyCreated: now, now }),
+        );
+    const manager = await KeyManager.open(
+      this.backend,
+      keys,
+      sealed,
+      this.#settings.keyLimits ?? { maxEncryptions: DEFAULT_MAX_ENCRYPTIONS },
+      this.#log,
     );
-    const records = new RecordCipher(keyring);
+    let restored = false;
+    let integrity: HmacSha256;
+    try {
+      restored = await this.#checkRestored(keys, manager);
+      integrity = await manager.integrityKey();
+      // The pending keyring was a copy: encryptions other replicas counted
+      // after it was taken are not in it, so no term of it seals again.
+      if (finishedRekey) await manager.rotate("finished an interrupted rekey");
+    } catch (e) {
+      manager.close();
+      throw e;
+    }
+    const records = new RecordCipher(manager);
     const written = () => this.#ledger;
-    this.#keyring = keyring;
-    this.#keys = keys;
+    this.#keys = manager;
+    this.#integrity = integrity;
     this.#storeId = meta.storeId;
     this.#secrets = new SecretService(
       this.backend,
       records,
-      { maxVersions: this.#maxVersions },
+      { maxVersions: this.#settings.maxVersions },
       written,
     );
     this.#policies = new PolicyStore(this.backend, records, written);
-    await this.#checkIntegrity();
+    this.#reencryption = new Reencryption(this.backend, records, manager, {
+      pathsPerSecond: this.#settings.reencryptRate ?? 1000,
+      log: this.#log,
+      retireGraceMs: this.#settings.retireGraceMs ??
+        (this.backend.kind === "postgres" ? SHARED_GRACE_MS : 0),
+    });
+    this.#reencryption.resume();
+    await this.#checkIntegrity(restored);
   }
 
   // Checks the rows against the integrity row and follows writes from
   // then on; anchors a store that never had an integrity row (a new store,
   // or one of schema 1 or 2, after checking every row), and holds one that
-  // has rows but lost its integrity row.
-  async #checkIntegrity(): Promise<void> {
+  // has rows but lost its integrity row, and one restored from a backup
+  // (a deliberate rollback, which an operator accepts).
+  async #checkIntegrity(restored: boolean): Promise<void> {
     const snapshot = await this.backend.readIntegrity();
     const current = this.#newLedger(snapshot, snapshot.row?.epoch ?? 0);
     this.#found = current.row;
+    if (restored) {
+      return this.#holdWith({
+        kind: "restored",
+        message:
+          "The store was restored from a backup, which rolls it back to the backup's writes",
+      });
+    }
     if (snapshot.row) {
       const problem = this.#compare(snapshot);
       if (typeof problem === "string") {
@@ -245,7 +348,7 @@ export class NexusStore {
 
   #newLedger(snapshot: IntegritySnapshot, epoch: number): IntegrityLedger {
     return new IntegrityLedger(
-      this.#keys!.integrity,
+      this.#integrity!,
       this.#storeId!,
       snapshot,
       epoch,
@@ -307,15 +410,25 @@ export class NexusStore {
   }
 
   /**
+   * The integrity key (from the keyring), for tests and diagnostics.
+   *
+   * @throws {ApiError} `state_not_ready` while locked
+   */
+  get integrityKey(): HmacSha256 {
+    if (!this.#integrity) throw notReady();
+    return this.#integrity;
+  }
+
+  /**
    * Signs a checkpoint of the store as it is now, for the keepers.
    *
    * @param audit the audit chain's head to anchor with it
    * @returns the checkpoint, or undefined while locked or held
    */
   signCheckpoint(audit?: AuditHead): Checkpoint | undefined {
-    if (!this.#ledger || !this.#keys) return undefined;
+    if (!this.#ledger || !this.#integrity) return undefined;
     return signCheckpoint(
-      this.#keys.integrity,
+      this.#integrity,
       this.#storeId!,
       this.#ledger.row,
       audit,
@@ -330,10 +443,10 @@ export class NexusStore {
    * @throws {ApiError} `state_not_ready` while locked
    */
   async anchorAudit(head: AuditHead, name: string): Promise<void> {
-    if (!this.#keys) throw notReady();
+    if (!this.#integrity) throw notReady();
     await this.backend.writeAuditAnchor(
       name,
-      signAuditAnchor(this.#keys.integrity, this.#storeId!, name, head),
+      signAuditAnchor(this.#integrity, this.#storeId!, name, head),
     );
   }
 
@@ -345,8 +458,8 @@ export class NexusStore {
    */
   async auditAnchor(name: string): Promise<AuditHead | undefined> {
     const row = await this.backend.readAuditAnchor(name);
-    if (!row || !this.#keys) return undefined;
-    return verifyAuditAnchor(this.#keys.integrity, this.#storeId!, name, row)
+    if (!row || !this.#integrity) return undefined;
+    return verifyAuditAnchor(this.#integrity, this.#storeId!, name, row)
       ? { seq: row.seq, hash: row.hash }
       : undefined;
   }
@@ -358,8 +471,8 @@ export class NexusStore {
    * @returns false also while locked
    */
   verifyCheckpoint(checkpoint: Checkpoint): boolean {
-    return this.#keys !== undefined &&
-      verifyCheckpoint(this.#keys.integrity, this.#storeId!, checkpoint);
+    return this.#integrity !== undefined &&
+      verifyCheckpoint(this.#integrity, this.#storeId!, checkpoint);
   }
 
   #holdWith(hold: IntegrityHold): void {
@@ -469,11 +582,32 @@ export class NexusStore {
    * @throws {ApiError} `state_not_ready` while locked
    */
   async accept(epoch: number): Promise<IntegrityRow> {
-    if (!this.#keys) throw notReady();
+    if (!this.#integrity) throw notReady();
     const snapshot = await this.backend.readIntegrity();
     const ledger = this.#newLedger(snapshot, epoch);
     await this.#anchor(ledger, snapshot.pending);
     return ledger.row;
+  }
+
+  // A store restored from a backup: the backup's MAC must verify under
+  // this root key (a file altered by someone without the key does not),
+  // and a new term takes over, since the counts of the backup's terms stop
+  // at the backup while the store it came from may have gone on using them.
+  async #checkRestored(
+    keys: PurposeKeys,
+    manager: KeyManager,
+  ): Promise<boolean> {
+    const check = await this.backend.readRestoreCheck();
+    if (!check) return false;
+    if (!await verifyBackupMac(keys.backup, check.digest, check.mac)) {
+      throw new IntegrityError(
+        "This store was restored from a backup that does not verify under its root key: the backup file was altered after nexus wrote it",
+      );
+    }
+    await manager.rotate("restored from a backup");
+    await this.backend.clearRestoreCheck();
+    this.#log?.warn("The backup this store was restored from verified");
+    return true;
   }
 
   // Rewrites a schema-1 store in format 2; its keyring keeps the schema-1
@@ -486,8 +620,17 @@ export class NexusStore {
       );
     }
     const log = this.#log;
-    const sealed = await newKeyring(keys.keyring, keys.schema1.cipher);
-    const records = new RecordCipher(await openKeyring(keys.keyring, sealed));
+    const counting = new CountingKeys(
+      await openKeyring(
+        keys.keyring,
+        await newKeyring(keys.keyring, {
+          cipherKey: keys.schema1.cipher,
+          rootKeyCreated: null,
+          now: new Date().toISOString(),
+        }),
+      ),
+    );
+    const records = new RecordCipher(counting);
     log?.warn("Migrating the store from schema 1 to format 2", {
       location: this.backend.location,
     });
@@ -496,7 +639,7 @@ export class NexusStore {
     await migration.run(
       schema1Converter(
         keys.schema1.storage,
-        sealed,
+        () => sealKeyring(keys.keyring, counting.document),
         records,
         (message) => log?.warn(message),
       ),
@@ -511,7 +654,7 @@ export class NexusStore {
     log?.warn("Store migrated to format 2", {
       ms: Math.round(performance.now() - started),
     });
-    return sealed;
+    return (await this.backend.readKeyring())!;
   }
 
   /** Whether {@linkcode unlock} succeeded. */
@@ -520,13 +663,82 @@ export class NexusStore {
   }
 
   /**
-   * The cipher-API key, from the keyring; it never opens a store record.
+   * The keyring and its budget.
+   *
+   * @throws {ApiError} `state_not_ready` while locked
+   */
+  get keys(): KeyManager {
+    if (!this.#keys) throw notReady();
+    return this.#keys;
+  }
+
+  /**
+   * The cipher-API key, from the keyring, to decrypt; it never opens a
+   * store record.
    *
    * @throws {ApiError} `state_not_ready` while locked
    */
   get cipherKey(): CryptoKey {
-    if (!this.#keyring) throw notReady();
-    return this.#keyring.cipherKey;
+    return this.keys.keyring.cipherKey;
+  }
+
+  /**
+   * The cipher-API key for one encryption, counted against its budget.
+   *
+   * @returns the key
+   * @throws {ApiError} `state_not_ready` while locked; `api_internal_error`
+   *   once the key has made its allowed encryptions
+   */
+  cipherSealKey(): CryptoKey | Promise<CryptoKey> {
+    return this.keys.cipherSealKey();
+  }
+
+  /**
+   * Starts a new data-key term, and with `reencrypt` a background pass
+   * that seals every record of an older term again.
+   *
+   * @param reencrypt also re-encrypt the older terms
+   * @returns the new term, the previous one and the pass's progress
+   */
+  async rotate(reencrypt: boolean): Promise<{
+    term: number;
+    previous: number;
+    reencrypt: ReencryptProgress | null;
+  }> {
+    const { term, previous } = await this.keys.rotate("asked by an operator");
+    const progress = reencrypt
+      ? await this.#reencryption!.begin()
+      : this.keys.keyring.document.reencrypt;
+    return { term, previous, reencrypt: progress };
+  }
+
+  /** Whether a re-encryption pass runs in this process now. */
+  get reencrypting(): boolean {
+    return this.#reencryption?.running ?? false;
+  }
+
+  /**
+   * Stores a rekey's new root key as pending (see
+   * {@linkcode KeyManager.prepareRekey}).
+   *
+   * @param next the new key's purpose keys
+   * @param pending its key check, split and commitments
+   * @returns the window to commit or abort
+   */
+  prepareRekey(
+    next: PurposeKeys,
+    pending: PendingRootKey,
+  ): Promise<RekeyWindow> {
+    return this.keys.prepareRekey(next, pending);
+  }
+
+  /**
+   * Opens a consistent snapshot of the whole store, for a backup.
+   *
+   * @returns the snapshot; dispose of it when done
+   */
+  openSnapshot(): Promise<StoreSnapshot> {
+    return this.backend.openSnapshot();
   }
 
   /**
@@ -551,12 +763,15 @@ export class NexusStore {
 
   /** Commits queued writes and closes the backend. */
   async close(): Promise<void> {
-    this.#keyring = undefined;
+    await this.#reencryption?.stop();
+    this.#keys?.close();
+    this.#keys = undefined;
+    this.#reencryption = undefined;
     this.#secrets = undefined;
     this.#policies = undefined;
     // Queued writes drain on close, still followed by the ledger.
     await this.backend.close();
-    this.#keys = undefined;
+    this.#integrity = undefined;
     this.#ledger = undefined;
     this.#found = undefined;
   }
@@ -589,23 +804,26 @@ export function openStore(config: StoreConfig): Promise<NexusStore> {
     if (!Number.isSafeInteger(config.maxVersions) || config.maxVersions < 1) {
       throw new StoreError("Max secret versions must be a whole number from 1");
     }
+    const settings: StoreSettings = {
+      maxVersions: config.maxVersions,
+      log: config.log,
+      keyLimits: config.keyLimits,
+      reencryptRate: config.reencryptRate,
+      retireGraceMs: config.retireGraceMs,
+    };
     if (config.backend === "postgres") {
       if (!config.postgres) {
         throw new StoreError("The postgres backend needs its connection");
       }
       // Loaded only here: a nexus on SQLite or memory never loads the
       // PostgreSQL driver.
-      const settings = config.postgres;
+      const postgres = config.postgres;
       return import("./postgres_backend.ts").then(({ PostgresBackend }) =>
-        PostgresBackend.open(settings)
-      ).then((backend) =>
-        new NexusStore(backend, config.maxVersions, config.log)
-      );
+        PostgresBackend.open(postgres)
+      ).then((backend) => new NexusStore(backend, settings));
     }
     if (config.backend === "memory") {
-      return Promise.resolve(
-        new NexusStore(new MemoryBackend(), config.maxVersions, config.log),
-      );
+      return Promise.resolve(new NexusStore(new MemoryBackend(), settings));
     }
     const dir = config.dataDir ?? resolveDataDir();
     prepareDataDir(dir);
@@ -613,11 +831,7 @@ export function openStore(config: StoreConfig): Promise<NexusStore> {
       ? {}
       : { busyTimeoutMs: config.busyTimeoutMs };
     return Promise.resolve(
-      new NexusStore(
-        SqliteBackend.open(dir, options),
-        config.maxVersions,
-        config.log,
-      ),
+      new NexusStore(SqliteBackend.open(dir, options), settings),
     );
   } catch (e) {
     return Promise.reject(e);
