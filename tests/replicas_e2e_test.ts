@@ -315,6 +315,19 @@ Deno.test({
         },
       );
       assert.deepEqual(back.body?.data, { v: "frozen-9" });
+
+      // Each start of a replica that unlocked from the keepers said so
+      // once, though three keepers answered together.
+      for await (const entry of Deno.readDir(`${cluster.dir}/logs`)) {
+        if (!entry.name.startsWith("nexus-")) continue;
+        const log = await Deno.readTextFile(
+          `${cluster.dir}/logs/${entry.name}`,
+        );
+        assert.ok(
+          log.split("Root key recovered from keepers").length <= 2,
+          `${entry.name} logs the recovery more than once`,
+        );
+      }
     } finally {
       await admin.end();
       await set.close();

@@ -285,10 +285,13 @@ export async function recoverFromKeepers(options: {
       meta,
       config.allowThresholdOne,
     );
-    if (rebuilt && !state.unlocked) {
+    // `recovered` is set before the unlock's activation, which awaits: a
+    // shard landing meanwhile finds the key rebuilt and adds nothing.
+    if (rebuilt && !recovered && !state.unlocked) {
       recovered = true;
+      const shards = verified.size;
       await state.unlock(rebuilt.key, rebuilt.keys);
-      log.info("Root key recovered from keepers", { shards: verified.size });
+      log.info("Root key recovered from keepers", { shards });
     } else {
       zero(rebuilt?.key);
     }
