@@ -42,7 +42,9 @@ export class TcpProxy {
   readonly #target: { hostname: string; port: number };
   readonly #conns = new Set<{ close(): void; forwarding: boolean }>();
   #mode: ProxyMode = "forward";
-  #cut: { marker: Uint8Array; when: "before" | "after" } | undefined;
+  #cut:
+    | { marker: Uint8Array; when: "before" | "after" | "freeze" }
+    | undefined;
   #link: Required<LinkOptions>;
   #closed = false;
 
@@ -123,6 +125,18 @@ export class TcpProxy {
     this.#cut = { marker: new TextEncoder().encode(marker), when };
   }
 
+  /**
+   * Freezes the next connection whose client sends `marker`, right after
+   * those bytes reach the server: nothing more passes either way and the
+   * connection stays open, as with a client process stopped (SIGSTOP) the
+   * moment it sent them.
+   *
+   * @param marker bytes to look for in what a client sends
+   */
+  freezeOnce(marker: string): void {
+    this.#cut = { marker: new TextEncoder().encode(marker), when: "freeze" };
+  }
+
   async #accept(): Promise<void> {
     for (;;) {
       let client: Deno.TcpConn;
@@ -173,6 +187,7 @@ export class TcpProxy {
           if (!cut || !contains(chunk, cut.marker)) return true;
           this.#cut = undefined;
           if (cut.when === "before") return false;
+          if (cut.when === "freeze") return "last";
           armed.answer = true;
           return true;
         }),
@@ -195,7 +210,7 @@ export class TcpProxy {
     from: Deno.TcpConn,
     to: Deno.TcpConn,
     conn: { forwarding: boolean; close(): void },
-    pass: (chunk: Uint8Array) => boolean,
+    pass: (chunk: Uint8Array) => boolean | "last",
   ): Promise<void> {
     let due = 0;
     let chain = Promise.resolve();
@@ -217,6 +232,7 @@ export class TcpProxy {
         while (!conn.forwarding && !this.#closed) await sleep(50);
         if (!passes) return conn.close();
         await writeAll(to, chunk);
+        if (passes === "last") conn.forwarding = false;
       });
       chain.catch(() => conn.close());
     }

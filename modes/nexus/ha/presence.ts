@@ -15,6 +15,15 @@
  * overlap of two leaders does no harm; one leader only keeps the keepers
  * from being asked N times.
  *
+ * This connection sends only simple-protocol queries (no parameters, one
+ * message each). A query with parameters that postgres.js has not prepared
+ * on the connection goes out as Parse/Describe first, and the rest only
+ * once the description is back; a process stopped in between leaves its
+ * session waiting for the rest of the exchange, where PostgreSQL arms no
+ * idle timeout (it does so only after ReadyForQuery) and ignores
+ * `statement_timeout`: a leader frozen at that moment would keep its lock
+ * until it runs again.
+ *
  * @module
  */
 import type { Logger } from "../../../lib/log.ts";
@@ -128,36 +137,34 @@ export class Presence {
     const o = this.#options;
     const unlocked = o.unlocked();
     try {
-      await this.#sql`
+      await this.#sql.unsafe(`
         INSERT INTO spike_replicas
           (id, name, address, listen, pid, state, session_pid, started_at,
            seen_at)
-        VALUES (${this.id}, ${o.name}, host(inet_client_addr()),
-          ${String(o.port)}, ${Deno.pid},
-          ${unlocked ? "unlocked" : "locked"}, pg_backend_pid(),
-          ${this.#started}, now())
+        VALUES (${text(this.id)}, ${text(o.name)}, host(inet_client_addr()),
+          ${text(String(o.port))}, ${integer(Deno.pid)},
+          ${text(unlocked ? "unlocked" : "locked")}, pg_backend_pid(),
+          ${text(this.#started.toISOString())}::timestamptz, now())
         ON CONFLICT (id) DO UPDATE SET state = excluded.state,
           session_pid = excluded.session_pid, address = excluded.address,
-          seen_at = now()`;
-      const [row] = await this.#sql.unsafe(
-        `
+          seen_at = now()`);
+      const [row] = await this.#sql.unsafe(`
         SELECT CASE
           WHEN EXISTS (SELECT 1 FROM pg_locks
             WHERE locktype = 'advisory' AND granted
               AND pid = pg_backend_pid() AND objsubid = 1
               AND ((classid::bigint << 32) | objid::bigint) = ${
-          lockKey("leader")
-        })
+        lockKey("leader")
+      })
           THEN true
-          WHEN $1 THEN pg_try_advisory_lock(${lockKey("leader")})
-          ELSE false END AS leader`,
-        [unlocked],
-      );
+          ELSE ${
+        unlocked ? `pg_try_advisory_lock(${lockKey("leader")})` : "false"
+      } END AS leader`);
       this.#setLeader(Boolean(row!.leader));
       if (this.#leader) {
-        await this.#sql`
+        await this.#sql.unsafe(`
           DELETE FROM spike_replicas
-          WHERE seen_at < now() - make_interval(secs => ${FORGET_AFTER_S})`;
+          WHERE seen_at < now() - make_interval(secs => ${FORGET_AFTER_S})`);
       }
       if (!this.#reachable) {
         this.#reachable = true;
@@ -226,10 +233,24 @@ export class Presence {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     await this.#beating;
     try {
-      await this.#sql`DELETE FROM spike_replicas WHERE id = ${this.id}`;
+      await this.#sql.unsafe(
+        `DELETE FROM spike_replicas WHERE id = ${text(this.id)}`,
+      );
     } catch {
       // The row ages out.
     }
     await this.#sql.end({ timeout: 2 });
   }
+}
+
+// A string as an SQL expression that no character of it can escape from
+// (the statements of this connection carry no parameters; see above).
+function text(value: string): string {
+  const hex = new TextEncoder().encode(value).toHex();
+  return `convert_from(decode('${hex}', 'hex'), 'UTF8')`;
+}
+
+function integer(value: number): string {
+  if (!Number.isSafeInteger(value)) throw new TypeError("Not an integer");
+  return String(value);
 }
