@@ -20,6 +20,13 @@ export type ProxyMode =
   /** Drop every connection and close new ones at once. */
   | "cut";
 
+// A cut or freeze waiting for its marker.
+interface Cut {
+  readonly marker: Uint8Array;
+  readonly when: "before" | "after" | "freeze";
+  readonly then?: ProxyMode | undefined;
+}
+
 /** Link properties. */
 export interface LinkOptions {
   /** One-way delay, ms (round trip = 2×). Default 0. */
@@ -42,9 +49,7 @@ export class TcpProxy {
   readonly #target: { hostname: string; port: number };
   readonly #conns = new Set<{ close(): void; forwarding: boolean }>();
   #mode: ProxyMode = "forward";
-  #cut:
-    | { marker: Uint8Array; when: "before" | "after" | "freeze" }
-    | undefined;
+  #cut: Cut | undefined;
   #link: Required<LinkOptions>;
   #closed = false;
 
@@ -120,9 +125,11 @@ export class TcpProxy {
    *
    * @param marker bytes to look for in what a client sends
    * @param when before or after the server gets them
+   * @param then the mode the proxy takes right after the cut (default: it
+   * stays as it is), so a test holds back the client's next connections
    */
-  cutOnce(marker: string, when: "before" | "after"): void {
-    this.#cut = { marker: new TextEncoder().encode(marker), when };
+  cutOnce(marker: string, when: "before" | "after", then?: ProxyMode): void {
+    this.#cut = { marker: new TextEncoder().encode(marker), when, then };
   }
 
   /**
@@ -180,18 +187,29 @@ export class TcpProxy {
       if (closed) return;
       server = await Deno.connect(this.#target);
       server.setNoDelay(true);
-      const armed = { answer: false };
+      // The cut that waits for the server's answer to drop it.
+      let armed: Cut | undefined;
+      const then = (cut: Cut) => {
+        if (cut.then !== undefined) this.setMode(cut.then);
+      };
       await Promise.all([
         this.#pump(client, server, conn, (chunk) => {
           const cut = this.#cut;
           if (!cut || !contains(chunk, cut.marker)) return true;
           this.#cut = undefined;
-          if (cut.when === "before") return false;
           if (cut.when === "freeze") return "last";
-          armed.answer = true;
+          if (cut.when === "before") {
+            then(cut);
+            return false;
+          }
+          armed = cut;
           return true;
         }),
-        this.#pump(server, client, conn, () => !armed.answer),
+        this.#pump(server, client, conn, () => {
+          if (!armed) return true;
+          then(armed);
+          return false;
+        }),
       ]);
     } catch {
       // A side went away.

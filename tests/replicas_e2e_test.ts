@@ -4,8 +4,9 @@
 // and revoked on one replica is enforced on the others; concurrent writers
 // through every replica lose no acknowledged write while replicas (the
 // push leader among them) are killed with SIGKILL in a loop; a frozen
-// replica stalls nobody and loses the push leadership; a replica cut off
-// from the database answers 503, keeps its key, and resumes by itself.
+// replica stalls nobody and loses the push leadership; the push leaders
+// keep the write fence pruned; a replica cut off from the database answers
+// 503, keeps its key, and resumes by itself.
 import assert from "node:assert/strict";
 import { Cluster } from "../scripts/cluster.ts";
 import { ReplicaSet } from "../scripts/replicas.ts";
@@ -108,6 +109,7 @@ Deno.test({
     const set = new ReplicaSet(cluster, 3, testDatabaseUrl(schema), {
       SPIKE_NEXUS_POLICY_CHECK_INTERVAL: `${CHECK_INTERVAL_MS}ms`,
       SPIKE_NEXUS_MAX_SECRET_VERSIONS: "1000",
+      SPIKE_NEXUS_WRITE_FENCE_PRUNE_INTERVAL: "1s",
     });
     const admin = adminSql(testAdminUrl());
     try {
@@ -278,6 +280,16 @@ Deno.test({
         });
         assert.equal(got.status, 200, `replica ${i} serves`);
       }
+      // The push leaders pruned the write fence as they went.
+      const [fence] = await admin.unsafe(
+        `SELECT (SELECT count(*) FROM ${schema}.spike_write_fence) AS rows,
+                (SELECT fence_epoch FROM ${schema}.spike_meta) AS epoch`,
+      );
+      assert.ok(Number(fence!.epoch) > 2, `fence epoch ${fence!.epoch}`);
+      assert.ok(
+        Number(fence!.rows) < acks.length,
+        `${fence!.rows} fence rows after ${acks.length} writes`,
+      );
 
       // The push leader frozen: the others keep writing the same paths
       // while it is stopped, and one of them takes the leadership.

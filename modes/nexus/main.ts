@@ -59,6 +59,7 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_DATABASE_STATEMENT_TIMEOUT  [10s]
   SPIKE_NEXUS_DATABASE_IDLE_TRANSACTION_TIMEOUT  [5s]
   SPIKE_NEXUS_POLICY_CHECK_INTERVAL    policy generation check (postgres) [1s]
+  SPIKE_NEXUS_WRITE_FENCE_PRUNE_INTERVAL  write fence pruning (postgres) [5m]
   SPIKE_NEXUS_REPLICA_NAME             this replica's name in pilot status
   SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite,
                                        postgres); pin each keeper's SPIFFE ID with

@@ -17,7 +17,10 @@
  * connection broke before its outcome was known is settled through its
  * write id (`postgres_schema.ts`): reported as done if it committed,
  * otherwise fenced out for good and reported as a conflict, which the
- * services retry, so a retry never stores a version twice.
+ * services retry, so a retry never stores a version twice. When that
+ * cannot be known (the database stays out of reach, or the fence rows of
+ * the write's epoch were pruned meanwhile), the write fails with
+ * `api_internal_error` rather than be retried blindly.
  *
  * @module
  */
@@ -49,6 +52,7 @@ import {
 import {
   CONFLICT_STATE,
   migrate,
+  STALE_EPOCH_STATE,
   VERSION_EXISTS_STATE,
 } from "./postgres_schema.ts";
 
@@ -56,6 +60,11 @@ type Row = Record<string, unknown>;
 
 /** How long a write whose outcome is unknown is retried to settle it. */
 const SETTLE_MS = 30_000;
+/**
+ * How many times a write whose fence epoch is stale (its replica wrote
+ * nothing during two prunes) is sent again with the current one.
+ */
+const STALE_EPOCH_RETRIES = 3;
 
 // postgres.js hands out bytea as Buffers that may share memory: copy into
 // a plain Uint8Array of its own.
@@ -81,6 +90,11 @@ function sqlState(error: unknown): string | undefined {
   return error instanceof postgres.PostgresError ? error.code : undefined;
 }
 
+async function fenceEpoch(sql: Sql): Promise<number> {
+  const [row] = await sql`SELECT fence_epoch FROM spike_meta WHERE id = 1`;
+  return Number(row!.fence_epoch);
+}
+
 /** The PostgreSQL backend. Create with {@linkcode PostgresBackend.open}. */
 export class PostgresBackend implements StoreBackend {
   /** Always `postgres`. */
@@ -94,11 +108,20 @@ export class PostgresBackend implements StoreBackend {
   /** The settings the pool was opened with. */
   readonly settings: PoolSettings;
   #closed = false;
+  // The write fence epoch as of this replica's last write (see
+  // postgres_schema.ts); every write returns the current one.
+  #epoch: number;
 
-  private constructor(sql: Sql, settings: PoolSettings, location: string) {
+  private constructor(
+    sql: Sql,
+    settings: PoolSettings,
+    location: string,
+    epoch: number,
+  ) {
     this.sql = sql;
     this.settings = settings;
     this.location = location;
+    this.#epoch = epoch;
   }
 
   /**
@@ -116,6 +139,12 @@ export class PostgresBackend implements StoreBackend {
     const sql = openPool(settings);
     try {
       await migrate(sql, location);
+      return new PostgresBackend(
+        sql,
+        settings,
+        location,
+        await fenceEpoch(sql),
+      );
     } catch (e) {
       await sql.end({ timeout: 1 }).catch(() => {});
       if (e instanceof StoreError) throw e;
@@ -124,7 +153,6 @@ export class PostgresBackend implements StoreBackend {
         { cause: e },
       );
     }
-    return new PostgresBackend(sql, settings, location);
   }
 
   async #query<T>(run: () => Promise<T>): Promise<T> {
@@ -317,11 +345,11 @@ export class PostgresBackend implements StoreBackend {
   ): Promise<WriteResult> {
     const v = write.insert;
     return this.#write(
-      (id) =>
+      (id, epoch) =>
         this.sql`
-          SELECT spike_write_secret(${id}, ${path}, ${expectedRevision},
-            ${write.head}, ${v?.version ?? 0}, ${v?.record ?? null},
-            ${write.pruneBelow ?? 0}) AS revision`,
+          SELECT spike_write_secret(${id}, ${epoch}, ${path},
+            ${expectedRevision}, ${write.head}, ${v?.version ?? 0},
+            ${v?.record ?? null}, ${write.pruneBelow ?? 0}) AS epoch`,
       expectedRevision + 1,
       () =>
         `Secret "${path}" already has a row for version ${v?.version}, which its head does not know`,
@@ -417,70 +445,94 @@ export class PostgresBackend implements StoreBackend {
     change: PolicyChange,
   ): Promise<WriteResult> {
     return this.#write(
-      (id) =>
+      (id, epoch) =>
         this.sql`
-          SELECT spike_write_policy(${id}, ${expectedGeneration}, ${set},
-            ${change.name}, ${change.record ?? null}) AS revision`,
+          SELECT spike_write_policy(${id}, ${epoch}, ${expectedGeneration},
+            ${set}, ${change.name}, ${change.record ?? null}) AS epoch`,
       expectedGeneration + 1,
       () => "Policy write refused",
     );
   }
 
-  // Runs one write function with a fresh write id. A broken connection
-  // leaves the outcome unknown: it is settled by the id.
+  // Runs one write function with a fresh write id and this replica's fence
+  // epoch. A broken connection leaves the outcome unknown: it is settled
+  // by the id.
   async #write(
-    run: (writeId: Uint8Array) => Promise<unknown>,
+    run: (writeId: Uint8Array, epoch: number) => Promise<Row[]>,
     revision: number,
     versionExists: () => string,
   ): Promise<WriteResult> {
-    if (this.#closed) throw new StoreError("Store is closed");
-    const writeId = crypto.getRandomValues(new Uint8Array(16));
-    try {
-      await run(writeId);
-      return { ok: true, revision };
-    } catch (e) {
-      const state = sqlState(e);
-      if (state === CONFLICT_STATE) return { ok: false, conflict: true };
-      if (state === VERSION_EXISTS_STATE) {
-        throw new IntegrityError(versionExists());
+    for (let attempt = 0;; attempt++) {
+      if (this.#closed) throw new StoreError("Store is closed");
+      const writeId = crypto.getRandomValues(new Uint8Array(16));
+      const epoch = this.#epoch;
+      try {
+        const [row] = await run(writeId, epoch);
+        this.#epoch = Math.max(this.#epoch, Number(row!.epoch));
+        return { ok: true, revision };
+      } catch (e) {
+        const state = sqlState(e);
+        if (state === CONFLICT_STATE) return { ok: false, conflict: true };
+        if (state === VERSION_EXISTS_STATE) {
+          throw new IntegrityError(versionExists());
+        }
+        if (state === STALE_EPOCH_STATE && attempt < STALE_EPOCH_RETRIES) {
+          // Refused before it changed anything: send it again.
+          this.#epoch = await this.#query(() => fenceEpoch(this.sql));
+          continue;
+        }
+        if (state === "57014") throw unreachable(e);
+        if (isConnectionError(e)) {
+          return await this.#settle(writeId, epoch, revision, e) ??
+            { ok: false, conflict: true };
+        }
+        throw new ApiError(
+          ErrorCode.StoreUnavailable,
+          `Store write failed: ${reason(e)}`,
+          { cause: e },
+        );
       }
-      if (state === "57014") throw unreachable(e);
-      if (isConnectionError(e)) {
-        return await this.#settle(writeId, revision, e) ??
-          { ok: false, conflict: true };
-      }
-      throw new ApiError(
-        ErrorCode.StoreUnavailable,
-        `Store write failed: ${reason(e)}`,
-        { cause: e },
-      );
     }
   }
 
   /**
    * Learns whether the write `writeId` committed, and makes sure it never
-   * will if it did not: inserting the id either finds it (committed; it
-   * waits for the write if that is still running) or takes it first, so the
-   * write, should it still reach the server, fails on the duplicate id.
+   * will if it did not: `spike_settle_write` either finds the write's fence
+   * row (committed; it waits for the write if that is still running) or
+   * inserts one first, so the write, should it still reach the server,
+   * fails on the duplicate id.
    *
    * @returns the write's result when it committed, undefined when fenced
-   * @throws {ApiError} `api_internal_error` when the database stays out of
-   * reach: the outcome is unknown, and a blind retry could store twice
+   * @throws {ApiError} `api_internal_error` when the outcome stays unknown:
+   * the database stays out of reach, or the fence epoch moved on twice
+   * since the write (its row may be pruned); a blind retry could store
+   * twice
    */
   async #settle(
     writeId: Uint8Array,
+    epoch: number,
     revision: number,
     cause: unknown,
   ): Promise<WriteResult | undefined> {
     const deadline = Date.now() + SETTLE_MS;
     let delay = 100;
+    let why =
+      `the database connection broke during the write and stayed out of reach (${
+        reason(cause)
+      })`;
     while (Date.now() < deadline && !this.#closed) {
       try {
-        const rows = await this.sql`
-          INSERT INTO spike_write_fence (write_id) VALUES (${writeId})
-          ON CONFLICT (write_id) DO NOTHING RETURNING 1`;
-        return rows.length === 0 ? { ok: true, revision } : undefined;
+        const [row] = await this.sql`
+          SELECT spike_settle_write(${writeId}, ${epoch}) AS outcome`;
+        return row!.outcome === "committed"
+          ? { ok: true, revision }
+          : undefined;
       } catch (e) {
+        if (sqlState(e) === STALE_EPOCH_STATE) {
+          why =
+            "the database connection broke during the write, and the write's fence record may have been pruned since";
+          break;
+        }
         if (!isConnectionError(e)) break;
       }
       await new Promise((r) => setTimeout(r, delay));
@@ -488,22 +540,25 @@ export class PostgresBackend implements StoreBackend {
     }
     throw new ApiError(
       ErrorCode.Internal,
-      `The outcome of a write is unknown: the database connection broke during the write and stayed out of reach (${
-        reason(cause)
-      })`,
+      `The outcome of a write is unknown: ${why}`,
       { cause },
     );
   }
 
   /**
-   * Drops write ids older than an hour: a write still in flight after
-   * that long cannot exist (statement timeouts end it).
+   * Raises the write fence epoch and drops the fence rows that no write
+   * and no settling can consult any more (see `postgres_schema.ts`): those
+   * of the epochs before the previous one. The push leader calls it every
+   * `SPIKE_NEXUS_WRITE_FENCE_PRUNE_INTERVAL`, so the table holds the writes
+   * of two intervals at most.
+   *
+   * @returns how many rows were dropped
    */
-  async pruneWriteFence(): Promise<void> {
-    await this.#query(() =>
-      this.sql`
-        DELETE FROM spike_write_fence WHERE at < now() - interval '1 hour'`
+  async pruneWriteFence(): Promise<number> {
+    const [row] = await this.#query(() =>
+      this.sql`SELECT spike_prune_write_fence() AS dropped`
     );
+    return Number(row!.dropped);
   }
 
   /** Closes the pool (waits briefly for running queries). */
