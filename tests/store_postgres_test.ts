@@ -198,7 +198,8 @@ Deno.test({
 
 Deno.test({
   ...opts,
-  name: "a pending store is no store until confirmed, and can be discarded",
+  name:
+    "a pending store is no store until confirmed, and can be discarded; discarded stores are remembered until one is ready",
   async fn() {
     const schema = await freshSchema();
     const store = await unlockedStore(schema);
@@ -216,9 +217,27 @@ Deno.test({
       });
       await backend.discardPendingMeta(meta.storeId);
       assert.equal(await backend.readPendingMeta(), undefined);
+      // Every discarded store is remembered until a store is ready.
+      const other = (await newStoreKeys(3)).meta;
+      await backend.initPendingMeta(other);
+      await backend.discardPendingMeta(other.storeId);
+      const abandoned = (await backend.readAbandoned()).map((a) =>
+        a.storeId.toHex()
+      );
+      assert.deepEqual(
+        abandoned.sort(),
+        [meta.storeId.toHex(), other.storeId.toHex()].sort(),
+      );
+      assert.deepEqual(
+        (await backend.readAbandoned()).find((a) =>
+          a.storeId.toHex() === other.storeId.toHex()
+        )?.commitments,
+        other.commitments,
+      );
       await backend.initPendingMeta(meta);
       await backend.confirmPendingMeta(meta.storeId);
       assert.deepEqual((await backend.readMeta())?.storeId, meta.storeId);
+      assert.deepEqual(await backend.readAbandoned(), []);
       await assert.rejects(backend.confirmPendingMeta(meta.storeId), {
         name: "StoreError",
       });

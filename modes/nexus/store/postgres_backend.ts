@@ -58,6 +58,9 @@ import {
 
 type Row = Record<string, unknown>;
 
+/** A store a creator left half-made: its id and share commitments. */
+export type AbandonedStore = Pick<StoreMeta, "storeId" | "commitments">;
+
 /** How long a write whose outcome is unknown is retried to settle it. */
 const SETTLE_MS = 30_000;
 /**
@@ -232,20 +235,24 @@ export class PostgresBackend implements StoreBackend {
    * @throws {StoreError} when no such store is pending
    */
   async confirmPendingMeta(storeId: Uint8Array): Promise<void> {
-    const rows = await this.#query(() =>
-      this.sql`
-        UPDATE spike_meta SET state = 'ready', changed_at = now()
-        WHERE id = 1 AND state = 'pending' AND store_id = ${storeId}
-        RETURNING 1`
+    await this.#query(() =>
+      this.sql.begin(async (tx) => {
+        const rows = await tx`
+          UPDATE spike_meta SET state = 'ready', changed_at = now()
+          WHERE id = 1 AND state = 'pending' AND store_id = ${storeId}
+          RETURNING 1`;
+        if (rows.length === 0) {
+          throw new StoreError("No store with this id is pending");
+        }
+        await tx`DELETE FROM spike_abandoned_shards`;
+      })
     );
-    if (rows.length === 0) {
-      throw new StoreError("No store with this id is pending");
-    }
   }
 
   /**
    * Drops the pending store with this id (its creator died before enough
-   * keepers held its shards), leaving the store empty.
+   * keepers held its shards), leaving the store empty, and remembers its
+   * commitments among the abandoned stores.
    *
    * @param storeId the pending store's id
    */
@@ -258,9 +265,40 @@ export class PostgresBackend implements StoreBackend {
             changed_at = now()
           WHERE id = 1 AND state = 'pending' AND store_id = ${storeId}
           RETURNING 1`;
-        if (rows.length > 0) await tx`DELETE FROM spike_shard_commitments`;
+        if (rows.length === 0) return;
+        await tx`
+          INSERT INTO spike_abandoned_shards (store_id, share_index, commitment)
+          SELECT ${storeId}, share_index, commitment
+          FROM spike_shard_commitments`;
+        await tx`DELETE FROM spike_shard_commitments`;
       })
     );
+  }
+
+  /**
+   * The stores that creators left half-made and that were discarded since
+   * the store became empty: a keeper holding one of their shards holds
+   * nothing that matters.
+   *
+   * @returns each store's id and share commitments
+   */
+  readAbandoned(): Promise<AbandonedStore[]> {
+    return this.#query(async () => {
+      const rows = await this.sql`
+        SELECT store_id, share_index, commitment FROM spike_abandoned_shards
+        ORDER BY store_id, share_index`;
+      const stores = new Map<string, AbandonedStore>();
+      for (const r of rows) {
+        const id = bytes(r.store_id);
+        const store = stores.get(id.toHex()) ??
+          { storeId: id, commitments: [] };
+        stores.set(id.toHex(), {
+          ...store,
+          commitments: [...store.commitments, bytes(r.commitment)],
+        });
+      }
+      return [...stores.values()];
+    });
   }
 
   async #writeMeta(meta: StoreMeta, state: "ready" | "pending") {

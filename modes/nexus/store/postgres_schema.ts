@@ -70,6 +70,18 @@ export function lockKey(purpose: "migrate" | "create" | "leader"): string {
   return `hashtextextended(current_schema() || '/spike/${purpose}', 0)`;
 }
 
+// The share commitments of every store a creator left half-made and the
+// next one discarded, since the store became empty: keepers holding their
+// shards may be given new ones. Cleared when a store becomes ready.
+const ABANDONED_SHARDS = `
+CREATE TABLE spike_abandoned_shards (
+  store_id bytea NOT NULL,
+  share_index integer NOT NULL,
+  commitment bytea NOT NULL,
+  PRIMARY KEY (store_id, share_index)
+);
+`;
+
 // The write functions of the current layout (see the module notes).
 const WRITE_FUNCTIONS = `
 CREATE FUNCTION spike_fence(p_write bytea, p_epoch bigint)
@@ -246,6 +258,7 @@ CREATE TABLE spike_write_fence (
   at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX spike_write_fence_epoch ON spike_write_fence (epoch);
+${ABANDONED_SHARDS}
 CREATE TABLE spike_replicas (
   id text PRIMARY KEY,
   name text NOT NULL,
@@ -262,8 +275,10 @@ INSERT INTO spike_meta (id, schema_version, layout) VALUES (1, 2, ${LAYOUT});
 `;
 
 // Layout 1 (the backend as it first landed): fence rows pruned by age by
-// nobody. Its rows get the first epoch; its functions are replaced.
-const FENCE_EPOCHS = `
+// nobody, one abandoned store remembered (in memory). Its fence rows get
+// the first epoch; its functions are replaced.
+const LAYOUT_2 = `
+${ABANDONED_SHARDS}
 ALTER TABLE spike_meta
   ADD COLUMN layout integer NOT NULL DEFAULT 1,
   ADD COLUMN fence_epoch bigint NOT NULL DEFAULT 1;
@@ -294,7 +309,7 @@ export const MIGRATIONS: ReadonlyMap<number, { to: number; sql: string }> =
  * store from layout `n` to `n + 1`. Layout 1 has no `layout` column.
  */
 export const LAYOUT_STEPS: ReadonlyMap<number, string> = new Map([
-  [1, FENCE_EPOCHS],
+  [1, LAYOUT_2],
 ]);
 
 /**
