@@ -446,6 +446,10 @@ Deno.test({
       );
       const fence = await fenceState(admin, schema);
       assert.ok(fence.rows > 0, "the first layout's fence rows are kept");
+      assert.deepEqual(
+        await (store.backend as PostgresBackend).readAbandoned(),
+        [],
+      );
       const keys = await derivePurposeKeys(
         Uint8Array.fromHex(manifest.root),
         Uint8Array.fromHex(manifest.storeId),
