@@ -24,7 +24,11 @@
  */
 import type { Logger } from "../../../lib/log.ts";
 import { PolicyEngine, type PolicyFields } from "../policy/engine.ts";
-import { openPool, type Sql } from "../store/postgres_connect.ts";
+import {
+  describeDatabaseError,
+  openPool,
+  type Sql,
+} from "../store/postgres_connect.ts";
 import type { PoolSettings } from "../store/postgres_connect.ts";
 import { POLICY_CHANNEL } from "../store/postgres_schema.ts";
 
@@ -160,7 +164,7 @@ export class PolicySync {
     this.#healthy = false;
     this.#options.log.warn(
       "Cannot confirm the policies are current (database unreachable?); data routes answer 503 after three check intervals",
-      { error: e instanceof Error ? e.message : "unknown" },
+      { error: describeDatabaseError(e, this.#options.pool.database) },
     );
   }
 

@@ -27,7 +27,11 @@
  * @module
  */
 import type { Logger } from "../../../lib/log.ts";
-import { openPool, type Sql } from "../store/postgres_connect.ts";
+import {
+  describeDatabaseError,
+  openPool,
+  type Sql,
+} from "../store/postgres_connect.ts";
 import type { PoolSettings } from "../store/postgres_connect.ts";
 import { lockKey } from "../store/postgres_schema.ts";
 
@@ -176,7 +180,7 @@ export class Presence {
       if (this.#reachable) {
         this.#reachable = false;
         o.log.warn("Replica presence: the database is unreachable", {
-          error: e instanceof Error ? e.message : "unknown",
+          error: describeDatabaseError(e, o.pool.database),
         });
       }
     }

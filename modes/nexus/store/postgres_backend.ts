@@ -44,11 +44,14 @@ import {
 } from "./backend.ts";
 import { IntegrityError } from "./integrity.ts";
 import {
+  DatabaseSetupError,
+  describeDatabaseError,
   isConnectionError,
   openPool,
   type PoolSettings,
   type Sql,
 } from "./postgres_connect.ts";
+import { ConfigError } from "../../../lib/config/env.ts";
 import {
   CONFLICT_STATE,
   migrate,
@@ -75,10 +78,12 @@ function bytes(value: unknown): Uint8Array<ArrayBuffer> {
   return new Uint8Array(value as Uint8Array);
 }
 
-function unreachable(error: unknown): ApiError {
+function unreachable(error: unknown, settings: PoolSettings): ApiError {
   return new ApiError(
     ErrorCode.NotReady,
-    `The database is unreachable: ${reason(error)}`,
+    `The database is unreachable: ${
+      describeDatabaseError(error, settings.database)
+    }`,
     { cause: error },
   );
 }
@@ -132,6 +137,9 @@ export class PostgresBackend implements StoreBackend {
    *
    * @param settings connection and pool settings
    * @returns the backend
+   * @throws {ConfigError} when a setting is wrong: the server certificate
+   * does not verify (CA, host name), a TLS file cannot be read, or the
+   * server refuses the login
    * @throws {StoreError} when the database cannot be reached or holds a
    * schema this build cannot use
    */
@@ -151,10 +159,14 @@ export class PostgresBackend implements StoreBackend {
     } catch (e) {
       await sql.end({ timeout: 1 }).catch(() => {});
       if (e instanceof StoreError) throw e;
-      throw new StoreError(
-        `Cannot open the database ${location}: ${reason(e)}`,
-        { cause: e },
-      );
+      const why = `Cannot open the database ${location}: ${
+        describeDatabaseError(e, db)
+      }`;
+      // Trying again would not help: nexus stops (exit 2).
+      if (e instanceof DatabaseSetupError || /^28/.test(sqlState(e) ?? "")) {
+        throw new ConfigError(why);
+      }
+      throw new StoreError(why, { cause: e });
     }
   }
 
@@ -165,7 +177,7 @@ export class PostgresBackend implements StoreBackend {
     } catch (e) {
       if (e instanceof StoreError || e instanceof ApiError) throw e;
       if (isConnectionError(e) || sqlState(e) === "57014") {
-        throw unreachable(e);
+        throw unreachable(e, this.settings);
       }
       throw new ApiError(
         ErrorCode.Internal,
@@ -519,7 +531,7 @@ export class PostgresBackend implements StoreBackend {
           this.#epoch = await this.#query(() => fenceEpoch(this.sql));
           continue;
         }
-        if (state === "57014") throw unreachable(e);
+        if (state === "57014") throw unreachable(e, this.settings);
         if (isConnectionError(e)) {
           return await this.#settle(writeId, epoch, revision, e) ??
             { ok: false, conflict: true };
