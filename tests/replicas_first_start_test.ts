@@ -36,7 +36,10 @@ Deno.test({
   async fn() {
     const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
     const schema = await freshSchema();
-    const set = new ReplicaSet(cluster, 3, testDatabaseUrl(schema));
+    // A frozen keeper costs each call to it this long.
+    const set = new ReplicaSet(cluster, 3, testDatabaseUrl(schema), {
+      SPIKE_NEXUS_KEEPER_TIMEOUT: "1s",
+    });
     const admin = adminSql(testAdminUrl());
     const meta = async () =>
       (await admin.unsafe(

@@ -243,7 +243,9 @@ export class Presence {
     } catch {
       // The row ages out.
     }
-    await this.#sql.end({ timeout: 2 });
+    // Its statements are done (awaited above): end at once, not after
+    // postgres.js's wait for a query that failed on a broken connection.
+    await this.#sql.end({ timeout: 0 });
   }
 }
 

@@ -116,6 +116,7 @@ export class PostgresBackend implements StoreBackend {
   /** The settings the pool was opened with. */
   readonly settings: PoolSettings;
   #closed = false;
+  readonly #running = new Set<Promise<unknown>>();
   // The write fence epoch as of this replica's last write (see
   // postgres_schema.ts); every write returns the current one.
   #epoch: number;
@@ -157,7 +158,7 @@ export class PostgresBackend implements StoreBackend {
         await fenceEpoch(sql),
       );
     } catch (e) {
-      await sql.end({ timeout: 1 }).catch(() => {});
+      await sql.end({ timeout: 0 }).catch(() => {});
       if (e instanceof StoreError) throw e;
       const why = `Cannot open the database ${location}: ${
         describeDatabaseError(e, db)
@@ -170,8 +171,23 @@ export class PostgresBackend implements StoreBackend {
     }
   }
 
-  async #query<T>(run: () => Promise<T>): Promise<T> {
-    if (this.#closed) throw new StoreError("Store is closed");
+  // Keeps `work` among the running operations until it settles, so that
+  // close() waits for exactly those.
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#running.add(work);
+    const done = () => this.#running.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  #query<T>(run: () => Promise<T>): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(new StoreError("Store is closed"));
+    }
+    return this.#track(this.#queryNow(run));
+  }
+
+  async #queryNow<T>(run: () => Promise<T>): Promise<T> {
     try {
       return await run();
     } catch (e) {
@@ -507,7 +523,15 @@ export class PostgresBackend implements StoreBackend {
   // Runs one write function with a fresh write id and this replica's fence
   // epoch. A broken connection leaves the outcome unknown: it is settled
   // by the id.
-  async #write(
+  #write(
+    run: (writeId: Uint8Array, epoch: number) => Promise<Row[]>,
+    revision: number,
+    versionExists: () => string,
+  ): Promise<WriteResult> {
+    return this.#track(this.#writeNow(run, revision, versionExists));
+  }
+
+  async #writeNow(
     run: (writeId: Uint8Array, epoch: number) => Promise<Row[]>,
     revision: number,
     versionExists: () => string,
@@ -528,7 +552,7 @@ export class PostgresBackend implements StoreBackend {
         }
         if (state === STALE_EPOCH_STATE && attempt < STALE_EPOCH_RETRIES) {
           // Refused before it changed anything: send it again.
-          this.#epoch = await this.#query(() => fenceEpoch(this.sql));
+          this.#epoch = await this.#queryNow(() => fenceEpoch(this.sql));
           continue;
         }
         if (state === "57014") throw unreachable(e, this.settings);
@@ -611,10 +635,18 @@ export class PostgresBackend implements StoreBackend {
     return Number(row!.dropped);
   }
 
-  /** Closes the pool (waits briefly for running queries). */
+  /** Closes the pool, once the running operations ended (5 s at most). */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.sql.end({ timeout: 5 });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(this.#running),
+      new Promise((r) => timer = setTimeout(r, 5_000)),
+    ]);
+    clearTimeout(timer);
+    // Nothing of ours runs now. Not sql.end's own wait: postgres.js keeps
+    // waiting for a query it already failed when its connection broke.
+    await this.sql.end({ timeout: 0 });
   }
 }
