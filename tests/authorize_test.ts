@@ -246,6 +246,30 @@ Deno.test("authorize: trust roots from the environment decide roles", () => {
   });
 });
 
+Deno.test("authorize: a verified ID's roles are looked up once, a new connection's ID afresh", () => {
+  withDefaultTrustRoots(() => {
+    const engine = new PolicyEngine();
+    const acme = "spiffe://acme.org/spike/pilot/role/superuser";
+    Deno.env.set("SPIKE_TRUST_ROOT_PILOT", "acme.org");
+    try {
+      // The server hands every request on a connection the same object.
+      const connection = parseSpiffeId(acme);
+      assert.equal(
+        authorize(connection, "policy.list", undefined, engine),
+        true,
+      );
+      Deno.env.set("SPIKE_TRUST_ROOT_PILOT", "spike.ist");
+      assert.equal(
+        authorize(connection, "policy.list", undefined, engine),
+        true,
+      );
+      assert.equal(authorize(acme, "policy.list", undefined, engine), false);
+    } finally {
+      Deno.env.delete("SPIKE_TRUST_ROOT_PILOT");
+    }
+  });
+});
+
 Deno.test("authorize: lite workload is denied secrets and policies even with a matching policy", () => {
   withDefaultTrustRoots(() => {
     const engine = engineWith(...GRANT_ALL);

@@ -12,6 +12,9 @@ interface Results {
     id: string;
     rps?: number;
     ratio?: number;
+    cpuUsPerRequest?: number;
+    cpuRatio?: number;
+    clientCpuUsPerRequest?: number;
     p50?: number;
     target?: { text: string; pass: boolean };
   }[];
@@ -34,6 +37,10 @@ Deno.test("bench --quick prints the table and writes results, document and chart
     assert.match(stdout, /^\| Scenario \| Clients \| req\/s \| × baseline \|/m);
     assert.match(
       stdout,
+      /\| CPU µs\/req \| CPU × baseline \| Client µs\/req \|/,
+    );
+    assert.match(
+      stdout,
       /\| Secret read \(workload, policy-checked\) \| 16 \|/,
     );
 
@@ -52,9 +59,11 @@ Deno.test("bench --quick prints the table and writes results, document and chart
         "sdk-read",
         "mixed-16",
         "mixed-64",
+        "write-64",
         "fresh-read",
         "cipher-json-64",
         "cipher-stream-65520",
+        "pilot-floor",
         "pilot-get",
         "scale-restart",
         "scale-rss-rest",
@@ -68,15 +77,34 @@ Deno.test("bench --quick prints the table and writes results, document and chart
     }
     assert.ok(byId.get("sdk-read")!.rps! > 0, "the SDK served no read");
     assert.equal(byId.get("sdk-read")!.target?.text, "≥ 0.9× load client");
-    for (const id of ["read", "write", "mixed-64", "cipher-json-64"]) {
+    for (
+      const id of ["read", "write", "mixed-64", "write-64", "cipher-json-64"]
+    ) {
       const row = byId.get(id)!;
       assert.ok(row.rps! > 0, `${id} served no request`);
       assert.ok(row.ratio! > 0, `${id} has no ratio to the baseline`);
+      assert.ok(row.cpuUsPerRequest! > 0, `${id} has no server CPU`);
+      assert.ok(row.cpuRatio! > 0, `${id} has no CPU ratio to the baseline`);
+      assert.ok(row.clientCpuUsPerRequest! > 0, `${id} has no client CPU`);
     }
+    assert.equal(byId.get("baseline-16")!.cpuRatio, 1);
+    assert.ok(byId.get("baseline-16")!.clientCpuUsPerRequest! > 0);
+    assert.ok(byId.get("pilot-floor")!.p50! > 0);
+    assert.equal(byId.get("pilot-get")!.target?.text, "p50 ≤ floor + 15 ms");
+    assert.equal(
+      byId.get("cipher-json-65520")!.target?.text,
+      "≥ 0.3× baseline",
+    );
     assert.ok(byId.get("scale-restart")!.p50! > 0);
     assert.equal(byId.get("scale-list")!.target?.text, "≤ 1000 µs server CPU");
-    assert.equal(byId.get("read")!.target?.text, "≥ 0.7× baseline");
-    assert.equal(byId.get("write")!.target?.text, "≥ 0.4× baseline");
+    assert.equal(
+      byId.get("read")!.target?.text,
+      "≥ 0.7× baseline, ≤ 2.0× its CPU",
+    );
+    assert.equal(
+      byId.get("write")!.target?.text,
+      "≥ 0.35× baseline, ≤ 3.5× its CPU",
+    );
 
     const markdown = await Deno.readTextFile(`${out}/results.md`);
     assert.match(markdown, /^## Performance/);

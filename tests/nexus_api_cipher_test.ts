@@ -188,6 +188,12 @@ Deno.test("nexus cipher API over mTLS", async (t) => {
         { plaintext: "not base64!" },
         { plaintext: "aGk" },
         { plaintext: "aG k=" },
+        { plaintext: "aGk=\n" },
+        { plaintext: "\taGk=" },
+        { plaintext: "aGl=" },
+        { plaintext: "aGk==" },
+        { plaintext: "aGk=aGk=" },
+        { plaintext: "-_-_" },
         { plaintext: 12 },
         { plaintext: false },
       ];

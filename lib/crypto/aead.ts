@@ -21,30 +21,56 @@ export class DecryptionError extends Error {
 }
 
 /**
- * Encrypts `plaintext` with a fresh random nonce.
+ * Encrypts `plaintext` with a fresh random nonce. WebCrypto copies
+ * `plaintext` when called, so the caller may zero it once this settles.
  *
  * @param key an AES-GCM key
  * @param plaintext the bytes to encrypt
  * @param aad associated data the ciphertext is bound to
- * @returns `nonce ‖ ciphertext ‖ tag`
+ * @param prefix bytes to put in front (a wire format's version byte), so a
+ *   caller needs no second copy of a large ciphertext
+ * @returns `prefix ‖ nonce ‖ ciphertext ‖ tag`
  */
 export async function seal(
   key: CryptoKey,
   plaintext: Uint8Array<ArrayBuffer>,
   aad: Uint8Array<ArrayBuffer> = new Uint8Array(0),
+  prefix: Uint8Array = new Uint8Array(0),
 ): Promise<Uint8Array<ArrayBuffer>> {
+  const { nonce, ciphertext: ct } = await sealParts(key, plaintext, aad);
+  const out = new Uint8Array(prefix.length + NONCE_BYTES + ct.length);
+  out.set(prefix);
+  out.set(nonce, prefix.length);
+  out.set(ct, prefix.length + NONCE_BYTES);
+  return out;
+}
+
+/**
+ * Encrypts `plaintext` with a fresh random nonce and returns the parts as
+ * WebCrypto made them, for a wire format that sends them apart (no copy of
+ * a large ciphertext into one buffer).
+ *
+ * @param key an AES-GCM key
+ * @param plaintext the bytes to encrypt
+ * @param aad associated data the ciphertext is bound to
+ * @returns the nonce, and the ciphertext with the tag appended
+ */
+export async function sealParts(
+  key: CryptoKey,
+  plaintext: Uint8Array<ArrayBuffer>,
+  aad: Uint8Array<ArrayBuffer> = new Uint8Array(0),
+): Promise<
+  { nonce: Uint8Array<ArrayBuffer>; ciphertext: Uint8Array<ArrayBuffer> }
+> {
   const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
-  const ct = new Uint8Array(
+  const ciphertext = new Uint8Array(
     await crypto.subtle.encrypt(
       { name: "AES-GCM", iv: nonce, additionalData: aad },
       key,
       plaintext,
     ),
   );
-  const out = new Uint8Array(NONCE_BYTES + ct.length);
-  out.set(nonce);
-  out.set(ct, NONCE_BYTES);
-  return out;
+  return { nonce, ciphertext };
 }
 
 /**

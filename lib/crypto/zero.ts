@@ -5,13 +5,17 @@
  * @module
  */
 
+// The typed array's own fill: a node Buffer's fill (the HTTP layer's
+// chunks) is a JavaScript polyfill in Deno, ~15x slower on 16 KiB.
+const fill = Uint8Array.prototype.fill;
+
 /**
  * Overwrites every given buffer with zeros. Safe on `undefined`.
  *
  * @param buffers the buffers to clear
  */
 export function zero(...buffers: (Uint8Array | undefined)[]): void {
-  for (const b of buffers) b?.fill(0);
+  for (const b of buffers) if (b !== undefined) fill.call(b, 0);
 }
 
 /**

@@ -43,7 +43,7 @@ export interface MtlsRequest {
    * The whole request body, at most `maxBodyBytes` long. Zeroed once the
    * handler settles: a handler that needs the bytes later must copy them.
    */
-  readonly body: Uint8Array;
+  readonly body: Uint8Array<ArrayBuffer>;
 }
 
 /** What a handler answers. */
@@ -178,7 +178,7 @@ function parseTarget(
 }
 
 type BodyResult =
-  | { kind: "ok"; body: Uint8Array }
+  | { kind: "ok"; body: Uint8Array<ArrayBuffer> }
   | { kind: "too-large" }
   | { kind: "gone" };
 

@@ -7,15 +7,15 @@
  * federated trust domain (`SPIKE_FEDERATED_BUNDLES`). The files are re-read
  * when they change.
  *
- * Files are read and watched through `node:fs`, so the workload SDK runs on
- * Node.js too; in Deno these are Deno's own file APIs with the same
- * permission checks.
+ * Files are read with Deno's file API in Deno and with `node:fs` on
+ * Node.js (the workload SDK), and watched through `node:fs`: in Deno that
+ * module is a large polyfill, about 10 ms of CPU for a CLI that watches
+ * nothing, so it is loaded only to watch. The errors carry the same codes.
  *
  * @module
  */
 import { createHash } from "node:crypto";
-import { type FSWatcher, watch } from "node:fs";
-import { readFile as readFileBuffer, stat } from "node:fs/promises";
+import type { FSWatcher } from "node:fs";
 import { ConfigError } from "../config/env.ts";
 import { createLogger } from "../log.ts";
 import { constantTimeEqual, zero } from "../crypto/zero.ts";
@@ -80,13 +80,33 @@ const NO_FEDERATION: BundleConfig = {
   trustCasWithoutId: false,
 };
 
+const inDeno = typeof Deno !== "undefined";
+
+/** A file's bytes; errors carry node's codes (`ENOENT`, …) either way. */
+async function readBytes(path: string): Promise<Uint8Array> {
+  if (inDeno) return await Deno.readFile(path);
+  const { readFile: readBuffer } = await import("node:fs/promises");
+  const buffer = await readBuffer(path);
+  // A plain view, not a copy: zeroing it reaches the only key copy, and
+  // slice() on it copies as on any Uint8Array (on a Buffer it shares).
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+}
+
+/** Inode, size and modification time of a file, for change polling. */
+async function fileStamp(path: string): Promise<string> {
+  if (inDeno) {
+    const s = await Deno.stat(path);
+    return `${s.ino}:${s.size}:${s.mtime?.getTime()}`;
+  }
+  const { stat } = await import("node:fs/promises");
+  const s = await stat(path);
+  return `${s.ino}:${s.size}:${s.mtimeMs}`;
+}
+
 async function readFile(dir: string, name: string): Promise<Uint8Array> {
   const path = `${dir}/${name}`;
   try {
-    const buffer = await readFileBuffer(path);
-    // A plain view, not a copy: zeroing it reaches the only key copy, and
-    // slice() on it copies as on any Uint8Array (on a Buffer it shares).
-    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+    return await readBytes(path);
   } catch (e) {
     const code = (e as { code?: unknown }).code;
     if (code === "ENOENT") {
@@ -244,7 +264,7 @@ async function loadFederated(
     }
     let bytes: Uint8Array;
     try {
-      bytes = await readFileBuffer(path);
+      bytes = await readBytes(path);
     } catch (e) {
       throw new ConfigError(
         `${name}: the bundle file of "${td}", ${path}, ${unreadable(e)}`,
@@ -362,8 +382,7 @@ async function statSignature(
   const parts = await Promise.all(
     paths.map(async (path) => {
       try {
-        const s = await stat(path);
-        return `${s.ino}:${s.size}:${s.mtimeMs}`;
+        return await fileStamp(path);
       } catch {
         return "missing";
       }
@@ -493,6 +512,7 @@ export async function openFileSvidSource(
   let watcher: FSWatcher | undefined;
   if (options.watch ?? true) {
     try {
+      const { watch } = await import("node:fs");
       watcher = watch(dir, { persistent: false }, () => schedule());
       watcher.on("error", (e) => {
         if (!closed) {

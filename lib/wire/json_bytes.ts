@@ -122,9 +122,16 @@ export function parseJsonBytes(
   const string = (): string => {
     pos++;
     const start = pos;
+    const end = bytes.length;
     let escaped = false;
-    while (pos < bytes.length) {
+    while (pos < end) {
       const c = bytes[pos]!;
+      // One test for the bytes that need nothing (a long value is all
+      // of them); quote, backslash and control characters fall through.
+      if (c > 0x22 && c !== 0x5c) {
+        pos++;
+        continue;
+      }
       if (c === 0x22) break;
       if (c < 0x20) fail("control character in string");
       if (c === 0x5c) {
@@ -133,7 +140,7 @@ export function parseJsonBytes(
       }
       pos++;
     }
-    if (pos >= bytes.length) fail("unterminated string");
+    if (pos >= end) fail("unterminated string");
     const raw = bytes.subarray(start, pos);
     pos++;
     let text: string;
@@ -173,12 +180,17 @@ export function parseJsonBytes(
         ws();
         if (bytes[pos] !== 0x3a) fail("colon expected");
         pos++;
-        Object.defineProperty(obj, key, {
-          value: value(depth + 1),
-          enumerable: true,
-          writable: true,
-          configurable: true,
-        });
+        if (key === "__proto__") {
+          // An own property, as JSON.parse makes it, not the prototype.
+          Object.defineProperty(obj, key, {
+            value: value(depth + 1),
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        } else {
+          obj[key] = value(depth + 1);
+        }
         ws();
         if (bytes[pos] === 0x2c) {
           pos++;

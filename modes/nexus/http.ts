@@ -18,6 +18,7 @@ import {
   type JsonValue,
   parseJsonBytes,
 } from "../../lib/wire/json_bytes.ts";
+import { parseJsonStrict } from "../../lib/wire/json_strict.ts";
 import { ValidationError } from "../../lib/wire/validate.ts";
 import type { SpiffeId } from "../../lib/spiffe/id.ts";
 import { authorize, type Operation } from "./policy/authorize.ts";
@@ -66,16 +67,27 @@ export function errorResponse(
 }
 
 /**
- * Parses a request body that must be a JSON object.
+ * Parses a request body that must be a JSON object, strictly (no duplicate
+ * key, at most 32 levels, valid UTF-8). A body that carries secret values
+ * is read byte by byte, so each value becomes one string of its own and no
+ * string ever holds the whole body; any other body is read by `JSON.parse`
+ * under the same rules, which is many times faster on a large body.
  *
  * @param body the raw body
+ * @param options `carriesSecrets`: the body holds secret values (a secret
+ *   put, a cipher plaintext)
  * @returns the object
  * @throws {ApiError} 400 for anything else
  */
-export function readJsonObject(body: Uint8Array): JsonObject {
+export function readJsonObject(
+  body: Uint8Array,
+  options: { carriesSecrets?: boolean } = {},
+): JsonObject {
   let value: JsonValue;
   try {
-    value = parseJsonBytes(body);
+    value = options.carriesSecrets
+      ? parseJsonBytes(body)
+      : parseJsonStrict(body);
   } catch (e) {
     throw new ApiError(
       ErrorCode.BadRequest,

@@ -30,7 +30,7 @@ import {
   recoverFromKeepers,
 } from "./lifecycle.ts";
 import { KeeperSync } from "./keeper_sync.ts";
-import { AuditLog, newTrailId } from "./audit.ts";
+import { AuditLog, type AuditRecord, newTrailId } from "./audit.ts";
 import { createDispatcher, type Route, routeKey } from "./router.ts";
 import { operatorRoutes } from "./routes/operator.ts";
 import { dataRoutes } from "./routes/data.ts";
@@ -188,6 +188,15 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     return 2;
   }
   const audit = await AuditLog.open(config.auditLog);
+  // Lines no answer waits on (refused connections, requests the server
+  // answers itself, policies failing their check) are queued; a line that
+  // cannot be written is logged.
+  const auditQueued = (record: AuditRecord) =>
+    void audit.write(record).catch((e) =>
+      log.error("Audit line not written", {
+        error: e instanceof Error ? e.name : "unknown",
+      })
+    );
   const engine = config.replica
     ? new ReplicatedPolicyEngine()
     : new PolicyEngine();
@@ -196,7 +205,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       store,
       (message, policy) => {
         log.warn(message, policy === undefined ? {} : { policy });
-        audit.write({
+        auditQueued({
           trail: newTrailId(),
           caller: null,
           route: "",
@@ -324,7 +333,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     }),
     // The server logs these, one line per source and interval, plus a count.
     onRefused: (reason, peer, count) => {
-      audit.write({
+      auditQueued({
         trail: "tls",
         caller: peer,
         route: "",
@@ -346,7 +355,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         code: info.code,
         status: info.status,
       });
-      audit.write({
+      auditQueued({
         trail,
         caller: info.peerId.uri,
         route: info.path,

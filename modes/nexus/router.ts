@@ -11,6 +11,7 @@ import type { MtlsRequest, MtlsResponse } from "../../lib/mtls/server.ts";
 import type { SpiffeId } from "../../lib/spiffe/id.ts";
 import { ApiError, ErrorCode } from "../../lib/wire/errors.ts";
 import type { Logger } from "../../lib/log.ts";
+import { zero } from "../../lib/crypto/zero.ts";
 import { type AuditLog, newTrailId } from "./audit.ts";
 import { errorResponse } from "./http.ts";
 
@@ -19,7 +20,7 @@ export interface RouteContext {
   /** The caller's verified SPIFFE ID. */
   readonly peerId: SpiffeId;
   /** The raw body; routes that read shards zero it. */
-  readonly body: Uint8Array;
+  readonly body: Uint8Array<ArrayBuffer>;
   /** The request content type. */
   readonly contentType: string;
   /** Set by the handler: the secret path or policy name, for the audit line. */
@@ -117,17 +118,24 @@ export function createDispatcher(options: {
         }
       }
     }
-    audit.write({
-      trail,
-      caller: req.peerId.uri,
-      route: req.path,
-      action: req.action === "" ? "default" : req.action,
-      resource: ctx.resource,
-      outcome: outcomeOf(response.status),
-      status: response.status,
-      err,
-      durationMs: Math.round((performance.now() - started) * 1000) / 1000,
-    });
+    // Answered only once the line is written: an unwritable audit log
+    // fails the request (500), and no answer ever goes out unaudited.
+    try {
+      await audit.write({
+        trail,
+        caller: req.peerId.uri,
+        route: req.path,
+        action: req.action === "" ? "default" : req.action,
+        resource: ctx.resource,
+        outcome: outcomeOf(response.status),
+        status: response.status,
+        err,
+        durationMs: Math.round((performance.now() - started) * 1000) / 1000,
+      });
+    } catch (e) {
+      if (response.body instanceof Uint8Array) zero(response.body);
+      throw e;
+    }
     return response;
   };
 }

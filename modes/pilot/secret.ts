@@ -11,7 +11,6 @@ import {
   validateSecretPath,
   ValidationError,
 } from "../../lib/wire/validate.ts";
-import { validateListPage } from "../../lib/wire/list_page.ts";
 import {
   dispatchSubcommand,
   FORMAT_OPTION,
@@ -22,11 +21,8 @@ import {
 } from "./args.ts";
 import { CliError, lowerFirst, usageError } from "./cli_error.ts";
 import { ExitCode } from "./exit_codes.ts";
-import { listAllPages, stringsOf } from "./list_pages.ts";
 import { type CallContext, withNexus } from "./nexus.ts";
 import { formatTime, render, writeStdout } from "./output.ts";
-import { readPutValues } from "./secret_values.ts";
-import { deleteSecret, undeleteSecret } from "./secret_versions.ts";
 
 const SECRETS = "/v1/store/secrets";
 
@@ -207,6 +203,9 @@ async function put(args: string[]): Promise<number> {
   const [rawPath, ...pairs] = parsed.positionals;
   const path = checkSecretPath(rawPath!);
   const cas = parseVersion(stringFlag(parsed.values, "cas"), "--cas");
+  // Loaded by the command that needs it: value input pulls in the prompt,
+  // file and shard-input code, which `secret get` must not load.
+  const { readPutValues } = await import("./secret_values.ts");
   const values = await readPutValues(pairs, {
     parsePairs: parseKeyValuePairs,
     checkKey: checkSecretKey,
@@ -316,6 +315,8 @@ async function list(args: string[]): Promise<number> {
   }, args);
   if (!parsed) return 0;
   const prefix = parsed.positionals[0] ?? "";
+  const [{ validateListPage }, { listAllPages, stringsOf }] = await Promise
+    .all([import("../../lib/wire/list_page.ts"), import("./list_pages.ts")]);
   try {
     validateListPage({ prefix });
   } catch (e) {
@@ -432,8 +433,16 @@ export function runSecret(args: string[]): Promise<number> {
   return dispatchSubcommand("secret", SECRET_HELP, {
     put,
     get,
-    delete: (rest) => deleteSecret(rest, checkSecretPath),
-    undelete: (rest) => undeleteSecret(rest, checkSecretPath),
+    delete: async (rest) =>
+      (await import("./secret_versions.ts")).deleteSecret(
+        rest,
+        checkSecretPath,
+      ),
+    undelete: async (rest) =>
+      (await import("./secret_versions.ts")).undeleteSecret(
+        rest,
+        checkSecretPath,
+      ),
     list,
     metadata: (rest) =>
       dispatchSubcommand("secret metadata", METADATA_GROUP_HELP, {

@@ -2,7 +2,7 @@
 /**
  * Runs the load generator as a separate process with scoped permissions
  * and samples the server's CPU time and peak memory over the measured
- * window.
+ * window; the generator reports its own CPU time over the same window.
  *
  * @module
  */
@@ -19,14 +19,26 @@ export interface ServerCost {
   readonly cpuUsPerRequest: number;
   /** Peak resident memory during the window, in MiB. */
   readonly peakRssMb: number;
+  /** The window on the system's monotonic clock, seconds (see `sample`). */
+  readonly window: { readonly startS: number; readonly endS: number };
 }
 
-/** A load run with the server's cost. */
+/** The load generator's own cost over the same window. */
+export interface ClientCost {
+  /** Client CPU time per successful request, in microseconds. */
+  readonly cpuUsPerRequest: number;
+  /** Share of one core the client kept busy (1: one core all the time). */
+  readonly cores: number;
+}
+
+/** A load run with the server's and the client's cost. */
 export interface Measured {
   /** What the load generator saw. */
   readonly load: LoadResult;
   /** What the server spent. */
   readonly server: ServerCost;
+  /** What the load generator spent. */
+  readonly client: ClientCost;
 }
 
 /** Raised when the load generator fails or its requests do. */
@@ -114,6 +126,11 @@ export async function runLoad(
       cpuMs,
       cpuUsPerRequest: result.ok > 0 ? cpuMs * 1000 / result.ok : 0,
       peakRssMb: after.hwmKb / 1024,
+      window: { startS: before.monotonicS, endS: after.monotonicS },
+    },
+    client: {
+      cpuUsPerRequest: result.ok > 0 ? result.cpuMs * 1000 / result.ok : 0,
+      cores: result.elapsedMs > 0 ? result.cpuMs / result.elapsedMs : 0,
     },
   };
 }

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { createMtlsClient } from "../../lib/mtls/client.ts";
 import { openFileSvidSource } from "../../lib/spiffe/file_source.ts";
 import { hasRole } from "../../lib/spiffe/roles.ts";
@@ -25,7 +26,7 @@ interface Prepared {
   readonly url: string;
   readonly parts: readonly string[];
   readonly pathParts: readonly string[] | undefined;
-  readonly binary: Uint8Array | undefined;
+  readonly fixed: Uint8Array | undefined;
   readonly contentType: string;
   readonly modulo: number;
   readonly latencies: number[];
@@ -39,7 +40,13 @@ function prepare(config: LoadConfig): Prepared[] {
     url: `${config.url}${spec.route}`,
     parts: spec.body.split("{i}"),
     pathParts: spec.path?.split("{i}"),
-    binary: spec.binary ? Uint8Array.fromBase64(spec.body) : undefined,
+    // A body without {i} is the same every time: encoded once, so the
+    // client's CPU per request is the request's, not the encoding's.
+    fixed: spec.binary
+      ? Uint8Array.fromBase64(spec.body)
+      : spec.body.includes("{i}")
+      ? undefined
+      : encoder.encode(spec.body),
     contentType: spec.contentType ?? "application/json",
     modulo: spec.modulo ?? 1,
     latencies: [],
@@ -86,7 +93,7 @@ async function mtlsSender(
   });
   return {
     send: async (kind, n) => {
-      const body = kind.binary ??
+      const body = kind.fixed ??
         encoder.encode(kind.parts.join(String(n % kind.modulo)));
       const res = await client.post(kind.url, body, {
         contentType: kind.contentType,
@@ -142,9 +149,11 @@ async function run(config: LoadConfig): Promise<LoadResult> {
   const windowEnd = windowStart + config.durationMs;
   let lastFinish = windowStart;
   let markerSent = false;
+  let cpuAtStart = process.cpuUsage();
   const openWindow = () => {
     if (markerSent) return;
     markerSent = true;
+    cpuAtStart = process.cpuUsage();
     console.log(START_MARKER);
   };
   if (counted) openWindow();
@@ -187,6 +196,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     await sender.close();
   }
   openWindow();
+  const cpu = process.cpuUsage(cpuAtStart);
   const elapsedMs = counted ? lastFinish - windowStart : Math.max(
     config.durationMs,
     lastFinish - windowStart,
@@ -204,6 +214,7 @@ async function run(config: LoadConfig): Promise<LoadResult> {
     rps: elapsedMs > 0 ? all.length * 1000 / elapsedMs : 0,
     latency: latencyOf(all),
     byLabel,
+    cpuMs: (cpu.user + cpu.system) / 1000,
   };
   return firstError === undefined ? result : { ...result, firstError };
 }

@@ -85,6 +85,12 @@ export interface LoadResult {
   readonly latency: Latency;
   /** Latency per request kind. */
   readonly byLabel: Record<string, Latency & { readonly ok: number }>;
+  /**
+   * The generator's own CPU time (user + system, all threads) over the
+   * measured window, in milliseconds: next to its elapsed time it shows
+   * whether the client, not the server, was the limit.
+   */
+  readonly cpuMs: number;
 }
 
 /** The line the generator prints when the measured window opens. */

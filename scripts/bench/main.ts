@@ -14,7 +14,7 @@ import {
 } from "./options.ts";
 import { chart, markdown, type Row, type RunInfo, table } from "./report.ts";
 import { createBenchCluster, Scenarios } from "./scenarios.ts";
-import { profileReadWrite } from "./profile.ts";
+import { profileScenarios } from "./profile.ts";
 import { postgresScenarios } from "./postgres_scenarios.ts";
 import { PgUnavailableError } from "../pg_cluster.ts";
 import { readProcFile } from "./proc_stats.ts";
@@ -78,16 +78,16 @@ async function runScenarios(opts: BenchOptions): Promise<{
     rows.push(...await scenarios.readWrite());
     progress(`SDK get next to the load client at ${c} clients`);
     rows.push(...await scenarios.sdkRead());
-    for (const mixed of [16, 64]) {
-      progress(`mixed 90/10 at ${mixed} clients`);
-      rows.push(...await scenarios.mixed(mixed));
-    }
+    progress("mixed 90/10 at 16 clients");
+    rows.push(...await scenarios.mixed(16));
+    progress("mixed 90/10 and writes at 64 clients");
+    rows.push(...await scenarios.mixed(64, true));
     progress("new connection per request");
     rows.push(...await scenarios.freshConnections());
     progress("cipher");
     rows.push(...await scenarios.cipher());
     progress("pilot as a process");
-    rows.push(await scenarios.pilot(denoDir()));
+    rows.push(...await scenarios.pilot(denoDir()));
     progress(
       `scale: ${opts.scale} secrets × 3 versions, ${opts.policies} policies`,
     );
@@ -120,6 +120,12 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const started = performance.now();
+  if (opts.profileOnly) {
+    progress(`profile: ${opts.profile.join(", ")} with nexus under --cpu-prof`);
+    console.log(await profileScenarios(opts, opts.profile));
+    console.log(`\nWrote ${opts.out}/nexus.cpuprofile.`);
+    return 0;
+  }
   const info = await runInfo(opts);
   const { rows, notes } = await runScenarios(opts);
   try {
@@ -132,9 +138,11 @@ async function main(args: string[]): Promise<number> {
     notes.push(`PostgreSQL scenarios skipped: ${e.message}`);
   }
   let profile: string | undefined;
-  if (opts.profile) {
-    progress("profile: read and write with nexus under --cpu-prof");
-    profile = await profileReadWrite(opts);
+  if (opts.profile.length > 0) {
+    progress(
+      `profile: ${opts.profile.join(" and ")} with nexus under --cpu-prof`,
+    );
+    profile = await profileScenarios(opts, opts.profile);
   }
   const failed = rows.filter((r) => r.target && !r.target.pass);
   notes.push(

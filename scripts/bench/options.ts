@@ -7,6 +7,16 @@
 import { parseArgs } from "node:util";
 import { parseDuration } from "../../lib/config/duration.ts";
 
+/** Loads the profile pass can run, by their `results.json` row id. */
+export const PROFILE_SCENARIOS = [
+  "read",
+  "write",
+  "cipher-json-64",
+  "cipher-json-65520",
+  "cipher-stream-64",
+  "cipher-stream-65520",
+] as const;
+
 /** Help text of `deno task bench`. */
 export const HELP = `deno task bench [options]
 
@@ -22,7 +32,11 @@ Options:
   --scale N           secrets for the scale scenario (x3 versions) [100000;
                       quick 5000]; policies: N/100, at most 1,000
   --profile           also run read and write with nexus under --cpu-prof and
-                      print the hottest functions
+                      print the hottest functions (share and µs per request,
+                      measured windows only)
+  --profile-only L    only the profile pass, no table: the loads in L, a
+                      comma list of read, write, cipher-json-64,
+                      cipher-json-65520, cipher-stream-64, cipher-stream-65520
   --out DIR           output folder [bench]
   -h, --help          this help`;
 
@@ -44,8 +58,10 @@ export interface BenchOptions {
   readonly policies: number;
   /** Pilot runs measured. */
   readonly pilotRuns: number;
-  /** Whether to run the profile pass. */
-  readonly profile: boolean;
+  /** The loads of the profile pass; empty: no profile pass. */
+  readonly profile: readonly string[];
+  /** Whether only the profile pass runs. */
+  readonly profileOnly: boolean;
   /** Output folder. */
   readonly out: string;
   /** The command line, for the report. */
@@ -91,6 +107,7 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
         size: { type: "string" },
         scale: { type: "string" },
         profile: { type: "boolean", default: false },
+        "profile-only": { type: "string" },
         out: { type: "string", default: "bench" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -116,6 +133,15 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
   if (size > 512 * 1024) {
     throw new OptionsError("--size must be at most 512 KiB");
   }
+  const only = values["profile-only"]?.split(",").map((s) => s.trim());
+  const unknown = only?.find((name) =>
+    !(PROFILE_SCENARIOS as readonly string[]).includes(name)
+  );
+  if (unknown !== undefined) {
+    throw new OptionsError(
+      `--profile-only takes ${PROFILE_SCENARIOS.join(", ")}; not "${unknown}"`,
+    );
+  }
   return {
     quick,
     durationMs,
@@ -125,7 +151,8 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     scale,
     policies: Math.min(1_000, Math.max(1, Math.floor(scale / 100))),
     pilotRuns: quick ? 5 : 20,
-    profile: values.profile,
+    profile: only ?? (values.profile ? ["read", "write"] : []),
+    profileOnly: only !== undefined,
     out: values.out,
     command: ["deno task bench", ...args].join(" "),
   };

@@ -33,6 +33,12 @@ const TICKS_PER_SECOND = 100;
 
 /** One sample of a process's counters. */
 export interface ProcSample {
+  /**
+   * When the sample was taken: seconds of the system's monotonic clock
+   * (`/proc/uptime`, 10 ms steps), the clock V8's CPU profiles stamp their
+   * samples with.
+   */
+  readonly monotonicS: number;
   /** User plus system CPU time so far, in milliseconds. */
   readonly cpuMs: number;
   /** Resident memory now, in KiB. */
@@ -49,6 +55,7 @@ export interface ProcSample {
  * @throws when the process is gone or `/proc` is not readable
  */
 export async function sample(pid: number): Promise<ProcSample> {
+  const uptime = await readProcFile("/proc/uptime");
   const stat = await readProcFile(`/proc/${pid}/stat`);
   // The command name (field 2) may hold spaces: count fields after its ')'.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -56,6 +63,7 @@ export async function sample(pid: number): Promise<ProcSample> {
   const ticks = Number(fields[11]) + Number(fields[12]);
   const status = await readProcFile(`/proc/${pid}/status`);
   return {
+    monotonicS: Number(uptime.split(" ")[0]),
     cpuMs: ticks * 1000 / TICKS_PER_SECOND,
     rssKb: statusKb(status, "VmRSS"),
     hwmKb: statusKb(status, "VmHWM"),

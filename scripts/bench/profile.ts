@@ -5,8 +5,9 @@
  *
  * @module
  */
+import type { Measured } from "./load.ts";
 import type { BenchOptions } from "./options.ts";
-import { createBenchCluster, Scenarios } from "./scenarios.ts";
+import { type CipherForm, createBenchCluster, Scenarios } from "./scenarios.ts";
 
 interface CallFrame {
   functionName: string;
@@ -22,6 +23,8 @@ interface ProfileNode {
 
 /** A `.cpuprofile` file as V8 writes it. */
 export interface CpuProfile {
+  /** When profiling started, µs of the system's monotonic clock. */
+  startTime: number;
   /** The call tree. */
   nodes: ProfileNode[];
   /** The node sampled at each tick. */
@@ -56,15 +59,25 @@ function keyOf(frame: CallFrame): string {
   return `${name} ${shortUrl(frame.url)}:${frame.lineNumber + 1}`;
 }
 
+/** A stretch of the system's monotonic clock, in seconds. */
+export interface Window {
+  /** Start. */
+  readonly startS: number;
+  /** End. */
+  readonly endS: number;
+}
+
 /**
  * Self and inclusive time per function over the busy samples (idle and
- * program samples left out).
+ * program samples left out), optionally only those inside some windows.
  *
  * @param profile the profile
+ * @param windows the measured windows; default the whole profile
  * @returns functions, hottest by self time first, and busy milliseconds
  */
 export function summarize(
   profile: CpuProfile,
+  windows?: readonly Window[],
 ): { functions: HotFunction[]; busyMs: number } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -74,9 +87,15 @@ export function summarize(
   const self = new Map<string, number>();
   const total = new Map<string, number>();
   let busy = 0;
+  let atUs = profile.startTime;
   profile.samples.forEach((id, i) => {
     const node = byId.get(id);
     const dt = profile.timeDeltas[i] ?? 0;
+    atUs += dt;
+    const atS = atUs / 1e6;
+    if (windows && !windows.some((w) => atS >= w.startS && atS < w.endS)) {
+      return;
+    }
     if (!node || IDLE.has(node.callFrame.functionName)) return;
     busy += dt;
     const own = keyOf(node.callFrame);
@@ -111,41 +130,68 @@ function pct(share: number): string {
 
 /**
  * Text report of a profile: hottest functions by self time, and the
- * project's own functions by inclusive time.
+ * project's own functions by inclusive time, each as a share of the busy
+ * samples and in main-thread µs per request.
  *
  * @param profile the profile
+ * @param load what ran and how many requests it answered
  * @param limit rows per list
  * @returns the report
  */
-export function profileReport(profile: CpuProfile, limit = 15): string {
-  const { functions, busyMs } = summarize(profile);
+export function profileReport(
+  profile: CpuProfile,
+  load: {
+    readonly label: string;
+    readonly requests: number;
+    readonly windows?: readonly Window[];
+  },
+  limit = 15,
+): string {
+  const { functions, busyMs } = summarize(profile, load.windows);
   const own = functions
     .filter((f) => /^\S+ (lib|modes)\//.test(f.where))
     .sort((a, b) => b.totalShare - a.totalShare);
+  const perRequest = (share: number) =>
+    load.requests > 0
+      ? (share * busyMs * 1000 / load.requests).toFixed(1).padStart(7)
+      : "";
+  const line = (share: number, where: string) =>
+    `  ${pct(share).padStart(7)} ${perRequest(share)}  ${where}`;
   return [
-    `Nexus CPU profile (read then write load): ${busyMs.toFixed(0)} ms busy`,
+    `Nexus CPU profile (${load.label}): ${
+      busyMs.toFixed(0)
+    } ms busy on the main thread, ${load.requests} requests (${
+      perRequest(1).trim()
+    } µs each)`,
     "",
-    "Hottest functions, self time:",
-    ...functions.slice(0, limit).map((f) =>
-      `  ${pct(f.selfShare).padStart(7)}  ${f.where}`
-    ),
+    "Hottest functions, self time (share, µs per request):",
+    ...functions.slice(0, limit).map((f) => line(f.selfShare, f.where)),
     "",
-    "SPIKE functions, inclusive time:",
-    ...own.slice(0, limit).map((f) =>
-      `  ${pct(f.totalShare).padStart(7)}  ${f.where}`
-    ),
+    "SPIKE functions, inclusive time (share, µs per request):",
+    ...own.slice(0, limit).map((f) => line(f.totalShare, f.where)),
   ].join("\n");
 }
 
+function runNamed(scenarios: Scenarios, name: string): Promise<Measured> {
+  if (name === "read") return scenarios.loadRead();
+  if (name === "write") return scenarios.loadWrite();
+  const [, form, size] = name.split("-");
+  return scenarios.loadCipher(form as CipherForm, Number(size));
+}
+
 /**
- * Runs read and write load against a nexus under `--cpu-prof` and
+ * Runs loads against a nexus under `--cpu-prof`, one after the other, and
  * summarizes the profile it writes on exit; the profile itself is kept as
  * `nexus.cpuprofile` in the output folder.
  *
  * @param opts the options (concurrency, window, size)
+ * @param names the loads, from `PROFILE_SCENARIOS` (options.ts)
  * @returns the text report
  */
-export async function profileReadWrite(opts: BenchOptions): Promise<string> {
+export async function profileScenarios(
+  opts: BenchOptions,
+  names: readonly string[],
+): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "spike-bench-prof-" });
   const profDir = `${dir}/prof`;
   const cluster = await createBenchCluster(dir, [
@@ -157,8 +203,13 @@ export async function profileReadWrite(opts: BenchOptions): Promise<string> {
     await cluster.waitUnlocked();
     const scenarios = new Scenarios(cluster, opts);
     await scenarios.setup(false);
-    await scenarios.loadRead();
-    await scenarios.loadWrite();
+    let requests = 0;
+    const windows: Window[] = [];
+    for (const name of names) {
+      const m = await runNamed(scenarios, name);
+      requests += m.load.ok;
+      windows.push(m.server.window);
+    }
     // A polite stop: V8 writes the profile when the process exits.
     await cluster.stopNexus("SIGTERM");
     let file: string | undefined;
@@ -170,7 +221,11 @@ export async function profileReadWrite(opts: BenchOptions): Promise<string> {
     // Kept for Chrome DevTools or any .cpuprofile viewer.
     await Deno.mkdir(opts.out, { recursive: true });
     await Deno.writeTextFile(`${opts.out}/nexus.cpuprofile`, text);
-    return profileReport(JSON.parse(text) as CpuProfile);
+    return profileReport(JSON.parse(text) as CpuProfile, {
+      label: `${names.join(" then ")} load, measured windows only`,
+      requests,
+      windows,
+    });
   } finally {
     await cluster.close();
     await Deno.remove(dir, { recursive: true });

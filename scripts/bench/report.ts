@@ -37,6 +37,12 @@ export interface Row {
   readonly max?: number;
   /** Server CPU time per request, µs. */
   readonly cpuUsPerRequest?: number;
+  /** Server CPU time per request over the baseline's at the same concurrency. */
+  readonly cpuRatio?: number;
+  /** The load client's own CPU time per request, µs. */
+  readonly clientCpuUsPerRequest?: number;
+  /** Share of one core the load client kept busy over the window. */
+  readonly clientCores?: number;
   /** Server peak (or, at rest, current) resident memory, MiB. */
   readonly rssMb?: number;
   /** The issue's target for this row. */
@@ -91,6 +97,8 @@ const HEADER = [
   "p99 ms",
   "max ms",
   "CPU µs/req",
+  "CPU × baseline",
+  "Client µs/req",
   "RSS MB",
   "Target",
 ];
@@ -111,11 +119,14 @@ export function table(rows: readonly Row[]): string {
     ms(r.p99),
     ms(r.max),
     fixed(r.cpuUsPerRequest, 0),
+    fixed(r.cpuRatio, 2),
+    fixed(r.clientCpuUsPerRequest, 0),
     fixed(r.rssMb, 0),
     r.target ? `${r.target.text}: ${r.target.pass ? "pass" : "**FAIL**"}` : "",
   ]);
   const line = (c: readonly string[]) => `| ${c.join(" | ")} |`;
-  const align = HEADER.map((_, i) => i === 0 || i === 9 ? "---" : "--:");
+  const last = HEADER.length - 1;
+  const align = HEADER.map((_, i) => i === 0 || i === last ? "---" : "--:");
   return [line(HEADER), line(align), ...cells.map(line)].join("\n");
 }
 
@@ -145,7 +156,11 @@ export function markdown(
     `${info.durationMs / 1000} s per scenario, ${info.size}-byte values. ` +
     `Scale: ${info.scale}. Client and servers share the same cores, so ` +
     `every throughput is also given as a ratio to a trivial mTLS handler ` +
-    `(\`serveMtls\`, same runtime, same client) measured in the same run.`,
+    `(\`serveMtls\`, same runtime, same client) measured in the same run, ` +
+    `and so is the server's CPU time per request (\`CPU × baseline\`: what ` +
+    `a request costs the server, whoever is the limit). \`Client µs/req\` ` +
+    `is the load client's own CPU per request: times req/s near one core, ` +
+    `the client, not the server, set the pace.`,
     "",
     table(rows),
     "",

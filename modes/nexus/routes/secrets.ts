@@ -45,15 +45,18 @@ const encoder = new TextEncoder();
 
 // Reads the body and the path field, and names the path in the audit line
 // once it is known to be a valid path.
-function pathRequest(ctx: RouteContext): [JsonObject, string] {
-  const request = readJsonObject(ctx.body);
+function pathRequest(
+  ctx: RouteContext,
+  options: { carriesSecrets?: boolean } = {},
+): [JsonObject, string] {
+  const request = readJsonObject(ctx.body, options);
   const path = validInput(() => validateSecretPath(request.path));
   ctx.resource = path;
   return [request, path];
 }
 
 async function put(deps: SecretRouteDeps, ctx: RouteContext) {
-  const [request, path] = pathRequest(ctx);
+  const [request, path] = pathRequest(ctx, { carriesSecrets: true });
   const values = validInput(() => validateSecretValues(request.values));
   const cas = validInput(() => validateCas(request.cas));
   requireAllowed(ctx.peerId, "secret.put", path, deps.engine);
