@@ -350,17 +350,18 @@ Deno.test({
 
 Deno.test({
   name:
-    "a replica cut off from the database answers 503, keeps its root key, and serves again by itself",
+    "a replica cut off from the database, or refused by it, answers 503, keeps its root key, and serves again by itself",
   ignore: !pg,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
     const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
     const schema = await freshSchema();
-    const proxy = TcpProxy.start({ hostname: pg!.host, port: pg!.port });
+    let proxy = TcpProxy.start({ hostname: pg!.host, port: pg!.port });
+    const { port } = proxy;
     const url = testDatabaseUrl(schema).replace(
       `:${pg!.port}/`,
-      `:${proxy.port}/`,
+      `:${port}/`,
     );
     const set = new ReplicaSet(cluster, 1, url, {
       SPIKE_NEXUS_POLICY_CHECK_INTERVAL: `${CHECK_INTERVAL_MS}ms`,
@@ -398,6 +399,21 @@ Deno.test({
       proxy.setMode("forward");
       await waitFor("serving again", async () => (await get()).status === 200);
       assert.deepEqual((await get()).body?.data, { k: "v" });
+
+      // The database's port closed (a restart, a failover): connections
+      // are refused, more often than the pool has connections, then it
+      // listens again.
+      proxy.close();
+      await waitFor(
+        "503 while refused",
+        async () => (await get()).status === 503,
+      );
+      for (let i = 0; i < 12; i++) assert.equal((await get()).status, 503);
+      proxy = TcpProxy.start({ hostname: pg!.host, port: pg!.port }, {}, port);
+      await waitFor(
+        "serving after the refusals",
+        async () => (await get()).status === 200,
+      );
     } finally {
       await set.close();
       proxy.close();

@@ -9,6 +9,8 @@
 import assert from "node:assert/strict";
 import type postgres from "postgres";
 import { derivePurposeKeys } from "../lib/crypto/kdf.ts";
+import { ApiError } from "../lib/wire/errors.ts";
+import { freePort } from "../scripts/cluster.ts";
 import { openStore } from "../modes/nexus/store/open.ts";
 import { PostgresBackend } from "../modes/nexus/store/postgres_backend.ts";
 import { openPool } from "../modes/nexus/store/postgres_connect.ts";
@@ -486,6 +488,81 @@ Deno.test({
     } finally {
       await admin.end();
       await store.close();
+    }
+  },
+});
+
+Deno.test({
+  ...opts,
+  name:
+    "a store gets its database back after it refused connections, and answers at once while it refuses logins",
+  async fn() {
+    // A role of its own: this test refuses its logins for a moment.
+    const role = `spike_refused_${Deno.pid}`;
+    const admin = adminSql(testAdminUrl());
+    await admin.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD 'refused-pw'`);
+    await admin.unsafe(`CREATE SCHEMA ${role} AUTHORIZATION ${role}`);
+    const port = freePort();
+    let proxy = TcpProxy.start(
+      { hostname: pg!.host, port: pg!.port },
+      {},
+      port,
+    );
+    const store = await openStore({
+      backend: "postgres",
+      postgres: testPool(
+        testDatabase(role, {
+          port,
+          user: role,
+          password: "refused-pw",
+          connectTimeoutMs: 2_000,
+        }),
+        2,
+      ),
+      maxVersions: 10,
+    });
+    const keys = await newStoreKeys();
+    // Each read settles: answered, or refused as unreachable (503); one
+    // that waits on and on is what this test is about.
+    const read = async (path = "p") => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        return await Promise.race([
+          store.backend.readSecret(path).then(
+            () => "read",
+            (e) => e instanceof ApiError ? e.code : `unexpected ${e}`,
+          ),
+          new Promise<string>((r) => {
+            timer = setTimeout(() => r("no answer"), 20_000);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    try {
+      await store.initMeta(keys.meta);
+      // Nothing listens: every connection attempt is refused, more of them
+      // than the pool has connections.
+      proxy.close();
+      await waitFor("refusals", async () => await read() === "state_not_ready");
+      for (let i = 0; i < 5; i++) assert.equal(await read(), "state_not_ready");
+      proxy = TcpProxy.start({ hostname: pg!.host, port: pg!.port }, {}, port);
+      await waitFor("reads again", async () => await read() === "read");
+      // A read breaks mid-way (its answer lost), then the server refuses
+      // the role's logins.
+      proxy.cutOnce("refused/marker", "after");
+      assert.equal(await read("refused/marker"), "state_not_ready");
+      await admin.unsafe(`ALTER ROLE ${role} NOLOGIN`);
+      for (let i = 0; i < 5; i++) assert.equal(await read(), "state_not_ready");
+      await admin.unsafe(`ALTER ROLE ${role} LOGIN`);
+      await waitFor("reads again", async () => await read() === "read");
+    } finally {
+      await store.close();
+      proxy.close();
+      await admin.unsafe(`DROP SCHEMA ${role} CASCADE`);
+      await admin.unsafe(`DROP ROLE ${role}`);
+      await admin.end();
     }
   },
 });

@@ -21,7 +21,13 @@ import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
 import postgres from "postgres";
-import type { DatabaseSettings } from "../../../lib/config/database_url.ts";
+import {
+  CA_VAR,
+  CERT_VAR,
+  type DatabaseSettings,
+  KEY_VAR,
+  URL_VAR,
+} from "../../../lib/config/database_url.ts";
 import type { SvidSource } from "../../../lib/spiffe/source.ts";
 import { tlsIdentity } from "../../../lib/mtls/tls_material.ts";
 
@@ -56,11 +62,6 @@ export class DatabaseSetupError extends Error {
     this.name = "DatabaseSetupError";
   }
 }
-
-const CA_VAR = "SPIKE_NEXUS_DATABASE_CA";
-const CERT_VAR = "SPIKE_NEXUS_DATABASE_CLIENT_CERT";
-const KEY_VAR = "SPIKE_NEXUS_DATABASE_CLIENT_KEY";
-const URL_VAR = "SPIKE_NEXUS_DATABASE_URL";
 
 // node:tls codes of a server certificate that does not chain to the CA.
 const CHAIN_CODES = new Set([
@@ -97,6 +98,7 @@ export interface PoolHooks {
  */
 export function openPool(settings: PoolSettings, hooks: PoolHooks = {}): Sql {
   const db = settings.database;
+  const watch: StartupWatch = {};
   // `socket` and `max_pipeline` are options its type declarations lack.
   const options: postgres.Options<Record<string, never>> & {
     socket: () => Promise<net.Socket>;
@@ -109,7 +111,7 @@ export function openPool(settings: PoolSettings, hooks: PoolHooks = {}): Sql {
     database: db.database,
     // TLS is negotiated on the socket below, before postgres.js speaks.
     ssl: false,
-    socket: () => openSocket(settings),
+    socket: () => connectWatched(settings, watch),
     max: settings.max,
     "idle_timeout": 60,
     "connect_timeout": Math.ceil(db.connectTimeoutMs / 1000),
@@ -135,6 +137,121 @@ export function openPool(settings: PoolSettings, hooks: PoolHooks = {}): Sql {
     backoff: (n: number) => Math.min(0.05 * 2 ** n, 2),
   };
   return postgres(options);
+}
+
+// postgres.js 3.4.9 loses a pool connection for good when its socket
+// factory rejects (the connection is never handed back: after `max` such
+// failures, a refused or unverifiable database, every later query waits
+// forever), and reconnects in a loop without failing the waiting query when
+// a connection that broke mid-query meets a server refusing its next
+// startup (an ErrorResponse before ReadyForQuery; porsager/postgres#1193 is
+// the same loop after a clean close). So the factory never rejects: a
+// failure comes back as a socket that fails when postgres.js first writes
+// to it, the path of a connection the server resets, which fails the query
+// and hands the connection back. And a startup that ended before
+// ReadyForQuery is remembered for a moment: the pool's next attempt fails
+// that way with its error, which ends such a loop.
+
+/** What a pool remembers of its last failed connection. */
+interface StartupWatch {
+  failure?: { readonly error: Error; readonly at: number } | undefined;
+}
+
+/** How long a failed startup answers the pool's next attempts, ms. */
+const FAILURE_MEMORY_MS = 1_000;
+
+async function connectWatched(
+  settings: PoolSettings,
+  watch: StartupWatch,
+): Promise<net.Socket> {
+  const last = watch.failure;
+  if (last && performance.now() - last.at < FAILURE_MEMORY_MS) {
+    return failingSocket(last.error);
+  }
+  let socket: net.Socket;
+  try {
+    socket = await openSocket(settings);
+  } catch (e) {
+    return failingSocket(e instanceof Error ? e : new Error(String(e)));
+  }
+  watchStartup(socket, watch, settings.database);
+  return socket;
+}
+
+// A socket that fails with `error` when postgres.js writes its startup
+// message, once its listeners are on.
+function failingSocket(error: Error): net.Socket {
+  const socket = new net.Socket();
+  socket.write = (() => {
+    queueMicrotask(() => socket.destroy(error));
+    return true;
+  }) as typeof socket.write;
+  return socket;
+}
+
+// Follows the server's messages until ReadyForQuery; a close before it
+// records the startup's failure (the server's ErrorResponse, if any).
+function watchStartup(
+  socket: net.Socket,
+  watch: StartupWatch,
+  db: DatabaseSettings,
+): void {
+  let pending = new Uint8Array(0);
+  let refusal: Error | undefined;
+  const onData = (chunk: Uint8Array) => {
+    const joined = new Uint8Array(pending.length + chunk.length);
+    joined.set(pending);
+    joined.set(chunk, pending.length);
+    pending = joined;
+    while (pending.length >= 5) {
+      const length = new DataView(
+        pending.buffer,
+        pending.byteOffset,
+        pending.byteLength,
+      ).getUint32(1);
+      if (pending.length < 1 + length) return;
+      if (pending[0] === 0x5a) { // ReadyForQuery
+        socket.off("data", onData);
+        socket.off("close", onClose);
+        watch.failure = undefined;
+        return;
+      }
+      if (pending[0] === 0x45) { // ErrorResponse
+        refusal = serverError(pending.subarray(5, 1 + length));
+      }
+      pending = pending.subarray(1 + length);
+    }
+  };
+  const onClose = () => {
+    watch.failure = {
+      error: refusal ??
+        new Error(
+          `The database server at ${db.host}:${db.port} closed the connection before it was ready`,
+        ),
+      at: performance.now(),
+    };
+  };
+  socket.on("data", onData);
+  socket.once("close", onClose);
+}
+
+// An ErrorResponse's fields (type byte, text, NUL) as the driver's error.
+function serverError(body: Uint8Array): postgres.PostgresError {
+  const fields: Record<string, string> = {};
+  const text = new TextDecoder();
+  let at = 0;
+  while (at < body.length && body[at] !== 0) {
+    const end = body.indexOf(0, at + 1);
+    fields[String.fromCharCode(body[at]!)] = text.decode(
+      body.subarray(at + 1, end),
+    );
+    at = end + 1;
+  }
+  return Reflect.construct(postgres.PostgresError, [{
+    message: fields.M ?? "The database server refused the connection",
+    severity: fields.V ?? fields.S ?? "FATAL",
+    code: fields.C ?? "08000",
+  }]) as postgres.PostgresError;
 }
 
 // Connects TCP with TCP_NODELAY, then negotiates TLS as libpq does
