@@ -90,7 +90,10 @@ export class Presence {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #beating: Promise<void> | undefined;
   #closed = false;
-  #reachable = true;
+  // Why the database was unreachable at the last warning; undefined while
+  // it is reachable.
+  #problem: string | undefined;
+  #warnedAt = -Infinity;
 
   /**
    * Opens the presence connection; call {@linkcode start}.
@@ -170,20 +173,37 @@ export class Presence {
           DELETE FROM spike_replicas
           WHERE seen_at < now() - make_interval(secs => ${FORGET_AFTER_S})`);
       }
-      if (!this.#reachable) {
-        this.#reachable = true;
+      if (this.#problem !== undefined) {
+        this.#problem = undefined;
         o.log.warn("The database is reachable again");
       }
     } catch (e) {
       // The session, and any lock it held, is gone or going.
       this.#setLeader(false);
-      if (this.#reachable) {
-        this.#reachable = false;
-        o.log.warn("Replica presence: the database is unreachable", {
-          error: describeDatabaseError(e, o.pool.database),
-        });
-      }
+      this.#trouble(describeDatabaseError(e, o.pool.database));
     }
+  }
+
+  // Warns when the database becomes unreachable, and again when the reason
+  // changes (a failover's disconnect, then a refused login on the new
+  // primary), at most once per ten beats.
+  #trouble(problem: string): void {
+    const now = performance.now();
+    if (
+      this.#problem !== undefined &&
+      (problem === this.#problem ||
+        now - this.#warnedAt < 10 * this.#options.beatMs)
+    ) {
+      return;
+    }
+    this.#options.log.warn(
+      this.#problem === undefined
+        ? "Replica presence: the database is unreachable"
+        : "Replica presence: the database is still unreachable",
+      { error: problem },
+    );
+    this.#problem = problem;
+    this.#warnedAt = now;
   }
 
   #setLeader(leader: boolean): void {
