@@ -70,6 +70,11 @@ Deno.test("bench --quick prints the table and writes results, document and chart
         "scale-list",
         "scale-list-all",
         "read-scale-c1",
+        "rotate-scale",
+        "rekey-scale",
+        "backup-scale",
+        "read-rotated",
+        "write-rotated",
         "recovery",
       ]
     ) {
@@ -96,6 +101,13 @@ Deno.test("bench --quick prints the table and writes results, document and chart
       "≥ 0.3× baseline",
     );
     assert.ok(byId.get("scale-restart")!.p50! > 0);
+    for (const id of ["rotate-scale", "rekey-scale", "backup-scale"]) {
+      assert.ok(byId.get(id)!.p50! > 0, `${id} took no time`);
+    }
+    assert.equal(
+      byId.get("read-rotated")!.target?.text,
+      "≥ 0.9× before the rotation (each over its baseline)",
+    );
     assert.equal(byId.get("scale-list")!.target?.text, "≤ 1000 µs server CPU");
     assert.equal(
       byId.get("read")!.target?.text,

@@ -92,6 +92,8 @@ async function runScenarios(opts: BenchOptions): Promise<{
       `scale: ${opts.scale} secrets × 3 versions, ${opts.policies} policies`,
     );
     rows.push(...await scenarios.scale(small));
+    progress("key lifecycle at scale: rotate, rekey, backup, then read/write");
+    rows.push(...await scenarios.lifecycle());
     progress("recovery after kill -9");
     rows.push(await scenarios.recovery());
     return { rows, notes: scenarios.notes };

@@ -296,6 +296,28 @@ ${WRITE_FUNCTIONS}
 `;
 
 /**
+ * The tables of the key and data lifecycle: a rekey's pending root key and
+ * a restored backup's check. Created (if absent) with every start, under
+ * the migration lock, so stores made before them gain them without a new
+ * schema version.
+ */
+const LIFECYCLE_TABLES = `
+CREATE TABLE IF NOT EXISTS spike_pending_root_key (
+  id integer PRIMARY KEY CHECK (id = 1),
+  key_check bytea NOT NULL,
+  threshold integer NOT NULL,
+  share_count integer NOT NULL,
+  commitments text NOT NULL,
+  keyring bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spike_restore_check (
+  id integer PRIMARY KEY CHECK (id = 1),
+  digest bytea NOT NULL,
+  mac bytea NOT NULL
+);
+`;
+
+/**
  * The steps between schema versions: the entry at `v` lifts a store from
  * version `v` (0: no tables yet) to `to`. PostgreSQL stores start at store
  * format 2, the first format this backend writes, so the only step today
@@ -326,6 +348,7 @@ export async function migrate(sql: Sql, where: string): Promise<void> {
     await tx.unsafe(`SELECT pg_advisory_xact_lock(${lockKey("migrate")})`);
     await migrateFormat(tx, where);
     await migrateLayout(tx, where);
+    await tx.unsafe(LIFECYCLE_TABLES);
   });
 }
 
