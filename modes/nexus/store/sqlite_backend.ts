@@ -37,6 +37,7 @@ import { join } from "node:path";
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import {
   assertStoreMeta,
+  compareCodePoints,
   type KeyRange,
   type PolicyChange,
   type PolicyRead,
@@ -700,16 +701,18 @@ export class SqliteBackend implements StoreBackend {
       const prefix = range.prefix ?? "";
       const after = range.after ?? "";
       const limit = range.limit ?? -1;
-      const rows =
-        (prefix === "" ? s.pathsFrom!.all(after, limit) : s.pathsIn!.all(
-          after,
-          prefix,
-          prefixEnd(prefix),
-          limit,
-        )) as unknown as [
+      // One lower bound, the higher: given both, SQLite seeks by one and
+      // filters by the other, so a prefix read from the start of the table.
+      const rows = (prefix === ""
+        ? s.pathsFrom!.all(after, limit)
+        : compareCodePoints(after, prefix) >= 0
+        ? s.pathsAfterIn!.all(after, prefixEnd(prefix), limit)
+        : s.pathsIn!.all(prefix, prefixEnd(prefix), limit)) as unknown as [
           string,
         ][];
-      return rows.map((r) => r[0]);
+      return rows.map((r) =>
+        r[0]
+      );
     }, LIST);
   }
 
@@ -878,7 +881,10 @@ function prepareData(db: DatabaseSync): Record<string, StatementSync> {
       "SELECT path FROM secrets WHERE path > ? ORDER BY path LIMIT ?",
     ),
     pathsIn: paths(
-      "SELECT path FROM secrets WHERE path > ? AND path >= ? AND path < ? ORDER BY path LIMIT ?",
+      "SELECT path FROM secrets WHERE path >= ? AND path < ? ORDER BY path LIMIT ?",
+    ),
+    pathsAfterIn: paths(
+      "SELECT path FROM secrets WHERE path > ? AND path < ? ORDER BY path LIMIT ?",
     ),
     policySet: q("SELECT generation, record FROM policy_set WHERE id = 1"),
     policy: q(
