@@ -28,7 +28,6 @@ import { PolicyStore } from "./policy_store.ts";
 import { RecordCipher } from "./record_cipher.ts";
 import { schema1Converter } from "./schema1.ts";
 import { SqliteBackend } from "./sqlite_backend.ts";
-import { PostgresBackend } from "./postgres_backend.ts";
 import type { PoolSettings } from "./postgres_connect.ts";
 
 export { resolveDataDir };
@@ -241,7 +240,12 @@ export function openStore(config: StoreConfig): Promise<NexusStore> {
       if (!config.postgres) {
         throw new StoreError("The postgres backend needs its connection");
       }
-      return PostgresBackend.open(config.postgres).then((backend) =>
+      // Loaded only here: a nexus on SQLite or memory never loads the
+      // PostgreSQL driver.
+      const settings = config.postgres;
+      return import("./postgres_backend.ts").then(({ PostgresBackend }) =>
+        PostgresBackend.open(settings)
+      ).then((backend) =>
         new NexusStore(backend, config.maxVersions, config.log)
       );
     }
