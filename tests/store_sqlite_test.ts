@@ -451,9 +451,6 @@ function denoArgs(s: Setup, script: string): string[] {
   return [
     "run",
     "--no-lock",
-    // The script lives outside the repository: its imports (postgres.js
-    // through open.ts) resolve through the repository's import map.
-    `--config=${repo}deno.json`,
     `--allow-read=${s.dir},${repo}`,
     `--allow-write=${s.dir}`,
     script,
