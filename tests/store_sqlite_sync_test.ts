@@ -250,6 +250,23 @@ Deno.test("sqlite failed WAL sync fails its writes, then every read and write un
   );
 });
 
+Deno.test("sqlite WAL file deleted underneath: the next write fails instead of being acknowledged", async () => {
+  await using f = await fixture();
+  const { backend, syncs } = f;
+  syncs.releaseAll();
+  await backend.writeSecret("z", 0, { head: head(1) });
+  // SQLite goes on writing to the file it holds open; nothing with that
+  // name is there to sync any more.
+  await Deno.remove(`${backend.location}-wal`);
+  await assert.rejects(
+    backend.writeSecret("a", 0, { head: head(2) }),
+    (e) =>
+      e instanceof ApiError && e.code === ErrorCode.StoreUnavailable &&
+      /could not be synced to disk/.test(e.message),
+  );
+  await assert.rejects(backend.readSecret("z"), ApiError);
+});
+
 Deno.test("sqlite initMeta and other writes without a path hold every read until on disk", async () => {
   await using f = await fixture();
   const { backend, syncs } = f;

@@ -228,7 +228,7 @@ export class SqliteBackend implements StoreBackend {
   // Undefined without WAL: COMMIT syncs (synchronous=FULL).
   readonly #syncWal: ((wal: Deno.FsFile) => Promise<void>) | undefined;
   // The WAL file as this backend last opened it, to sync it.
-  #wal: { readonly file: Deno.FsFile; readonly ino: number | null } | undefined;
+  #wal: Deno.FsFile | undefined;
   // Transactions committed, and how many of them are on disk (in order).
   #committed = 0;
   #durable = 0;
@@ -531,19 +531,18 @@ export class SqliteBackend implements StoreBackend {
     );
   }
 
-  // Opens the WAL file the first time, or again if it is no longer the
-  // file opened (SQLite deletes it when its last connection closes; a sync
-  // of the old one would sync nothing), then syncs it.
+  // Opens the WAL file the first time, or again once the file opened has
+  // no name left (SQLite deletes it when its last connection closes; a sync
+  // of that file would make nothing durable), then syncs it. The check is
+  // an fstat of the open file: no path lookup per sync.
   async #syncWalFile(): Promise<void> {
     if (this.#syncWal === undefined) return;
-    const path = `${this.location}-wal`;
-    if (this.#wal === undefined || Deno.statSync(path).ino !== this.#wal.ino) {
-      this.#wal?.file.close();
+    if (this.#wal === undefined || this.#wal.statSync().nlink === 0) {
+      this.#wal?.close();
       this.#wal = undefined;
-      const file = Deno.openSync(path, { read: true });
-      this.#wal = { file, ino: file.statSync().ino };
+      this.#wal = Deno.openSync(`${this.location}-wal`, { read: true });
     }
-    await this.#syncWal(this.#wal.file);
+    await this.#syncWal(this.#wal);
   }
 
   #synced(upTo: number): void {
@@ -825,7 +824,7 @@ export class SqliteBackend implements StoreBackend {
       await this.#nextSync().catch(() => {});
     }
     this.#closed = true;
-    this.#wal?.file.close();
+    this.#wal?.close();
     this.#wal = undefined;
     // Leave the file in rollback-journal mode: a WAL file needs its
     // shared-memory file, which a read-only volume cannot create, so a
