@@ -283,6 +283,7 @@ export class Cluster {
     this.keeperPorts = keeperPorts;
     this.nexusPort = nexusPort;
     this.options = options;
+    this.dataDir = `${dir}/data`;
   }
 
   /**
@@ -367,10 +368,11 @@ export class Cluster {
     return `https://127.0.0.1:${this.keeperPorts[i - 1]}`;
   }
 
-  /** The nexus data directory. */
-  get dataDir(): string {
-    return `${this.dir}/data`;
-  }
+  /**
+   * The nexus data directory; a test may point nexus at another one (a
+   * restore on a new host).
+   */
+  dataDir: string;
 
   /** The environment nexus runs with. */
   nexusEnv(): Record<string, string> {
@@ -506,6 +508,41 @@ export class Cluster {
       await waitForPort(this.nexusPort, 20_000, alive);
     }
     return proc;
+  }
+
+  /**
+   * Runs `spike nexus <args>` to its end (such as `restore-backup FILE`),
+   * with nexus's environment and the flags the launcher would scope to it.
+   *
+   * @param args nexus arguments
+   * @param env nexus's environment (default: this cluster's nexus)
+   * @returns exit code and output
+   */
+  async nexusCommand(
+    args: string[],
+    env: Record<string, string> = this.nexusEnv(),
+  ): Promise<RunResult> {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...permissionFlags("nexus", { ...env, PWD: this.dir }, args),
+        MAIN,
+        "nexus",
+        ...args,
+      ],
+      env: { ...runtimeEnv(), ...env },
+      clearEnv: true,
+      cwd: this.dir,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
   }
 
   /**

@@ -163,6 +163,11 @@ export interface PilotFileCommand {
   reads?: readonly string[];
   /** Options (long names) whose value is a file pilot creates or replaces. */
   writes?: readonly string[];
+  /**
+   * A suffix pilot writes those files under first, renaming them when
+   * whole (`.partial` for a backup): Deno needs read and write of it.
+   */
+  tempSuffix?: string;
   /** The positional arguments are files pilot reads. */
   readsPositionals?: boolean;
   /**
@@ -207,6 +212,11 @@ export const PILOT_FILE_COMMANDS: Readonly<Record<string, PilotFileCommand>> = {
   "secret put": { options: { cas: { type: "string" } }, readsAtFiles: true },
   "operator recover": { options: {}, recoveryDir: "write" },
   "operator restore": { options: {}, readsPositionals: true },
+  "operator backup": {
+    options: { out: { type: "string", short: "o" } },
+    writes: ["out"],
+    tempSuffix: ".partial",
+  },
   "operator drill": {
     options: { format: { type: "string", short: "f" } },
     readsPositionals: true,
@@ -242,7 +252,13 @@ function pilotGrants(env: Env, args: readonly string[], cwd: string): Grants {
     grants.read.push(...file(parsed.values[name]));
   }
   for (const name of command.writes ?? []) {
-    grants.write.push(...file(parsed.values[name]));
+    for (const path of file(parsed.values[name])) {
+      grants.write.push(path);
+      if (command.tempSuffix) {
+        grants.read.push(path + command.tempSuffix);
+        grants.write.push(path + command.tempSuffix);
+      }
+    }
   }
   if (command.readsPositionals) {
     grants.read.push(
@@ -266,6 +282,28 @@ function pilotGrants(env: Env, args: readonly string[], cwd: string): Grants {
   return grants;
 }
 
+/** The file `spike nexus restore-backup FILE` reads, if that is the command. */
+function restoreBackupFile(args: readonly string[], cwd: string): string[] {
+  if (args[0] !== "restore-backup") return [];
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: args.slice(1),
+      options: { help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch {
+    // Nexus refuses these arguments before it reads anything.
+    return [];
+  }
+  const [file, ...more] = parsed.positionals;
+  if (parsed.values.help === true || file === undefined || file === "") {
+    return [];
+  }
+  return more.length === 0 ? [resolve(cwd, file)] : [];
+}
+
 /**
  * `--allow-<name>=…`, leaving out entries Deno would split at a comma; no
  * flag at all for no entries (Deno refuses an empty list).
@@ -282,7 +320,8 @@ function allowFlag(name: string, entries: readonly string[]): string[] {
  * @param env the environment the mode will see; `PWD` is the folder the mode
  *   runs in, against which relative paths resolve (default: this process's)
  * @param args the mode's own arguments (pilot: the files a command reads or
- *   writes, see {@linkcode PILOT_FILE_COMMANDS})
+ *   writes, see {@linkcode PILOT_FILE_COMMANDS}; nexus: the file of
+ *   `restore-backup`)
  * @returns flags for `deno run`
  */
 export function permissionFlags(
@@ -323,6 +362,7 @@ export function permissionFlags(
     }
     const auditLog = setting(env, "SPIKE_NEXUS_AUDIT_LOG");
     if (auditLog) write.push(resolve(cwd, auditLog));
+    read.push(...restoreBackupFile(args, cwd));
   } else {
     const pilot = pilotGrants(env, args, cwd);
     net.push(...pilot.net);

@@ -4,8 +4,9 @@
  * local processes, where no `tc netem` is available: a one-way delay with
  * jitter (a WAN link's round trip), loss (a lost segment costs the bytes
  * behind it a retransmission timeout, as TCP's in-order delivery does),
- * a black hole (connections are accepted and nothing ever passes), and a
- * cut (every connection dropped, new ones closed at once). Tests and the
+ * a black hole (connections are accepted and nothing ever passes), answers
+ * held back (requests arrive, the client never hears back), and a cut
+ * (every connection dropped, new ones closed at once). Tests and the
  * benchmark put it between nexus and a keeper, or nexus and PostgreSQL.
  *
  * @module
@@ -17,6 +18,8 @@ export type ProxyMode =
   | "forward"
   /** Accept connections and forward nothing, in either direction. */
   | "blackhole"
+  /** Forward what clients send; drop what servers answer. */
+  | "requests-only"
   /** Drop every connection and close new ones at once. */
   | "cut";
 
@@ -30,6 +33,12 @@ export interface LinkOptions {
   readonly loss?: number;
   /** Retransmission timeout of a lost chunk, ms. Default 250. */
   readonly rtoMs?: number;
+  /**
+   * When a side closes, bytes it sent that still wait for their delay are
+   * lost with it (a host that died before they left), instead of being
+   * delivered. Default false.
+   */
+  readonly dropOnClose?: boolean;
 }
 
 /** A running proxy. */
@@ -40,7 +49,9 @@ export class TcpProxy {
   accepted = 0;
   readonly #listener: Deno.Listener;
   readonly #target: { hostname: string; port: number };
-  readonly #conns = new Set<{ close(): void; forwarding: boolean }>();
+  readonly #conns = new Set<
+    { close(): void; forwarding: boolean; answers: boolean }
+  >();
   #mode: ProxyMode = "forward";
   #cut: { marker: Uint8Array; when: "before" | "after" } | undefined;
   #link: Required<LinkOptions>;
@@ -98,7 +109,10 @@ export class TcpProxy {
     this.#mode = mode;
     for (const conn of [...this.#conns]) {
       if (mode === "cut") conn.close();
-      else conn.forwarding = mode === "forward";
+      else {
+        conn.forwarding = mode !== "blackhole";
+        conn.answers = mode !== "requests-only";
+      }
     }
   }
 
@@ -145,7 +159,8 @@ export class TcpProxy {
     let server: Deno.TcpConn | undefined;
     let closed = false;
     const conn = {
-      forwarding: this.#mode === "forward",
+      forwarding: this.#mode !== "blackhole",
+      answers: this.#mode !== "requests-only",
       close: () => {
         if (closed) return;
         closed = true;
@@ -176,7 +191,7 @@ export class TcpProxy {
           armed.answer = true;
           return true;
         }),
-        this.#pump(server, client, conn, () => !armed.answer),
+        this.#pump(server, client, conn, () => !armed.answer, true),
       ]);
     } catch {
       // A side went away.
@@ -194,8 +209,9 @@ export class TcpProxy {
   async #pump(
     from: Deno.TcpConn,
     to: Deno.TcpConn,
-    conn: { forwarding: boolean; close(): void },
+    conn: { forwarding: boolean; answers: boolean; close(): void },
     pass: (chunk: Uint8Array) => boolean,
+    answer = false,
   ): Promise<void> {
     let due = 0;
     let chain = Promise.resolve();
@@ -216,10 +232,12 @@ export class TcpProxy {
         await sleep(at - performance.now());
         while (!conn.forwarding && !this.#closed) await sleep(50);
         if (!passes) return conn.close();
+        if (answer && !conn.answers) return;
         await writeAll(to, chunk);
       });
       chain.catch(() => conn.close());
     }
+    if (this.#link.dropOnClose) return conn.close();
     await chain;
     try {
       await to.closeWrite();
@@ -256,6 +274,7 @@ function withDefaults(link: LinkOptions): Required<LinkOptions> {
     jitterMs: link.jitterMs ?? 0,
     loss: link.loss ?? 0,
     rtoMs: link.rtoMs ?? 250,
+    dropOnClose: link.dropOnClose ?? false,
   };
 }
 

@@ -102,7 +102,10 @@ Deno.test("bench --only runs the named scenario groups in run order, no PostgreS
   assert.equal(opts.only, true);
   const all = parseOptions([]);
   assert.ok(all !== "help");
-  assert.equal(all.groups.length, 9);
+  assert.equal(all.groups.length, 10);
+  const lifecycle = parseOptions(["--only", "lifecycle"]);
+  assert.ok(lifecycle !== "help");
+  assert.deepEqual(lifecycle.groups, ["scale", "lifecycle"]);
   assert.equal(all.only, false);
   assert.throws(
     () => parseOptions(["--only", "write"]),

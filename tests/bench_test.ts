@@ -71,6 +71,11 @@ Deno.test("bench --quick prints the table and writes results, document and chart
         "scale-list-workload",
         "scale-list-all",
         "read-scale-c1",
+        "rotate-scale",
+        "rekey-scale",
+        "backup-scale",
+        "read-rotated",
+        "write-rotated",
         "recovery",
       ]
     ) {
@@ -97,6 +102,13 @@ Deno.test("bench --quick prints the table and writes results, document and chart
       "≥ 0.3× baseline",
     );
     assert.ok(byId.get("scale-restart")!.p50! > 0);
+    for (const id of ["rotate-scale", "rekey-scale", "backup-scale"]) {
+      assert.ok(byId.get(id)!.p50! > 0, `${id} took no time`);
+    }
+    assert.equal(
+      byId.get("read-rotated")!.target?.text,
+      "≥ 0.9× before the rotation (each over its baseline)",
+    );
     for (const id of ["scale-list", "scale-list-workload"]) {
       assert.equal(byId.get(id)!.target?.text, "≤ 1000 µs server CPU");
     }

@@ -427,6 +427,9 @@ Deno.test("stream decrypt refuses an unknown version without repeating the calle
     cipherKey: () => {
       throw new Error("Locked");
     },
+    cipherSealKey: () => {
+      throw new Error("Locked");
+    },
     engine: new PolicyEngine(),
   }));
   const decrypt = routes.get(routeKey(DECRYPT_PATH))!;

@@ -35,6 +35,9 @@ function depsFor(meta: StoreMeta): OperatorDeps {
     backend: "sqlite",
     allowThresholdOne: false,
     push: undefined,
+    exclusive: (task) => task(),
+    recoveryExported: () => Promise.resolve(),
+    lifecycleStatus: () => Promise.resolve({}),
   };
 }
 

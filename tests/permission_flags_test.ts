@@ -175,6 +175,55 @@ Deno.test("pilot may only read its input files and only write -o and the recover
   const status = pilot(["status"]);
   assert.deepEqual(allowed(status, "read"), ["/svid"]);
   assert.deepEqual(allowed(status, "write"), []);
+  for (const out of [["-o", "b.spkb"], ["--out=b.spkb"], ["-ob.spkb"]]) {
+    const backup = pilot(["operator", "backup", ...out]);
+    // Deno renames a file only with read access to it.
+    assert.deepEqual(allowed(backup, "read"), [
+      "/svid",
+      `${CWD}/b.spkb.partial`,
+    ]);
+    assert.deepEqual(allowed(backup, "write"), [
+      `${CWD}/b.spkb`,
+      `${CWD}/b.spkb.partial`,
+    ]);
+  }
+  const toStdout = pilot(["operator", "backup", "-o", "-"]);
+  assert.deepEqual(allowed(toStdout, "write"), []);
+  for (const command of ["rotate", "rekey"]) {
+    const flags = pilot(["operator", command, "--shares", "5"]);
+    assert.deepEqual(allowed(flags, "read"), ["/svid"]);
+    assert.deepEqual(allowed(flags, "write"), []);
+  }
+});
+
+Deno.test("nexus restore-backup may read its backup file and nothing else more", () => {
+  const env = { ...SVID, SPIKE_NEXUS_DATA_DIR: "/data" };
+  const serve = permissionFlags("nexus", env);
+  const restore = permissionFlags("nexus", env, [
+    "restore-backup",
+    "backups/monday.spkb",
+  ]);
+  assert.deepEqual(allowed(restore, "read"), [
+    ...allowed(serve, "read"),
+    `${CWD}/backups/monday.spkb`,
+  ]);
+  assert.deepEqual(allowed(restore, "write"), allowed(serve, "write"));
+  for (
+    const args of [
+      ["restore-backup"],
+      ["restore-backup", "a", "b"],
+      ["restore-backup", "a", "--bogus"],
+      ["restore-backup", "a", "--help"],
+      ["serve", "a"],
+    ]
+  ) {
+    const flags = permissionFlags("nexus", env, args);
+    assert.deepEqual(
+      allowed(flags, "read"),
+      allowed(serve, "read"),
+      args.join(" "),
+    );
+  }
 });
 
 Deno.test("arguments pilot refuses grant no files", () => {

@@ -183,7 +183,7 @@ Deno.test("recovery drill: recover, lose everything, restore from t files", asyn
             stdin: await Deno.readTextFile(recoveryFile(other, 1)),
           }),
           2,
-          /rejected shard 1: it is not a shard of this installation: shard 1 does not match its commitment/,
+          /rejected shard 1: it is not a shard of this installation's current root key: shard 1 does not match its commitment/,
         );
         fails(
           await main.pilot("restore", ["operator", "restore"], {

@@ -5,9 +5,14 @@ import assert from "node:assert/strict";
 import { ApiError } from "../lib/wire/errors.ts";
 import { openStore } from "../modes/nexus/store/open.ts";
 import { storeConformance } from "./store_conformance.ts";
+import { storeLifecycleConformance } from "./store_lifecycle_conformance.ts";
 import { freshStore, newStoreKeys } from "./store_support.ts";
 
 storeConformance("memory", (maxVersions) => freshStore("memory", maxVersions));
+storeLifecycleConformance(
+  "memory",
+  (options) => freshStore("memory", 10, options),
+);
 
 Deno.test("the store refuses data access while locked", async () => {
   const store = await openStore({ backend: "memory", maxVersions: 10 });

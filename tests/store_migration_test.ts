@@ -15,6 +15,7 @@ import { rebuildRootKey } from "../modes/nexus/lifecycle.ts";
 import { parseHead } from "../modes/nexus/secrets/secret_head.ts";
 import type { StoreMeta } from "../modes/nexus/store/backend.ts";
 import { openKeyring } from "../modes/nexus/store/keyring.ts";
+import { CountingKeys } from "../modes/nexus/store/key_manager.ts";
 import { type NexusStore, openStore } from "../modes/nexus/store/open.ts";
 import { RecordCipher } from "../modes/nexus/store/record_cipher.ts";
 import { Cluster } from "../scripts/cluster.ts";
@@ -157,7 +158,7 @@ Deno.test("a schema-1 store migrates on its first unlock, keeping every version,
         .keyring,
       (await store.backend.readKeyring())!,
     );
-    const records = new RecordCipher(keyring);
+    const records = new RecordCipher(new CountingKeys(keyring));
     const secrets = store.secrets;
     const dump = manifest.store.secrets;
     assert.deepEqual(

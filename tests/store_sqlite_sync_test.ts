@@ -267,6 +267,33 @@ Deno.test("sqlite WAL file deleted underneath: the next write fails instead of b
   await assert.rejects(backend.readSecret("z"), ApiError);
 });
 
+Deno.test("sqlite snapshot for a backup starts only once what is committed is on disk", async () => {
+  await using f = await fixture();
+  const { backend, syncs } = f;
+  const { meta } = await newStoreKeys(3);
+  const ready = Promise.all([
+    backend.initMeta(meta),
+    backend.initKeyring(new Uint8Array(48).fill(9)),
+  ]);
+  await syncs.nextStart();
+  syncs.release();
+  await ready;
+  const a = backend.writeSecret("a", 0, { head: head(1) });
+  await syncs.nextStart();
+  let opened = false;
+  const snapshot = backend.openSnapshot().then((s) => (opened = true, s));
+  await turns();
+  assert.equal(opened, false, "a snapshot began before the sync");
+  syncs.release();
+  await a;
+  await using s = await snapshot;
+  const paths: string[] = [];
+  for await (const row of s.rows()) {
+    if (row.kind === "secret") paths.push(row.records.path);
+  }
+  assert.deepEqual(paths, ["a"]);
+});
+
 Deno.test("sqlite initMeta and other writes without a path hold every read until on disk", async () => {
   await using f = await fixture();
   const { backend, syncs } = f;

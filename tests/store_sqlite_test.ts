@@ -11,7 +11,7 @@ import {
   type PurposeKeys,
 } from "../lib/crypto/kdf.ts";
 import { SecretService } from "../modes/nexus/secrets/secret_service.ts";
-import { Keyring, openKeyring } from "../modes/nexus/store/keyring.ts";
+import { openKeyring } from "../modes/nexus/store/keyring.ts";
 import { RecordCipher } from "../modes/nexus/store/record_cipher.ts";
 import type { StoreMeta } from "../modes/nexus/store/backend.ts";
 import { type NexusStore, openStore } from "../modes/nexus/store/open.ts";
@@ -339,7 +339,10 @@ Deno.test("sqlite store refuses a wrong key; no other key opens its records", as
     const cipher = store.cipherKey;
     const asData = new SecretService(
       store.backend,
-      new RecordCipher(new Keyring(1, new Map([[1, cipher]]), cipher)),
+      new RecordCipher({
+        sealKey: () => ({ term: 1, key: cipher }),
+        openKey: () => cipher,
+      }),
       { maxVersions: 10 },
     );
     await rejectsWith(asData.get("p"), "state_integrity_check");
@@ -451,6 +454,9 @@ function denoArgs(s: Setup, script: string): string[] {
   return [
     "run",
     "--no-lock",
+    // The script lives outside the repository: the store imports npm
+    // packages by the repository's import map.
+    `--config=${repo}deno.json`,
     `--allow-read=${s.dir},${repo}`,
     `--allow-write=${s.dir}`,
     script,

@@ -9,7 +9,11 @@ import {
 } from "../lib/crypto/kdf.ts";
 import { ApiError } from "../lib/wire/errors.ts";
 import type { StoreMeta } from "../modes/nexus/store/backend.ts";
-import { type NexusStore, openStore } from "../modes/nexus/store/open.ts";
+import {
+  type NexusStore,
+  openStore,
+  type StoreConfig,
+} from "../modes/nexus/store/open.ts";
 
 /** A root key, its store id, purpose keys and the meta of its store. */
 export interface StoreKeys {
@@ -59,17 +63,20 @@ export interface StoreFixture extends AsyncDisposable {
  *
  * @param kind the backend
  * @param maxVersions versions kept per secret
+ * @param options key limits, re-encryption rate, log
  * @returns the fixture
  */
 export async function freshStore(
   kind: "memory" | "sqlite",
   maxVersions = 10,
+  options: Pick<StoreConfig, "keyLimits" | "reencryptRate" | "log"> = {},
 ): Promise<StoreFixture> {
   const dir = kind === "sqlite" ? await Deno.makeTempDir() : undefined;
   const dataDir = dir && `${dir}/data`;
   const store = await openStore({
     backend: kind,
     maxVersions,
+    ...options,
     ...(dataDir ? { dataDir } : {}),
   });
   const keys = await newStoreKeys();

@@ -1,7 +1,7 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
  * HKDF-SHA256 derivation of purpose keys from the root key, so that no key
- * serves two purposes (key check, keyring wrapping).
+ * serves two purposes (key check, keyring wrapping, backup MAC).
  *
  * @module
  */
@@ -47,6 +47,11 @@ export interface PurposeKeys {
   readonly keyCheck: CryptoKey;
   /** AES-256-GCM key that seals the keyring and wraps its keys. */
   readonly keyring: CryptoKey;
+  /**
+   * HMAC-SHA256 key of backup files: a backup made under this root key
+   * verifies only with it.
+   */
+  readonly backup: CryptoKey;
   /** The keys of store schema 1, derived only to migrate such a store. */
   readonly schema1?: Schema1Keys;
 }
@@ -99,15 +104,19 @@ export async function derivePurposeKeys(
   options: { schema1?: boolean } = {},
 ): Promise<PurposeKeys> {
   const checkRaw = await hkdf(rootKey, storeId, "spike/v1/key-check", 32);
+  const backupRaw = await hkdf(rootKey, storeId, "spike/v2/backup", 32);
+  const hmac = (raw: Uint8Array<ArrayBuffer>) =>
+    crypto.subtle.importKey(
+      "raw",
+      raw,
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign", "verify"],
+    );
   try {
     const keys = {
-      keyCheck: await crypto.subtle.importKey(
-        "raw",
-        checkRaw,
-        { name: "HMAC", hash: "SHA-256" },
-        false,
-        ["sign", "verify"],
-      ),
+      keyCheck: await hmac(checkRaw),
+      backup: await hmac(backupRaw),
       keyring: await hkdfKey(rootKey, storeId, "spike/v2/keyring", false, [
         "encrypt",
         "decrypt",
@@ -129,7 +138,7 @@ export async function derivePurposeKeys(
       },
     };
   } finally {
-    zero(checkRaw);
+    zero(checkRaw, backupRaw);
   }
 }
 

@@ -49,10 +49,22 @@ export interface MtlsClientOptions {
 export interface MtlsPostOptions {
   /** The request's content type; default `application/json`. */
   contentType?: string;
-  /** Time limit of this request, ms. */
+  /**
+   * Time limit of this request, ms; with `sink`, of each wait for more of
+   * the response (a stream may take long, but must not stall).
+   */
   timeoutMs?: number;
   /** The largest response body this call accepts, bytes. */
   maxResponseBytes?: number;
+  /**
+   * Takes a successful (2xx) response body chunk by chunk as it arrives,
+   * instead of collecting it (no size limit then: nothing is kept): the
+   * result's body is empty. The next chunk is handed over only once the
+   * returned promise settles; a rejection ends the request with that
+   * error. (Deno's `node:https` client keeps reading the socket meanwhile,
+   * so chunks queue in memory while the sink is slower than the network.)
+   */
+  sink?: (chunk: Uint8Array) => void | Promise<void>;
 }
 
 /** The response limit of a client that names none: 16 MiB. */
@@ -305,11 +317,16 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
           "Content-Length": String(bytes.byteLength),
         },
       });
-      const timer = setTimeout(() => {
-        req.destroy(
-          new MtlsClientError("timeout", `No response within ${limit} ms`),
-        );
-      }, limit);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          req.destroy(
+            new MtlsClientError("timeout", `No response within ${limit} ms`),
+          );
+        }, limit);
+      };
+      arm();
       const finish = (outcome: () => void) => {
         if (settled) return;
         settled = true;
@@ -326,7 +343,14 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
         sent = true;
         req.end(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       };
+      // A failing sink ends the request with its own error.
+      let sinkError: { error: unknown } | undefined;
+      const sinkFailed = (e: unknown) => {
+        sinkError = { error: e };
+        req.destroy(e instanceof Error ? e : new Error(String(e)));
+      };
       const fail = (e: unknown) => {
+        if (sinkError) return finish(() => reject(sinkError!.error));
         const error = classify(e);
         finish(() =>
           reject(
@@ -372,13 +396,32 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
           res.destroy();
           req.destroy();
         };
+        const status = res.statusCode ?? 0;
+        const sink = status >= 200 && status <= 299
+          ? postOptions.sink
+          : undefined;
         const declared = Number(res.headers["content-length"] ?? 0);
-        if (declared > maxResponse) {
+        if (!sink && declared > maxResponse) {
           tooLarge(declared);
           return;
         }
         res.on("data", (chunk: Uint8Array) => {
           if (settled) return;
+          if (sink) {
+            arm();
+            let taken: void | Promise<void>;
+            try {
+              taken = sink(chunk);
+            } catch (e) {
+              sinkFailed(e);
+              return;
+            }
+            if (taken instanceof Promise) {
+              res.pause();
+              taken.then(() => res.resume(), sinkFailed);
+            }
+            return;
+          }
           total += chunk.byteLength;
           if (total > maxResponse) {
             zero(chunk);

@@ -57,6 +57,13 @@ export interface MtlsResponse {
    * secret bytes (a shard) without keeping a copy: never return a shared buffer.
    */
   body?: Uint8Array | string;
+  /**
+   * A body too large to hold at once (a backup), sent chunked as it is
+   * produced, at the pace the client reads it; `body` is ignored. If the
+   * stream fails, the connection is cut, so the client sees an incomplete
+   * response rather than a short one.
+   */
+  stream?: AsyncIterable<Uint8Array>;
 }
 
 /**
@@ -235,6 +242,37 @@ function errorResponse(code: ErrorCodeValue, reason?: string): MtlsResponse {
   };
 }
 
+// Sends a streamed body with back-pressure; a failure cuts the connection.
+async function pump(
+  res: ServerResponse,
+  stream: AsyncIterable<Uint8Array>,
+): Promise<void> {
+  try {
+    for await (const chunk of stream) {
+      if (res.destroyed) return;
+      const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+      if (!res.write(buffer)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off("drain", done);
+            res.off("close", done);
+            resolve();
+          };
+          res.on("drain", done);
+          res.on("close", done);
+        });
+      }
+    }
+    res.end();
+  } catch (e) {
+    log.error("Streamed response failed; connection cut", {
+      error: (e as Error).name,
+      message: (e as Error).message,
+    });
+    res.destroy();
+  }
+}
+
 /** Writes a response; false when the response itself was unusable. */
 function writeResponse(
   res: ServerResponse,
@@ -243,6 +281,7 @@ function writeResponse(
 ): boolean {
   const status = response.status;
   if (!Number.isInteger(status) || status < 200 || status > 599) return false;
+  if (response.stream) return writeStream(res, response, response.stream);
   const body = typeof response.body === "string"
     ? encoder.encode(response.body)
     : response.body ?? new Uint8Array();
@@ -267,6 +306,27 @@ function writeResponse(
     res.once("close", () => zero(sent));
   }
   res.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+  return true;
+}
+
+function writeStream(
+  res: ServerResponse,
+  response: MtlsResponse,
+  stream: AsyncIterable<Uint8Array>,
+): boolean {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(response.headers ?? {})) {
+    if (name.toLowerCase() !== "content-length") headers[name] = value;
+  }
+  if (!hasHeader(headers, "cache-control")) {
+    headers["Cache-Control"] = "no-store";
+  }
+  try {
+    res.writeHead(response.status, headers);
+  } catch {
+    return false;
+  }
+  void pump(res, stream);
   return true;
 }
 

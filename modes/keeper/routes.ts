@@ -1,8 +1,17 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
- * The keeper's two routes, wire-compatible with upstream SPIKE:
+ * The keeper's routes, wire-compatible with upstream SPIKE:
  * `POST /v1/store/contribute` stores the shard, `POST /v1/store/shard`
  * returns it. The optional `index` field is ours; upstream ignores it.
+ *
+ * Beyond upstream, for a rekey (two phases, see `modes/nexus/rekey.ts`):
+ * `POST /v1/store/contribute?action=pending` stores the shard of the new
+ * root key beside the current one; a plain contribute later makes a shard
+ * current and drops the pending one; `?action=forget` drops both (a keeper
+ * that left the split). The shard answer carries `pending` when one is
+ * held. Bodies are JSON objects of named fields, unknown fields ignored, so
+ * later fields (a checkpoint) can ride along; an upstream keeper refuses
+ * the actions (an unknown route), so a rekey never overwrites its shard.
  *
  * @module
  */
@@ -49,7 +58,11 @@ export function keeperHandler(
   log: Logger,
   allowBootstrap = false,
 ): (req: MtlsRequest) => Promise<MtlsResponse> {
-  const contribute = (req: MtlsRequest): MtlsResponse => {
+  const contribute = (
+    req: MtlsRequest,
+    store: (shard: Uint8Array, index: number) => void,
+    what: string,
+  ): MtlsResponse => {
     if (
       !hasRole(req.peerId, "nexus") &&
       !(allowBootstrap && hasRole(req.peerId, "bootstrap"))
@@ -70,8 +83,8 @@ export function keeperHandler(
       ) {
         return fail(ErrorCode.BadRequest, SHARD_RULE);
       }
-      slot.set(shard, index);
-      log.info("Shard stored", { peer: req.peerId.uri, index });
+      store(shard, index);
+      log.info(what, { peer: req.peerId.uri, index });
       return json(200, "{}");
     } catch (e) {
       // The parser's messages name a byte offset, never the input.
@@ -84,6 +97,21 @@ export function keeperHandler(
     }
   };
 
+  const forget = (req: MtlsRequest): MtlsResponse => {
+    if (!hasRole(req.peerId, "nexus")) return fail(ErrorCode.Unauthorized);
+    try {
+      parseJsonBytes(req.body);
+    } catch (e) {
+      return fail(
+        ErrorCode.BadRequest,
+        e instanceof JsonBytesError ? e.message : "Body must be JSON",
+      );
+    }
+    slot.clear();
+    log.info("Shards forgotten", { peer: req.peerId.uri });
+    return json(200, "{}");
+  };
+
   const shard = (req: MtlsRequest): MtlsResponse => {
     if (!hasRole(req.peerId, "nexus")) return fail(ErrorCode.Unauthorized);
     try {
@@ -94,11 +122,19 @@ export function keeperHandler(
         e instanceof JsonBytesError ? e.message : "Body must be JSON",
       );
     }
-    const held = slot.get();
-    if (!held) return fail(ErrorCode.NotFound);
-    const body = new JsonBytesWriter().raw('{"shard":').byteArray(held.value)
-      .raw(`,"index":${held.index}}`).finish();
-    zero(held.value);
+    const { current, pending } = slot.get();
+    if (!current && !pending) return fail(ErrorCode.NotFound);
+    const writer = new JsonBytesWriter().raw("{");
+    if (current) {
+      writer.raw('"shard":').byteArray(current.value)
+        .raw(`,"index":${current.index}`);
+    }
+    if (pending) {
+      writer.raw(`${current ? "," : ""}"pending":{"shard":`)
+        .byteArray(pending.value).raw(`,"index":${pending.index}}`);
+    }
+    const body = writer.raw("}").finish();
+    zero(current?.value, pending?.value);
     return {
       status: 200,
       headers: { "content-type": "application/json" },
@@ -110,8 +146,23 @@ export function keeperHandler(
     if (req.method !== "POST") {
       return Promise.resolve(fail(ErrorCode.MethodNotAllowed));
     }
-    if (req.action === "" && req.path === "/v1/store/contribute") {
-      return Promise.resolve(contribute(req));
+    if (req.path === "/v1/store/contribute") {
+      switch (req.action) {
+        case "":
+          return Promise.resolve(
+            contribute(req, (v, i) => slot.set(v, i), "Shard stored"),
+          );
+        case "pending":
+          return Promise.resolve(
+            contribute(
+              req,
+              (v, i) => slot.setPending(v, i),
+              "Pending shard stored",
+            ),
+          );
+        case "forget":
+          return Promise.resolve(forget(req));
+      }
     }
     if (req.action === "" && req.path === "/v1/store/shard") {
       return Promise.resolve(shard(req));

@@ -21,6 +21,10 @@ import {
 import { resolveDataDir } from "./store/data_dir.ts";
 import { readReplicaConfig, type ReplicaConfig } from "./ha/replica_config.ts";
 import {
+  type LifecycleConfig,
+  readLifecycleConfig,
+} from "./lifecycle_config.ts";
+import {
   parseSpiffeId,
   type SpiffeId,
   SpiffeIdError,
@@ -31,7 +35,7 @@ import { ROLE_PATHS } from "../../lib/spiffe/roles.ts";
 export type Backend = "sqlite" | "postgres" | "memory";
 
 /** Everything nexus reads from its environment. */
-export interface NexusConfig extends ServerTimeouts {
+export interface NexusConfig extends ServerTimeouts, LifecycleConfig {
   /** Listen host ("" = all interfaces) and port. */
   readonly listen: { host: string; port: number };
   /** The store backend. */
@@ -240,5 +244,6 @@ export function readNexusConfig(): NexusConfig {
     auditLog: auditLog === "" ? undefined : auditLog,
     replica,
     ...readServerTimeouts(),
+    ...readLifecycleConfig(),
   };
 }

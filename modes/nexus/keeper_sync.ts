@@ -14,7 +14,7 @@ import { zero } from "../../lib/crypto/zero.ts";
 import type { Logger } from "../../lib/log.ts";
 import { splitRootKey } from "../../lib/shard/mod.ts";
 import { describeKeepers, type Keepers, type KeeperStatus } from "./keepers.ts";
-import { sleep } from "./lifecycle.ts";
+import { distributeShards, sleep } from "./lifecycle.ts";
 import type { RootKeyState } from "./root_key.ts";
 import type { StoreMeta } from "./store/backend.ts";
 
@@ -50,6 +50,15 @@ export interface KeeperSyncOptions {
    * push leader does; on-demand pushes run anyway). Default: always.
    */
   readonly leads?: () => boolean;
+  /**
+   * Whether the root key in memory is still the store's (read fresh): with
+   * replicas another one may have rekeyed the store, and pushing an old
+   * key's shards would overwrite the keepers' shards of the key the store
+   * needs. False stops the push (and `onStaleKey` is told).
+   */
+  readonly keyIsCurrent?: () => Promise<boolean>;
+  /** Told when a push found the key in memory replaced in the store. */
+  readonly onStaleKey?: () => void;
   /** The operational log. */
   readonly log: Logger;
 }
@@ -87,33 +96,53 @@ export class KeeperSync {
     return run;
   }
 
+  /**
+   * Runs `task` in turn with the pushes (after any running, before any
+   * asked later): a rekey, or a recovery export, must never split a key
+   * another task is replacing.
+   *
+   * @param task the work
+   * @returns what it returns
+   */
+  exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(task);
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
   async #push(why: string): Promise<PushResult> {
     const { keepers, state, log } = this.#options;
     const meta = this.#options.meta();
     if (!meta || !state.unlocked) {
       throw new Error("Nexus is locked: there is no root key to push");
     }
+    if (this.#options.keyIsCurrent && !await this.#options.keyIsCurrent()) {
+      this.#options.onStaleKey?.();
+      throw new Error(
+        "The store's root key was replaced (by another replica's rekey): nothing pushed",
+      );
+    }
     const stored = await state.withKey(async (key) => {
       const shards = await splitRootKey(key, meta.shareCount, meta.threshold, {
         allowThresholdOne: this.#options.allowThresholdOne,
       });
       try {
-        const results = await Promise.all(
-          shards.map((s) => keepers.pushShard(s)),
-        );
-        return results.filter(Boolean).length;
+        return await distributeShards(keepers, shards);
       } finally {
         for (const s of shards) zero(s.value);
       }
     });
-    const failed = keepers.statuses.filter((k) => !k.holdsShard);
+    // Keepers listed beyond the store's split (added to the configuration,
+    // waiting for a rekey) hold nothing on purpose.
+    const split = keepers.statuses.slice(0, meta.shareCount);
+    const failed = split.filter((k) => !k.holdsShard);
     const newlyFailed = failed.filter((k) => !this.#failing.has(k.index));
-    const back = keepers.statuses.filter((k) =>
+    const back = split.filter((k) =>
       k.holdsShard && this.#failing.has(k.index)
     );
     for (const k of back) this.#failing.delete(k.index);
     for (const k of failed) this.#failing.add(k.index);
-    const total = keepers.statuses.length;
+    const total = split.length;
     log.info("Shards pushed to keepers", { stored, keepers: total, why });
     if (back.length > 0) {
       log.warn("Keepers hold their shard again", {

@@ -1,7 +1,8 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
- * Nexus's side of the keeper protocol: fetch a keeper's shard, push a
- * keeper its shard, and remember what each keeper did last, for status.
+ * Nexus's side of the keeper protocol: fetch a keeper's shards, push a
+ * keeper its shard (current, or pending during a rekey), make a keeper
+ * forget its shards, and remember what each keeper did last, for status.
  *
  * @module
  */
@@ -13,6 +14,7 @@ import type { Shard } from "../../lib/shard/mod.ts";
 import { zero } from "../../lib/crypto/zero.ts";
 import {
   JsonBytesWriter,
+  type JsonValue,
   parseJsonBytes,
   takeShardArray,
 } from "../../lib/wire/json_bytes.ts";
@@ -117,15 +119,17 @@ export class Keepers {
   }
 
   /**
-   * Asks keeper `position` for its shard.
+   * Asks keeper `position` for its shards: the current one and, during a
+   * rekey, the pending one.
    *
    * @param position 1-based position in SPIKE_NEXUS_KEEPER_PEERS
-   * @returns the shard (caller zeroes `value`), or undefined when the keeper
-   * is unreachable, holds none, or answers garbage. Its index is the one the
-   * keeper says it holds, when that is a share index of this list, so a
-   * reordered list still finds every share; otherwise the position.
+   * @returns the shards, current first (the caller zeroes each `value`);
+   * empty when the keeper is unreachable, holds none, or answers garbage.
+   * A shard's index is the one the keeper says it holds, when that is a
+   * share index of this list, so a reordered list still finds every
+   * share; otherwise the position.
    */
-  async fetchShard(position: number): Promise<Shard | undefined> {
+  async fetchShards(position: number): Promise<Shard[]> {
     const status = this.statuses[position - 1]!;
     let body: Uint8Array | undefined;
     try {
@@ -137,46 +141,98 @@ export class Keepers {
       body = res.body;
       if (res.status === 404) {
         status.holdsShard = false;
-        return this.#failed(status, "Keeper holds no shard", true);
+        this.#failed(status, "Keeper holds no shard", true);
+        return [];
       }
       if (res.status !== 200) {
-        return this.#failed(status, `Keeper answered ${res.status}`, true);
+        this.#failed(status, `Keeper answered ${res.status}`, true);
+        return [];
       }
       const parsed = parseJsonBytes(body, { plainIntegers: true });
-      const answer = parsed !== null && typeof parsed === "object" &&
-          !Array.isArray(parsed)
-        ? parsed
-        : undefined;
-      const value = takeShardArray(answer?.shard);
-      if (!value) {
-        return this.#failed(status, "Keeper answered a malformed shard", true);
+      const answer = objectOf(parsed);
+      const pending = objectOf(answer?.pending);
+      const shards = [answer, pending].flatMap((held) => {
+        const value = takeShardArray(held?.shard);
+        return value
+          ? [{ index: this.#indexOf(held?.index, position), value }]
+          : [];
+      });
+      if (shards.length === 0) {
+        this.#failed(status, "Keeper answered a malformed shard", true);
+        return [];
       }
       status.reachable = true;
       status.lastError = null;
-      const held = answer?.index;
-      const known = typeof held === "number" && Number.isInteger(held) &&
-        held >= 1 && held <= this.statuses.length;
-      return { index: known ? held : position, value };
+      return shards;
     } catch (e) {
-      return this.#failed(status, (e as Error).message, false);
+      this.#failed(status, (e as Error).message, false);
+      return [];
     } finally {
       zero(body);
     }
   }
 
+  #indexOf(held: JsonValue | undefined, position: number): number {
+    const known = typeof held === "number" && Number.isInteger(held) &&
+      held >= 1 && held <= this.statuses.length;
+    return known ? held : position;
+  }
+
   /**
-   * Pushes keeper `shard.index` its shard.
+   * Pushes keeper `shard.index` its shard as its current one (which drops
+   * a pending one it holds).
    *
    * @param shard the shard for that keeper (not zeroed here)
    * @returns whether the keeper stored it
    */
   async pushShard(shard: Shard): Promise<boolean> {
-    const status = this.statuses[shard.index - 1]!;
-    const body = new JsonBytesWriter().raw('{"shard":').byteArray(shard.value)
-      .raw(`,"index":${shard.index}}`).finish();
+    const stored = await this.#contribute(shard.index, "", shard);
+    if (stored) {
+      const status = this.statuses[shard.index - 1]!;
+      status.holdsShard = true;
+      status.lastPush = new Date().toISOString();
+    }
+    return stored;
+  }
+
+  /**
+   * Pushes keeper `shard.index` the shard of a rekey's new root key, held
+   * beside its current shard until a current push replaces both.
+   *
+   * @param shard the new key's shard for that keeper (not zeroed here)
+   * @returns whether the keeper stored it
+   */
+  pushPending(shard: Shard): Promise<boolean> {
+    return this.#contribute(shard.index, "pending", shard);
+  }
+
+  /**
+   * Makes keeper `position` drop every shard it holds (it left the split).
+   *
+   * @param position 1-based position in SPIKE_NEXUS_KEEPER_PEERS
+   * @returns whether the keeper confirmed
+   */
+  async forget(position: number): Promise<boolean> {
+    const done = await this.#contribute(position, "forget");
+    if (done) this.statuses[position - 1]!.holdsShard = false;
+    return done;
+  }
+
+  async #contribute(
+    position: number,
+    action: "" | "pending" | "forget",
+    shard?: Shard,
+  ): Promise<boolean> {
+    const status = this.statuses[position - 1]!;
+    const body = shard
+      ? new JsonBytesWriter().raw('{"shard":').byteArray(shard.value)
+        .raw(`,"index":${shard.index}}`).finish()
+      : new Uint8Array([0x7b, 0x7d]);
     try {
-      const res = await this.#clients[shard.index - 1]!.post(
-        `${status.url}/v1/store/contribute`,
+      const res = await this.#clients[position - 1]!.post(
+        `${status.url}/v1/store/contribute${
+          action === "" ? "" : `?action=${action}`
+        }`,
         body,
         { timeoutMs: this.#timeoutMs, maxResponseBytes: KEEPER_ANSWER_LIMIT },
       );
@@ -185,8 +241,6 @@ export class Keepers {
         return false;
       }
       status.reachable = true;
-      status.holdsShard = true;
-      status.lastPush = new Date().toISOString();
       status.lastError = null;
       return true;
     } catch (e) {
@@ -196,4 +250,12 @@ export class Keepers {
       zero(body);
     }
   }
+}
+
+type JsonObject = { [key: string]: JsonValue };
+
+function objectOf(value: JsonValue | undefined): JsonObject | undefined {
+  return value !== null && typeof value === "object" && !Array.isArray(value)
+    ? value
+    : undefined;
 }

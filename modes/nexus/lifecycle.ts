@@ -1,7 +1,8 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
  * The root-key lifecycle: create a key for an empty store, rebuild it from
- * keepers after a restart, check every candidate key against the store's
+ * keepers after a restart (the current key, or the new key of a rekey a
+ * crash interrupted), check every candidate key against the store's
  * key-check value, and keep every keeper supplied with its share.
  *
  * @module
@@ -24,7 +25,7 @@ import {
 import type { NexusConfig } from "./config.ts";
 import { describeKeepers, type Keepers, type KeeperStatus } from "./keepers.ts";
 import type { RootKeyState } from "./root_key.ts";
-import type { StoreMeta } from "./store/backend.ts";
+import type { PendingRootKey, StoreMeta } from "./store/backend.ts";
 
 /** What the lifecycle needs from the store. */
 export interface MetaStore {
@@ -55,15 +56,33 @@ const LOCKED_REMINDER_MS = 5 * 60_000;
 export async function checkRootKey(
   candidate: Uint8Array<ArrayBuffer>,
   meta: StoreMeta,
+  target: KeyTarget = meta,
 ): Promise<PurposeKeys | undefined> {
   const keys = await derivePurposeKeys(
     candidate,
     new Uint8Array(meta.storeId),
     { schema1: meta.schemaVersion === 1 },
   );
-  return await verifyKeyCheck(keys, new Uint8Array(meta.keyCheck))
+  return await verifyKeyCheck(keys, new Uint8Array(target.keyCheck))
     ? keys
     : undefined;
+}
+
+/** A root key a store accepts: its check, threshold and commitments. */
+export type KeyTarget = Pick<
+  PendingRootKey,
+  "keyCheck" | "threshold" | "commitments"
+>;
+
+/**
+ * The root keys the store accepts now: its own, and while a rekey waits to
+ * be committed, the rekey's new key.
+ *
+ * @param meta the store meta
+ * @returns the current key first
+ */
+export function keyTargets(meta: StoreMeta): KeyTarget[] {
+  return meta.pending ? [meta, meta.pending] : [meta];
 }
 
 /**
@@ -175,17 +194,25 @@ function readHoldings(
   abandoned?: StoreMeta,
 ): Promise<Holding[]> {
   return Promise.all(keepers.statuses.map(async (status) => {
-    const shard = await keepers.fetchShard(status.index);
-    if (!shard) return "none";
+    const shards = await keepers.fetchShards(status.index);
     try {
-      if (!(await verifyShard(storeId, shard, commitments))) {
-        const replaceable = abandoned &&
-          await verifyShard(abandoned.storeId, shard, abandoned.commitments);
-        return replaceable ? "none" : "foreign";
+      let holding: Holding = "none";
+      for (const shard of shards) {
+        if (!(await verifyShard(storeId, shard, commitments))) {
+          // A shard of a discarded pending store (PostgreSQL's first
+          // start) may be replaced.
+          const replaceable = abandoned &&
+            await verifyShard(abandoned.storeId, shard, abandoned.commitments);
+          if (holding === "none" && !replaceable) holding = "foreign";
+        } else if (shard.index === status.index) {
+          return "own";
+        } else {
+          holding = shard.index;
+        }
       }
-      return shard.index === status.index ? "own" : shard.index;
+      return holding;
     } finally {
-      zero(shard.value);
+      for (const shard of shards) zero(shard.value);
     }
   }));
 }
@@ -223,12 +250,13 @@ export async function rebuildRootKey(
   shards: readonly Shard[],
   meta: StoreMeta,
   allowThresholdOne: boolean,
+  target: KeyTarget = meta,
 ): Promise<{ key: Uint8Array<ArrayBuffer>; keys: PurposeKeys } | undefined> {
-  if (shards.length < meta.threshold) return undefined;
-  const key = await combineShards(shards.slice(0, meta.threshold), {
+  if (shards.length < target.threshold) return undefined;
+  const key = await combineShards(shards.slice(0, target.threshold), {
     allowThresholdOne,
   });
-  const keys = await checkRootKey(key, meta);
+  const keys = await checkRootKey(key, meta, target);
   if (!keys) {
     zero(key);
     return undefined;
@@ -240,6 +268,11 @@ export async function rebuildRootKey(
  * Polls the keepers with backoff until `threshold` shards that match their
  * commitments rebuild a key that passes the key check, then unlocks. A
  * keeper that returns a wrong shard is skipped and logged, never trusted.
+ * While a rekey waits to be committed (a crash between its two phases),
+ * the keepers' pending shards can rebuild its new key: the current key is
+ * preferred (the store drops the rekey), the new one is taken after a
+ * round in which the current key could not be rebuilt (the store commits
+ * the rekey), so either way nexus unlocks.
  *
  * @param options what recovery needs
  * @returns once unlocked or stopped: true when this loop unlocked, false
@@ -254,53 +287,87 @@ export async function recoverFromKeepers(options: {
   signal: AbortSignal;
 }): Promise<boolean> {
   const { keepers, meta, state, config, log, signal } = options;
-  const verified = new Map<number, Shard>();
+  const targets = keyTargets(meta);
+  const verified = targets.map(() => new Map<number, Shard>());
   let recovered = false;
   let delay = 500;
+  let toldForeign = false;
   let lastWarned = "";
   let lastWarnAt = 0;
-  // Each answer is checked as it arrives, so one slow keeper does not hold
-  // up an unlock that the others already make possible.
-  const take = async (status: KeeperStatus, shard: Shard | undefined) => {
-    if (!shard || state.unlocked) return zero(shard?.value);
-    if (!(await verifyShard(meta.storeId, shard, meta.commitments))) {
-      status.holdsShard = false;
-      log.warn("Keeper returned a shard that does not match its commitment", {
-        keeper: status.index,
-      });
-      return zero(shard.value);
-    }
-    if (shard.index !== status.index) {
-      // Verified, so usable; the next push gives this keeper its own share.
-      log.warn(
-        "Keeper holds the share of another position: check the order of SPIKE_NEXUS_KEEPER_PEERS",
-        { keeper: status.index, share: shard.index },
-      );
-    }
-    status.holdsShard = true;
-    zero(verified.get(shard.index)?.value);
-    verified.set(shard.index, shard);
+  const unlockWith = async (at: number) => {
     const rebuilt = await rebuildRootKey(
-      [...verified.values()],
+      [...verified[at]!.values()],
       meta,
       config.allowThresholdOne,
+      targets[at],
     );
     if (rebuilt && !state.unlocked) {
       recovered = true;
       await state.unlock(rebuilt.key, rebuilt.keys);
-      log.info("Root key recovered from keepers", { shards: verified.size });
+      log.info(
+        at === 0
+          ? "Root key recovered from keepers"
+          : "Root key of an interrupted rekey recovered from keepers' pending shards",
+        { shards: verified[at]!.size },
+      );
     } else {
       zero(rebuilt?.key);
     }
   };
+  // Each answer is checked as it arrives, so one slow keeper does not hold
+  // up an unlock that the others already make possible.
+  const take = async (
+    status: KeeperStatus,
+    shards: Shard[],
+  ): Promise<"matched" | "foreign" | "none"> => {
+    let matched = false;
+    for (const shard of shards) {
+      const at = state.unlocked
+        ? -1
+        : await targetOf(targets, meta.storeId, shard);
+      if (at < 0) {
+        zero(shard.value);
+        continue;
+      }
+      matched = true;
+      if (shard.index !== status.index) {
+        // Verified, so usable; the next push gives this keeper its own share.
+        log.warn(
+          "Keeper holds the share of another position: check the order of SPIKE_NEXUS_KEEPER_PEERS",
+          { keeper: status.index, share: shard.index },
+        );
+      }
+      zero(verified[at]!.get(shard.index)?.value);
+      verified[at]!.set(shard.index, shard);
+    }
+    if (shards.length > 0 && !state.unlocked) {
+      status.holdsShard = matched;
+      if (!matched) {
+        log.warn("Keeper returned a shard that does not match its commitment", {
+          keeper: status.index,
+        });
+      }
+    }
+    if (!state.unlocked) await unlockWith(0);
+    return matched ? "matched" : shards.length > 0 ? "foreign" : "none";
+  };
   try {
     while (!state.unlocked && !signal.aborted) {
-      await Promise.all(
+      const answers = await Promise.all(
         keepers.statuses.map((s) =>
-          keepers.fetchShard(s.index).then((shard) => take(s, shard))
+          keepers.fetchShards(s.index).then((shards) => take(s, shards))
         ),
       );
+      if (!state.unlocked && targets.length > 1) await unlockWith(1);
       if (state.unlocked) break;
+      const foreign = answers.filter((a) => a === "foreign").length;
+      if (!toldForeign && foreign > 0 && verified.every((v) => v.size === 0)) {
+        toldForeign = true;
+        log.warn(
+          "Keepers hold shards of another root key than this store's: if the store was restored from a backup, or the keepers serve another store, unlock it with the recovery shards of its own key (spike pilot operator restore)",
+          { keepers: foreign },
+        );
+      }
       // Warn when the reasons change (and every few minutes), not on every
       // quick retry: an operator at the default level sees why it is locked.
       const waiting = describeKeepers(
@@ -309,7 +376,7 @@ export async function recoverFromKeepers(options: {
       const now = Date.now();
       if (waiting !== lastWarned || now - lastWarnAt > LOCKED_REMINDER_MS) {
         log.warn("Nexus is locked, waiting for keeper shards", {
-          verified: `${verified.size} of ${meta.threshold} needed`,
+          verified: `${verified[0]!.size} of ${meta.threshold} needed`,
           waitingFor: waiting,
           retryInMs: delay,
         });
@@ -317,7 +384,7 @@ export async function recoverFromKeepers(options: {
         lastWarnAt = now;
       } else {
         log.info("Waiting for keepers", {
-          verifiedShards: verified.size,
+          verifiedShards: verified[0]!.size,
           threshold: meta.threshold,
           retryInMs: delay,
         });
@@ -327,8 +394,20 @@ export async function recoverFromKeepers(options: {
     }
     return recovered;
   } finally {
-    for (const s of verified.values()) zero(s.value);
+    for (const v of verified) for (const s of v.values()) zero(s.value);
   }
+}
+
+// The index of the key target whose commitments `shard` matches, or -1.
+async function targetOf(
+  targets: readonly KeyTarget[],
+  storeId: Uint8Array,
+  shard: Shard,
+): Promise<number> {
+  for (let at = 0; at < targets.length; at++) {
+    if (await verifyShard(storeId, shard, targets[at]!.commitments)) return at;
+  }
+  return -1;
 }
 
 /**
@@ -360,7 +439,10 @@ export async function distributeShards(
   keepers: Keepers,
   shards: readonly Shard[],
 ): Promise<number> {
-  const results = await Promise.all(shards.map((s) => keepers.pushShard(s)));
+  // A split wider than the keeper list (keepers removed from the
+  // configuration before a rekey) has shares with no keeper to take them.
+  const listed = shards.filter((s) => s.index <= keepers.statuses.length);
+  const results = await Promise.all(listed.map((s) => keepers.pushShard(s)));
   return results.filter(Boolean).length;
 }
 

@@ -17,7 +17,11 @@ import {
   ownRoleProblem,
 } from "../../lib/spiffe/roles.ts";
 import { waitForShutdown } from "../../lib/shutdown.ts";
-import { derivePurposeKeys, keyCheckValue } from "../../lib/crypto/kdf.ts";
+import {
+  derivePurposeKeys,
+  keyCheckValue,
+  verifyKeyCheck,
+} from "../../lib/crypto/kdf.ts";
 import { PolicyEngine } from "./policy/engine.ts";
 import { ConfigError } from "../../lib/config/env.ts";
 import { type NexusConfig, readNexusConfig } from "./config.ts";
@@ -33,6 +37,8 @@ import { KeeperSync } from "./keeper_sync.ts";
 import { AuditLog, type AuditRecord, newTrailId } from "./audit.ts";
 import { createDispatcher, type Route, routeKey } from "./router.ts";
 import { operatorRoutes } from "./routes/operator.ts";
+import { lifecycleRoutes, lifecycleStatus } from "./routes/lifecycle.ts";
+import { forgetStrayShards } from "./rekey.ts";
 import { dataRoutes } from "./routes/data.ts";
 import { type NexusStore, openStore, resolveDataDir } from "./store/open.ts";
 import { IntegrityError } from "./store/integrity.ts";
@@ -45,6 +51,10 @@ import { poolSettings, Replication } from "./ha/replication.ts";
 import { startSharedStore } from "./ha/first_start.ts";
 
 const HELP = `spike nexus: the SPIKE secrets store
+
+Usage:
+  spike nexus                          run nexus
+  spike nexus restore-backup FILE      write a backup into an empty data folder
 
 Environment (defaults in brackets):
   SPIKE_NEXUS_TLS_PORT                 listen address [:8553]
@@ -72,6 +82,10 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_MAX_SECRET_VERSIONS      versions kept per secret [10]
   SPIKE_NEXUS_CRYPTO_MAX_CIPHERTEXT_SIZE  cipher size limit in bytes [65536]
   SPIKE_NEXUS_MAX_REQUEST_BYTES        request body limit [1048576]
+  SPIKE_NEXUS_KEY_MAX_ENCRYPTIONS      encryptions per data key before a new term [3865470566]
+  SPIKE_NEXUS_KEY_ROTATION_PERIOD      new data-key term after this age [0: never]
+  SPIKE_NEXUS_REENCRYPT_RATE           paths per second a re-encryption looks at [1000]
+  SPIKE_NEXUS_REKEY_TIMEOUT            time keepers have to take a rekey's shards [30s]
   SPIKE_NEXUS_AUDIT_LOG                audit log file, reopened on SIGHUP [stderr]
   SPIKE_HTTP_SERVER_READ_HEADER_TIMEOUT  time to send request headers [10s]
   SPIKE_HTTP_SERVER_REQUEST_TIMEOUT    time to send a whole request [60s]
@@ -92,6 +106,10 @@ Environment (defaults in brackets):
  * @returns the exit code
  */
 export async function main(args: string[]): Promise<number> {
+  if (args[0] === "restore-backup") {
+    const { restoreBackup } = await import("./backup/restore.ts");
+    return await restoreBackup(args.slice(1));
+  }
   if (args.includes("--help") || args.includes("-h")) {
     console.log(HELP);
     return 0;
@@ -139,17 +157,23 @@ async function loadPolicies(
   }
 }
 
-// A store split differently from what this nexus is configured for.
-function splitMismatch(
-  meta: StoreMeta,
-  config: NexusConfig,
-): string | undefined {
+// A store split differently from what this nexus is configured for keeps
+// its split until a rekey applies the configured one: until then nexus
+// recovers from, and pushes to, the keepers of the store's split (the
+// first entries of SPIKE_NEXUS_KEEPER_PEERS).
+function warnSplit(meta: StoreMeta, config: NexusConfig, log: Logger): void {
   if (
     meta.shareCount === config.shares && meta.threshold === config.threshold
   ) {
-    return undefined;
+    return;
   }
-  return `This store was split into ${meta.shareCount} shares with threshold ${meta.threshold}, but SPIKE_NEXUS_SHAMIR_SHARES=${config.shares} and SPIKE_NEXUS_SHAMIR_THRESHOLD=${config.threshold}: set them to the store's values`;
+  log.warn(
+    "The store's root key is split differently from the configuration: run spike pilot operator rekey to apply it",
+    {
+      store: `${meta.threshold} of ${meta.shareCount}`,
+      configured: `${config.threshold} of ${config.shares}`,
+    },
+  );
 }
 
 async function run(config: NexusConfig, log: Logger): Promise<number> {
@@ -177,15 +201,14 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     postgres: config.replica && poolSettings(config.replica, source),
     maxVersions: config.maxSecretVersions,
     log,
+    keyLimits: {
+      maxEncryptions: config.keyMaxEncryptions,
+      rotationPeriodMs: config.keyRotationPeriodMs,
+    },
+    reencryptRate: config.reencryptRate,
   });
   let meta: StoreMeta | undefined = await store.readMeta();
-  const mismatch = meta && config.backend !== "memory" &&
-    splitMismatch(meta, config);
-  if (mismatch) {
-    console.error(mismatch);
-    await store.close();
-    return 2;
-  }
+  if (meta && config.backend !== "memory") warnSplit(meta, config, log);
   const audit = await AuditLog.open(config.auditLog);
   // Lines no answer waits on (refused connections, requests the server
   // answers itself, policies failing their check) are queued; a line that
@@ -227,6 +250,8 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   const state = new RootKeyState(async (keys) => {
     try {
       await store.unlock(keys);
+      // Unlocking may finish or drop an interrupted rekey.
+      meta = await store.readMeta();
     } catch (e) {
       // A failed migration or a damaged keyring: the operator needs the
       // sentence (these messages name paths and rules, never values).
@@ -264,6 +289,31 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     )
     : undefined;
   const abort = new AbortController();
+  // The key in memory must be the one the store needs: with replicas,
+  // another replica may have replaced it (rekey). Such a replica stops, and
+  // recovers the new key from the keepers when its supervisor starts it.
+  const keyIsCurrent = async (): Promise<boolean> => {
+    const current = await store.readMeta();
+    if (!current) return false;
+    return await state.withKey(async (key) =>
+      verifyKeyCheck(
+        await derivePurposeKeys(
+          key as Uint8Array<ArrayBuffer>,
+          current.storeId,
+        ),
+        current.keyCheck,
+      )
+    );
+  };
+  const onStaleKey = () => {
+    log.error(
+      "The store's root key was replaced by another replica (rekey): this replica stops, to recover the new key from the keepers when it starts again",
+    );
+    console.error(
+      "The store's root key was replaced by another replica: stopping to recover it",
+    );
+    Deno.exit(1);
+  };
   const sync = keepers
     ? new KeeperSync({
       keepers,
@@ -273,9 +323,15 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       allowThresholdOne: config.allowThresholdOne,
       // With replicas, the push-loop leader pushes (a restore pushes too).
       leads: () => replication?.isLeader ?? true,
+      keyIsCurrent,
+      onStaleKey,
       log,
     })
     : undefined;
+  // Pushes, rekeys and recovery exports take turns: none may split a key
+  // another is replacing.
+  const exclusive = <T>(task: () => Promise<T>) =>
+    sync ? sync.exclusive(task) : task();
   if (config.replica && store.backend instanceof PostgresBackend) {
     const active = new Replication({
       backend: store.backend,
@@ -300,17 +356,44 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     config.allowThresholdOne,
   );
   const data = dataRoutes({ config, store, engine });
+  const lifecycleDeps = {
+    store,
+    state,
+    keepers,
+    meta: () => meta,
+    setMeta: (next: StoreMeta) => meta = next,
+    config,
+    exclusive,
+    // With replicas only the push leader may rekey: no other replica
+    // pushes meanwhile, and it pushes the new key at once afterwards.
+    rekeyRefusal: () =>
+      replication && !replication.isLeader
+        ? "With replicas, run the rekey on the replica that leads the push loop (spike pilot status marks it)"
+        : undefined,
+    log,
+  };
   const routes = new Map<string, Route>([
-    ...operatorRoutes({
-      state,
-      meta: () => meta,
-      restore,
-      keepers,
-      backend: config.backend,
-      allowThresholdOne: config.allowThresholdOne,
-      push: sync && ((why: string) => sync.pushNow(why)),
-      replicas: replication && (() => replication!.replicas()),
-    }).map(([path, route]): [string, Route] => [routeKey(path), route]),
+    ...[
+      ...operatorRoutes({
+        state,
+        meta: () => meta,
+        restore,
+        keepers,
+        backend: config.backend,
+        allowThresholdOne: config.allowThresholdOne,
+        push: sync && ((why: string) => sync.pushNow(why)),
+        replicas: replication && (() => replication!.replicas()),
+        exclusive,
+        recoveryExported: () =>
+          store.keys.recordRecoveryExport().catch((e) =>
+            log.warn("Cannot record the recovery export in the store", {
+              error: (e as Error).message,
+            })
+          ),
+        lifecycleStatus: () => lifecycleStatus(lifecycleDeps),
+      }),
+      ...lifecycleRoutes(lifecycleDeps),
+    ].map(([path, route]): [string, Route] => [routeKey(path), route]),
     ...data,
   ]);
   const server = await serveMtls({
@@ -376,6 +459,16 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   console.error(`SPIKE nexus ${own.uri} listening on port ${server.port}`);
   log.info("Nexus listening", { port: server.port, backend: config.backend });
   replication?.start();
+  // Replicas learn here of a rekey (and stop), or of a rotation (and seal
+  // with the new term from then on).
+  const keyWatch = config.replica
+    ? setInterval(() => {
+      if (!state.unlocked) return;
+      keyIsCurrent().then((ok) => ok ? store.keys.refresh() : onStaleKey())
+        .catch(() => {});
+    }, 10_000)
+    : undefined;
+  if (keyWatch !== undefined) Deno.unrefTimer(keyWatch);
 
   const lifecycle = (async () => {
     if (config.backend === "memory") {
@@ -406,8 +499,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         signal: abort.signal,
       });
       if (!shared) return;
-      const mismatch = splitMismatch(shared.meta, config);
-      if (mismatch) throw new NewStoreRefusedError(mismatch);
+      warnSplit(shared.meta, config, log);
       meta = shared.meta;
       created = shared.created;
       if (created) log.info("New store initialized with a fresh root key");
@@ -440,6 +532,15 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       // After an unlock from the keepers, an operator's partial restore
       // shards are of no more use.
       if (recovered) restore.clear();
+      // Shards of a rekey a crash interrupted, on keepers beyond the split.
+      if (meta) {
+        const forgotten = await forgetStrayShards(keepers!, meta);
+        if (forgotten > 0) {
+          log.warn("Keepers beyond the store's split dropped stray shards", {
+            keepers: forgotten,
+          });
+        }
+      }
       await sync!.run(abort.signal, recovered);
     }
   })().catch((e) => {
@@ -459,6 +560,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   const signal = await stop;
   log.info("Stopping", { signal });
   abort.abort();
+  clearInterval(keyWatch);
   await lifecycle;
   await server.close();
   await replication?.close();

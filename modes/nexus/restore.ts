@@ -109,7 +109,7 @@ export class RestoreSession {
       if (!(await verifyShard(meta.storeId, shard, meta.commitments))) {
         throw new ApiError(
           ErrorCode.BadRequest,
-          `It is not a shard of this installation: shard ${shard.index} does not match its commitment`,
+          `It is not a shard of this installation's current root key: shard ${shard.index} does not match its commitment (recovery shards exported before a rekey, or for another store or backup, do not fit; "spike pilot status" shows the id of the key it needs)`,
         );
       }
       if (this.#state.unlocked) {

@@ -69,6 +69,22 @@ export class RootKeyState {
     }
   }
 
+  /**
+   * Swaps in a new root key (a rekey's commit) and zeroes the old one. The
+   * state takes ownership of the bytes.
+   *
+   * @param key the new 32-byte root key, already verified and committed
+   * @throws {Error} while locked
+   */
+  replace(key: Uint8Array): void {
+    if (!this.#key) {
+      zero(key);
+      throw new Error("Nexus is locked");
+    }
+    zero(this.#key);
+    this.#key = key;
+  }
+
   /** Zeroes the key (shutdown). */
   clear(): void {
     zero(this.#key);

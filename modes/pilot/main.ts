@@ -35,6 +35,7 @@ Commands:
   cipher encrypt|decrypt                             encrypt and decrypt with nexus's key
   operator recover|restore|drill|push                disaster recovery of the root key,
                                                      shards to keepers now
+  operator rotate|rekey|backup                       key rotation, rekey, backup
   status                                             nexus state, shards and keepers
 
 Environment:

@@ -334,6 +334,55 @@ export class NexusSession implements Disposable {
   }
 
   /**
+   * POSTs a body and hands a successful answer to `sink` chunk by chunk as
+   * it arrives (a backup); the time limit then applies to each wait for
+   * more, not to the whole answer.
+   *
+   * @param route path and query
+   * @param body the request body
+   * @param sink takes each chunk; the next is read once it settles
+   * @param context how to word failures
+   * @throws {CliError} for every failure of the call; a sink's own error
+   *   as it is
+   */
+  async stream(
+    route: string,
+    body: string,
+    sink: (chunk: Uint8Array) => Promise<void>,
+    context: CallContext = {},
+  ): Promise<void> {
+    let result: MtlsResult;
+    let started = false;
+    try {
+      result = await this.#client.post(`${this.baseUrl}${route}`, body, {
+        sink: (chunk) => {
+          started = true;
+          return sink(chunk);
+        },
+      });
+    } catch (e) {
+      const { MtlsClientError } = await import("../../lib/mtls/client.ts");
+      if (e instanceof MtlsClientError) {
+        throw new CliError(
+          started
+            ? `The answer of SPIKE Nexus at ${this.baseUrl} broke off: ${
+              lowerFirst(e.message)
+            }`
+            : `Cannot reach SPIKE Nexus at ${this.baseUrl}: ${
+              lowerFirst(e.message)
+            }`,
+          ExitCode.Unreachable,
+        );
+      }
+      throw e;
+    }
+    if (result.status < 200 || result.status > 299) {
+      const { code, reason } = errorFields(result.body);
+      throw errorForStatus(result.status, code, context, this.id.uri, reason);
+    }
+  }
+
+  /**
    * POSTs a JSON request and parses the JSON answer. The answer must not
    * carry shards (those stay bytes: use {@linkcode post}).
    *

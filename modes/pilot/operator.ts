@@ -37,17 +37,21 @@ import {
 } from "./shard_input.ts";
 
 /** Help of `spike pilot operator`. */
-export const OPERATOR_HELP = `Disaster recovery of SPIKE Nexus's root key.
+export const OPERATOR_HELP =
+  `Disaster recovery and lifecycle of SPIKE Nexus's keys and store.
 
 Usage:
   spike pilot operator recover           save the recovery shards to files
   spike pilot operator restore [file]    give nexus one shard (repeat until restored)
   spike pilot operator drill [files...]  check shards would restore, change nothing
   spike pilot operator push              give every keeper its shard now
+  spike pilot operator rotate            start a new data-key term
+  spike pilot operator rekey             replace the root key and its split
+  spike pilot operator backup -o FILE    save a backup of the store
 
 recover needs an SVID of spike/pilot/role/recover; restore and drill need
-spike/pilot/role/restore; push needs the superuser. Run
-"spike pilot operator <command> --help" for details.`;
+spike/pilot/role/restore; push, rotate, rekey and backup need the
+superuser. Run "spike pilot operator <command> --help" for details.`;
 
 const PUSH_HELP = `Give every keeper its shard now, instead of at the next push.
 
@@ -532,6 +536,13 @@ async function push(args: string[]): Promise<number> {
   return ExitCode.Ok;
 }
 
+function lifecycle(
+  name: "rotate" | "rekey" | "backup",
+): (args: string[]) => Promise<number> {
+  return async (args) =>
+    (await import("./lifecycle.ts")).LIFECYCLE_COMMANDS[name](args);
+}
+
 /**
  * Runs `spike pilot operator …`.
  *
@@ -544,5 +555,9 @@ export function runOperator(args: string[]): Promise<number> {
     restore,
     drill,
     push,
+    // Loaded only when used: the backup reader brings node:crypto.
+    rotate: lifecycle("rotate"),
+    rekey: lifecycle("rekey"),
+    backup: lifecycle("backup"),
   }, args);
 }

@@ -14,10 +14,13 @@ import {
 import { ExitCode } from "./exit_codes.ts";
 import { withNexus } from "./nexus.ts";
 import { formatTime, render, writeStdout } from "./output.ts";
+import { keyStatusLines } from "./key_status.ts";
 
 const STATUS_HELP =
   `Show SPIKE Nexus's state: locked or unlocked, shards, restore progress,
-keepers, and (on PostgreSQL) every replica and which one leads the push loop.
+the root key's id and age and its last recovery export, data-key terms and
+re-encryption progress, keepers, and (on PostgreSQL) every replica and which
+one leads the push loop.
 
 Usage:
   spike pilot status [-f human|json|yaml]
@@ -90,6 +93,7 @@ export function formatStatusHuman(status: Record<string, unknown>): string {
       } collected, ${restore.remaining} remaining`,
     );
   }
+  lines.push(...keyStatusLines(status));
   lines.push(keepers.length === 0 ? "Keepers:  none" : "Keepers:");
   lines.push(...keepers.map(keeperLine));
   if (status.database === "unreachable") {

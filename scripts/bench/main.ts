@@ -113,6 +113,12 @@ async function runScenarios(opts: BenchOptions): Promise<{
       );
       rows.push(...await scenarios.scale(small));
     }
+    if (small && run("lifecycle")) {
+      progress(
+        "key lifecycle at scale: rotate, rekey, backup, then read/write",
+      );
+      rows.push(...await scenarios.lifecycle());
+    }
     if (run("recovery")) {
       progress("recovery after kill -9");
       rows.push(await scenarios.recovery());

@@ -30,6 +30,7 @@ export const SCENARIO_GROUPS = [
   "cipher",
   "pilot",
   "scale",
+  "lifecycle",
   "recovery",
 ] as const;
 
@@ -54,7 +55,8 @@ Options:
                       read-write (baseline-16, read, write, raw commits),
                       sdk, mixed-16, mixed-64 (with write-64), fresh,
                       cipher, pilot, scale (fill, restart, lists, reads at
-                      scale), recovery; no PostgreSQL pass
+                      scale), lifecycle (rotate, rekey, backup on the scale
+                      store: runs scale too), recovery; no PostgreSQL pass
   --profile           also run read and write with nexus under --cpu-prof and
                       print the hottest functions (share and µs per request,
                       measured windows only)
@@ -189,7 +191,11 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     scale,
     policies: Math.min(1_000, Math.max(1, Math.floor(scale / 100))),
     pilotRuns: quick ? 5 : 20,
-    groups: SCENARIO_GROUPS.filter((g) => groups?.includes(g) ?? true),
+    // The lifecycle rows run on the scale store.
+    groups: SCENARIO_GROUPS.filter((g) =>
+      groups === undefined || groups.includes(g) ||
+      (g === "scale" && groups.includes("lifecycle"))
+    ),
     only: groups !== undefined,
     profile: only ?? (values.profile ? ["read", "write"] : []),
     profileOnly: only !== undefined,

@@ -142,10 +142,9 @@ async function finish(
   const shards: Shard[] = [];
   try {
     const fetched = await Promise.all(
-      keepers.statuses.map((s) => keepers.fetchShard(s.index)),
+      keepers.statuses.map((s) => keepers.fetchShards(s.index)),
     );
-    for (const shard of fetched) {
-      if (!shard) continue;
+    for (const shard of fetched.flat()) {
       if (
         !shards.some((s) => s.index === shard.index) &&
         await verifyShard(pending.storeId, shard, pending.commitments)

@@ -35,8 +35,14 @@ import { type Route, type RouteContext, routeKey } from "../router.ts";
 export interface CipherRouteDeps {
   /** The largest plaintext (encrypt) or ciphertext (decrypt), in bytes. */
   readonly maxCipherBytes: number;
-  /** The cipher-API key (throws `state_not_ready` while locked). */
+  /** The cipher-API key, to decrypt (throws `state_not_ready` while locked). */
   readonly cipherKey: () => CryptoKey;
+  /**
+   * The cipher-API key for one encryption, counted against its nonce
+   * budget (throws `state_not_ready` while locked, and once the budget is
+   * spent).
+   */
+  readonly cipherSealKey: () => CryptoKey | Promise<CryptoKey>;
   /** The policies. */
   readonly engine: PolicyEngine;
 }
@@ -144,7 +150,12 @@ async function encrypt(deps: CipherRouteDeps, ctx: RouteContext) {
     // The body itself: WebCrypto copies it when called, and the server
     // zeroes it once the handler settles.
     return streamResponse(
-      await seal(deps.cipherKey(), ctx.body, undefined, VERSION_PREFIX),
+      await seal(
+        await deps.cipherSealKey(),
+        ctx.body,
+        undefined,
+        VERSION_PREFIX,
+      ),
     );
   }
   // The plaintext is a secret: read byte by byte, not as one body string.
@@ -157,7 +168,10 @@ async function encrypt(deps: CipherRouteDeps, ctx: RouteContext) {
   try {
     checkPlaintextSize(deps, plaintext.length);
     requireAllowed(ctx.peerId, "cipher.encrypt", undefined, deps.engine);
-    const { nonce, ciphertext } = await sealParts(deps.cipherKey(), plaintext);
+    const { nonce, ciphertext } = await sealParts(
+      await deps.cipherSealKey(),
+      plaintext,
+    );
     return jsonResponse(
       200,
       jsonEndingWith(

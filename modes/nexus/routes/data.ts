@@ -37,6 +37,7 @@ export function dataRoutes(deps: DataRouteDeps): [string, Route][] {
     ...cipherRoutes({
       maxCipherBytes: config.maxCipherBytes,
       cipherKey: () => store.cipherKey,
+      cipherSealKey: () => store.cipherSealKey(),
       engine,
     }),
   ];

@@ -47,6 +47,18 @@ export interface OperatorDeps {
    * operator); undefined without keepers (memory backend).
    */
   readonly push: ((why: string) => Promise<PushResult>) | undefined;
+  /**
+   * Runs `task` serialized with every push to the keepers, so a recovery
+   * export never splits a key a rekey is replacing.
+   */
+  readonly exclusive: <T>(task: () => Promise<T>) => Promise<T>;
+  /**
+   * Records that recovery shards were exported now; never fails the export
+   * (a store that cannot record it logs why).
+   */
+  readonly recoveryExported: () => Promise<void>;
+  /** More status fields: the keys' lifecycle (`routes/lifecycle.ts`). */
+  readonly lifecycleStatus: () => Promise<Record<string, unknown>>;
   /** The replicas of a shared store (postgres backend). */
   readonly replicas?: (() => Promise<ReplicaView[]>) | undefined;
 }
@@ -140,19 +152,22 @@ function readShard(value: JsonValue | undefined): Uint8Array {
 
 async function recover(deps: OperatorDeps, ctx: RouteContext) {
   requireRole(ctx.peerId, "recover");
-  const meta = requireMeta(deps);
   readJsonObject(ctx.body);
-  const body = await deps.state.withKey(async (key) => {
-    const shards = await splitRootKey(key, meta.shareCount, meta.threshold, {
-      allowThresholdOne: deps.allowThresholdOne,
+  const body = await deps.exclusive(() => {
+    const meta = requireMeta(deps);
+    return deps.state.withKey(async (key) => {
+      const shards = await splitRootKey(key, meta.shareCount, meta.threshold, {
+        allowThresholdOne: deps.allowThresholdOne,
+      });
+      const writer = new JsonBytesWriter().raw('{"shards":{');
+      shards.forEach((s, i) => {
+        writer.raw(`${i > 0 ? "," : ""}"${s.index}":`).byteArray(s.value);
+        zero(s.value);
+      });
+      return writer.raw("}}").finish();
     });
-    const writer = new JsonBytesWriter().raw('{"shards":{');
-    shards.forEach((s, i) => {
-      writer.raw(`${i > 0 ? "," : ""}"${s.index}":`).byteArray(s.value);
-      zero(s.value);
-    });
-    return writer.raw("}}").finish();
   });
+  await deps.recoveryExported();
   return jsonResponse(200, body);
 }
 
@@ -241,10 +256,13 @@ async function status(deps: OperatorDeps, ctx: RouteContext) {
   if (request.probe === true && deps.keepers && meta) {
     await checkKeepers(deps.keepers, meta);
     // A keeper that restarted between two pushes answers without its
-    // share: give it back now rather than at the next push.
+    // share: give it back now rather than at the next push. (Keepers
+    // listed beyond the store's split wait for a rekey.)
     if (
       deps.state.unlocked &&
-      deps.keepers.statuses.some((k) => k.reachable && k.holdsShard === false)
+      deps.keepers.statuses.slice(0, meta.shareCount).some((k) =>
+        k.reachable && k.holdsShard === false
+      )
     ) {
       await deps.push?.("status").catch(() => {});
     }
@@ -260,6 +278,7 @@ async function status(deps: OperatorDeps, ctx: RouteContext) {
       remaining: meta ? Math.max(meta.threshold - collected, 0) : null,
     },
     keepers: deps.keepers?.statuses ?? [],
+    ...await deps.lifecycleStatus(),
     ...(deps.replicas ? await replicaStatus(deps.replicas) : {}),
   });
 }

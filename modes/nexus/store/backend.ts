@@ -13,7 +13,12 @@
  *   names every policy with the generation it was last written at, and its
  *   plaintext generation is the compare-and-set token of every policy write;
  * - the meta row holds what nexus reads before it has the root key (store
- *   id, key check, threshold, shares, commitments) and the sealed keyring.
+ *   id, key check, threshold, shares, commitments) and the sealed keyring;
+ * - during a rekey, a pending root key (its key check, split, commitments
+ *   and the keyring wrapped for it) waits beside the meta until it is
+ *   committed in one transaction (`rekey.ts`);
+ * - a store restored from a backup keeps the backup's digest and MAC until
+ *   its first unlock checks them (`backup_file.ts`).
  *
  * Plaintext columns, and why: secret paths and policy names (lookup and
  * listing), version numbers (lookup and pruning by cutoff), the head
@@ -63,6 +68,23 @@ export interface StoreMeta {
    * older one is migrated when the store is first unlocked.
    */
   readonly schemaVersion?: number;
+  /**
+   * The root key a rekey is moving the store to, while it waits to be
+   * committed (as read; ignored when writing).
+   */
+  readonly pending?: PendingRootKey;
+}
+
+/** The new root key of a rekey in progress, as the store keeps it. */
+export interface PendingRootKey {
+  /** MAC proving which root key it is. */
+  readonly keyCheck: Uint8Array<ArrayBuffer>;
+  /** Shares needed to rebuild it. */
+  readonly threshold: number;
+  /** Number of its shares. */
+  readonly shareCount: number;
+  /** Commitment per share; element `i - 1` belongs to share `i`. */
+  readonly commitments: readonly Uint8Array<ArrayBuffer>[];
 }
 
 /** Sealed record bytes (`record_cipher.ts`). */
@@ -98,6 +120,71 @@ export interface SecretWrite {
   readonly insert?: { readonly version: number; readonly record: Sealed };
   /** Afterwards drop every version row below this number. */
   readonly pruneBelow?: number;
+}
+
+/** Every record of one secret path, read in one statement. */
+export interface SecretRecords {
+  /** The path. */
+  readonly path: string;
+  /** Its revision. */
+  readonly revision: number;
+  /** The sealed head. */
+  readonly head: Sealed;
+  /** Every version row, lowest first. */
+  readonly versions: readonly {
+    readonly version: number;
+    readonly record: Sealed;
+  }[];
+}
+
+/** One row of a store snapshot, as a backup carries it. */
+export type SnapshotRow =
+  | { readonly kind: "secret"; readonly records: SecretRecords }
+  | {
+    readonly kind: "policy";
+    readonly name: string;
+    readonly record: Sealed;
+  }
+  | { readonly kind: "policySet"; readonly set: PolicySetRow };
+
+/**
+ * A consistent read-only view of a whole store (one snapshot), for a
+ * backup taken while writes go on.
+ */
+export interface StoreSnapshot extends AsyncDisposable {
+  /** The meta, as of the snapshot. */
+  readonly meta: StoreMeta;
+  /** The sealed keyring, as of the snapshot. */
+  readonly keyring: Sealed;
+  /**
+   * Every row of the snapshot: secret paths by code point ascending (each
+   * with its version rows), then the policy set and the policies. Read in
+   * pages, so the caller's pace bounds the memory used.
+   */
+  rows(): AsyncIterable<SnapshotRow>;
+}
+
+/** What a store restored from a backup keeps until its first unlock. */
+export interface RestoreCheck {
+  /** SHA-256 of the backup file up to its end frame. */
+  readonly digest: Uint8Array<ArrayBuffer>;
+  /** The backup's MAC over the digest, under the backup key of its root key. */
+  readonly mac: Uint8Array<ArrayBuffer>;
+}
+
+/** A whole store to write into an empty backend (a restored backup). */
+export interface StoreImport {
+  /** The meta (store id, key check, split, commitments). */
+  readonly meta: StoreMeta;
+  /** The sealed keyring. */
+  readonly keyring: Sealed;
+  /** Every row; rejecting stops the import and writes nothing. */
+  readonly rows: AsyncIterable<SnapshotRow>;
+  /**
+   * Called once every row is in: the check the first unlock verifies, or a
+   * rejection that stops the import and writes nothing.
+   */
+  readonly check: () => Promise<RestoreCheck>;
 }
 
 /** The outcome of a compare-and-set write. */
@@ -183,6 +270,58 @@ export interface StoreBackend {
   initKeyring(keyring: Sealed): Promise<Sealed>;
 
   /**
+   * Replaces the keyring if the stored one is still byte-equal to
+   * `expected` (another replica may have written it first).
+   *
+   * @returns whether it was replaced
+   */
+  writeKeyring(expected: Sealed, keyring: Sealed): Promise<boolean>;
+
+  /**
+   * Stores the root key a rekey moves to (replacing one left by an earlier
+   * rekey), if the store's key check is still `currentKeyCheck`.
+   *
+   * @param currentKeyCheck the key check of the root key in use
+   * @param pending the new key's check, split and commitments
+   * @param keyring the current keyring, wrapped for the new key
+   * @returns false when the store moved to another key meanwhile
+   */
+  writePendingRootKey(
+    currentKeyCheck: Uint8Array<ArrayBuffer>,
+    pending: PendingRootKey,
+    keyring: Sealed,
+  ): Promise<boolean>;
+  /**
+   * Makes the pending root key the store's key: key check, threshold,
+   * share count, commitments and keyring, in one transaction, if the
+   * pending key's check is still `pendingKeyCheck` and, when given, the
+   * store's keyring is still byte-equal to `expectedKeyring` (the one the
+   * pending keyring was made from: another replica may have written it).
+   *
+   * @returns false when no such pending key is stored, or the keyring moved
+   */
+  commitPendingRootKey(
+    pendingKeyCheck: Uint8Array<ArrayBuffer>,
+    expectedKeyring?: Sealed,
+  ): Promise<boolean>;
+  /** Drops the pending root key, if any (the rekey was abandoned). */
+  clearPendingRootKey(): Promise<void>;
+
+  /** Opens a snapshot of the whole store (meta must exist). */
+  openSnapshot(): Promise<StoreSnapshot>;
+  /**
+   * Writes a whole store into this empty backend in one transaction: a
+   * failure or a rejected row or check leaves it empty.
+   *
+   * @throws {StoreError} when the backend already holds a store
+   */
+  importStore(store: StoreImport): Promise<void>;
+  /** The check of a store restored from a backup, until it is cleared. */
+  readRestoreCheck(): Promise<RestoreCheck | undefined>;
+  /** Drops the restore check (the first unlock verified it). */
+  clearRestoreCheck(): Promise<void>;
+
+  /**
    * A path's revision, sealed head and version rows, and (with `version`)
    * that version's record, in one statement.
    *
@@ -201,6 +340,42 @@ export interface StoreBackend {
   ): Promise<WriteResult>;
   /** Stored paths in `range`, by code point ascending, by keyset. */
   listSecretPaths(range: KeyRange): Promise<string[]>;
+  /**
+   * Every record of the paths in `range` (by keyset, code point
+   * ascending), in one statement: for re-encryption.
+   */
+  readSecretRecords(range: KeyRange): Promise<SecretRecords[]>;
+  /**
+   * Replaces a path's head and version records with records of equal
+   * content sealed again (another term), in one transaction, if the path's
+   * revision still equals `revision`; the revision stays, since nothing
+   * the head says changed. Version rows pruned meanwhile are skipped.
+   *
+   * @returns false when the path changed (or went) since it was read
+   */
+  resealSecret(
+    path: string,
+    revision: number,
+    head: Sealed,
+    versions: readonly { readonly version: number; readonly record: Sealed }[],
+  ): Promise<boolean>;
+  /**
+   * Replaces the policy set and policy records with records of equal
+   * content sealed again, in one transaction, if the set's generation
+   * still equals `generation` (which stays).
+   *
+   * @returns false when a policy was written since they were read
+   */
+  resealPolicies(
+    generation: number,
+    set: Sealed,
+    rows: readonly { readonly name: string; readonly record: Sealed }[],
+  ): Promise<boolean>;
+  /**
+   * How many sealed records (heads, versions, policies, the policy set)
+   * name a data-key term below `term`, read from their plaintext headers.
+   */
+  countRecordsBelowTerm(term: number): Promise<number>;
 
   /** The policy set, or undefined before the first policy write. */
   readPolicySet(): Promise<PolicySetRow | undefined>;
@@ -358,4 +533,30 @@ function rank(unit: number): number {
 export function prefixEnd(prefix: string): string {
   return prefix.slice(0, -1) +
     String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+/**
+ * The data-key term a sealed record names in its plaintext header
+ * (`0x02 ‖ term u32 big-endian ‖ …`, see `record_cipher.ts`), so a backend
+ * can count records by term without a key.
+ *
+ * @param record a sealed record
+ * @returns its term, or 0 for a record too short to have one
+ */
+export function recordTerm(record: Uint8Array): number {
+  if (record.length < 5) return 0;
+  return new DataView(record.buffer, record.byteOffset).getUint32(1);
+}
+
+/**
+ * The 4-byte big-endian form of a term, as record headers hold it, for
+ * comparing headers byte-wise in SQL.
+ *
+ * @param term a term
+ * @returns its bytes
+ */
+export function termBytes(term: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, term);
+  return out;
 }

@@ -5,27 +5,46 @@
  * locked, so nexus can learn the store id, threshold and commitments before
  * it has the root key. The root key itself never reaches this layer.
  *
- * Unlocking checks the keys against the key-check value, migrates a
+ * Unlocking checks the keys against the key-check value (or finishes a
+ * rekey a crash interrupted, when they are its new key), migrates a
  * schema-1 store (first unlock after an upgrade), creates the keyring of a
- * new store, and unwraps the keyring.
+ * new store, unwraps the keyring, checks a store restored from a backup
+ * against the backup's MAC, and resumes a re-encryption.
  *
  * @module
  */
 import { type PurposeKeys, verifyKeyCheck } from "../../../lib/crypto/kdf.ts";
+import { verifyBackupMac } from "../../../lib/backup/format.ts";
 import type { Logger } from "../../../lib/log.ts";
 import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import { SecretService } from "../secrets/secret_service.ts";
 import {
+  type PendingRootKey,
   type Sealed,
   type StoreBackend,
   StoreError,
   type StoreMeta,
+  type StoreSnapshot,
 } from "./backend.ts";
 import { prepareDataDir, resolveDataDir } from "./data_dir.ts";
-import { type Keyring, newKeyring, openKeyring } from "./keyring.ts";
+import { IntegrityError } from "./integrity.ts";
+import {
+  CountingKeys,
+  DEFAULT_MAX_ENCRYPTIONS,
+  type KeyLimits,
+  KeyManager,
+  type RekeyWindow,
+} from "./key_manager.ts";
+import {
+  newKeyring,
+  openKeyring,
+  type ReencryptProgress,
+  sealKeyring,
+} from "./keyring.ts";
 import { MemoryBackend } from "./memory_backend.ts";
 import { PolicyStore } from "./policy_store.ts";
 import { RecordCipher } from "./record_cipher.ts";
+import { Reencryption, SHARED_GRACE_MS } from "./reencrypt.ts";
 import { schema1Converter } from "./schema1.ts";
 import { SqliteBackend } from "./sqlite_backend.ts";
 import type { PoolSettings } from "./postgres_connect.ts";
@@ -49,29 +68,54 @@ export interface StoreConfig {
   readonly busyTimeoutMs?: number;
   /** Where a migration reports progress and what it resolved. */
   readonly log?: Logger | undefined;
+  /** The nonce budget and age of data keys (default: 90 % of 2^32, no age). */
+  readonly keyLimits?: KeyLimits | undefined;
+  /** Paths per second a re-encryption looks at (default 1000). */
+  readonly reencryptRate?: number | undefined;
+  /**
+   * How long a term must have been active before a re-encryption drops
+   * older ones (default: 30 s with PostgreSQL replicas, else 0).
+   */
+  readonly retireGraceMs?: number | undefined;
+}
+
+/** What {@linkcode NexusStore} needs beyond its backend. */
+export interface StoreSettings {
+  /** Versions kept per secret. */
+  readonly maxVersions: number;
+  /** Where a migration, rotations and re-encryption report. */
+  readonly log?: Logger | undefined;
+  /** The nonce budget and age of data keys. */
+  readonly keyLimits?: KeyLimits | undefined;
+  /** Paths per second a re-encryption looks at. */
+  readonly reencryptRate?: number | undefined;
+  /** How long a term must be active before older ones are dropped. */
+  readonly retireGraceMs?: number | undefined;
 }
 
 /** The store of one nexus: meta always, data once unlocked. */
 export class NexusStore {
   /** The raw backend (for diagnostics and tests; routes use the services). */
   readonly backend: StoreBackend;
-  #maxVersions: number;
-  #log: Logger | undefined;
-  #keyring: Keyring | undefined;
+  readonly #settings: StoreSettings;
+  #keys: KeyManager | undefined;
   #secrets: SecretService | undefined;
   #policies: PolicyStore | undefined;
+  #reencryption: Reencryption | undefined;
 
   /**
    * Wraps a backend.
    *
    * @param backend the raw store
-   * @param maxVersions versions kept per secret
-   * @param log where a migration reports
+   * @param settings versions kept per secret, key limits, log
    */
-  constructor(backend: StoreBackend, maxVersions: number, log?: Logger) {
+  constructor(backend: StoreBackend, settings: StoreSettings) {
     this.backend = backend;
-    this.#maxVersions = maxVersions;
-    this.#log = log;
+    this.#settings = settings;
+  }
+
+  get #log(): Logger | undefined {
+    return this.#settings.log;
   }
 
   /**
@@ -95,36 +139,98 @@ export class NexusStore {
 
   /**
    * Enables the data services with keys derived from the root key, after
-   * checking them against the stored key-check value. A schema-1 store is
+   * checking them against the stored key-check value. Keys of the pending
+   * root key of a rekey that a crash interrupted finish that rekey; keys of
+   * the current root key drop such a pending key. A schema-1 store is
    * migrated first (one transaction: on failure it stays as it was); a
-   * store without a keyring gets one.
+   * store without a keyring gets one; a store restored from a backup must
+   * match the backup's MAC, and then starts a new data-key term.
    *
    * @param keys the purpose keys (with `schema1` for a schema-1 store)
    * @throws {StoreError} when the store has no meta yet, the keys do not
    * belong to it, or a migration fails; `IntegrityError` when the keyring
-   * does not open
+   * does not open or a restored backup fails its MAC
    */
   async unlock(keys: PurposeKeys): Promise<void> {
     const meta = await this.backend.readMeta();
     if (!meta) {
       throw new StoreError("The store has no meta yet: initialize it first");
     }
-    if (!await verifyKeyCheck(keys, meta.keyCheck)) {
+    let finishedRekey = false;
+    if (await verifyKeyCheck(keys, meta.keyCheck)) {
+      // A rekey that stopped before its commit: the store keeps this key.
+      if (meta.pending) {
+        await this.backend.clearPendingRootKey();
+        this.#log?.warn(
+          "An interrupted rekey was abandoned: the store keeps its root key",
+        );
+      }
+    } else if (
+      meta.pending && await verifyKeyCheck(keys, meta.pending.keyCheck)
+    ) {
+      if (!await this.backend.commitPendingRootKey(meta.pending.keyCheck)) {
+        throw new StoreError("The store's pending root key changed meanwhile");
+      }
+      finishedRekey = true;
+      this.#log?.warn(
+        "An interrupted rekey was finished: the store now uses its new root key",
+      );
+    } else {
       throw new StoreError("The key does not belong to this store");
     }
-    const keyring = await openKeyring(
-      keys.keyring,
-      this.backend.schema1
-        ? await this.#migrate(keys)
-        : await this.backend.readKeyring() ??
-          await this.backend.initKeyring(await newKeyring(keys.keyring)),
+    const now = new Date().toISOString();
+    const sealed = this.backend.schema1
+      ? await this.#migrate(keys)
+      : await this.backend.readKeyring() ??
+        await this.backend.initKeyring(
+          await newKeyring(keys.keyring, { rootKeyCreated: now, now }),
+        );
+    const manager = await KeyManager.open(
+      this.backend,
+      keys,
+      sealed,
+      this.#settings.keyLimits ?? { maxEncryptions: DEFAULT_MAX_ENCRYPTIONS },
+      this.#log,
     );
-    const records = new RecordCipher(keyring);
-    this.#keyring = keyring;
+    try {
+      await this.#checkRestored(keys, manager);
+      // The pending keyring was a copy: encryptions other replicas counted
+      // after it was taken are not in it, so no term of it seals again.
+      if (finishedRekey) await manager.rotate("finished an interrupted rekey");
+    } catch (e) {
+      manager.close();
+      throw e;
+    }
+    const records = new RecordCipher(manager);
+    this.#keys = manager;
     this.#secrets = new SecretService(this.backend, records, {
-      maxVersions: this.#maxVersions,
+      maxVersions: this.#settings.maxVersions,
     });
     this.#policies = new PolicyStore(this.backend, records);
+    this.#reencryption = new Reencryption(this.backend, records, manager, {
+      pathsPerSecond: this.#settings.reencryptRate ?? 1000,
+      log: this.#log,
+      retireGraceMs: this.#settings.retireGraceMs ??
+        (this.backend.kind === "postgres" ? SHARED_GRACE_MS : 0),
+    });
+    this.#reencryption.resume();
+  }
+
+  // A store restored from a backup: the backup's MAC must verify under
+  // this root key (a file altered by someone without the key does not),
+  // and a new term takes over, since the counts of the backup's terms stop
+  // at the backup while the store it came from may have gone on using them.
+  async #checkRestored(keys: PurposeKeys, manager: KeyManager): Promise<void> {
+    const check = await this.backend.readRestoreCheck();
+    if (!check) return;
+    if (!await verifyBackupMac(keys.backup, check.digest, check.mac)) {
+      throw new IntegrityError(
+        "This store was restored from a backup that does not verify under its root key: the backup file was altered after nexus wrote it",
+      );
+    }
+    await manager.rotate("restored from a backup");
+    await this.backend.clearRestoreCheck();
+    this.#log?.warn("The backup this store was restored from verified");
   }
 
   // Rewrites a schema-1 store in format 2; its keyring keeps the schema-1
@@ -137,8 +243,17 @@ export class NexusStore {
       );
     }
     const log = this.#log;
-    const sealed = await newKeyring(keys.keyring, keys.schema1.cipher);
-    const records = new RecordCipher(await openKeyring(keys.keyring, sealed));
+    const counting = new CountingKeys(
+      await openKeyring(
+        keys.keyring,
+        await newKeyring(keys.keyring, {
+          cipherKey: keys.schema1.cipher,
+          rootKeyCreated: null,
+          now: new Date().toISOString(),
+        }),
+      ),
+    );
+    const records = new RecordCipher(counting);
     log?.warn("Migrating the store from schema 1 to format 2", {
       location: this.backend.location,
     });
@@ -147,7 +262,7 @@ export class NexusStore {
     await migration.run(
       schema1Converter(
         keys.schema1.storage,
-        sealed,
+        () => sealKeyring(keys.keyring, counting.document),
         records,
         (message) => log?.warn(message),
       ),
@@ -162,7 +277,7 @@ export class NexusStore {
     log?.warn("Store migrated to format 2", {
       ms: Math.round(performance.now() - started),
     });
-    return sealed;
+    return (await this.backend.readKeyring())!;
   }
 
   /** Whether {@linkcode unlock} succeeded. */
@@ -171,13 +286,82 @@ export class NexusStore {
   }
 
   /**
-   * The cipher-API key, from the keyring; it never opens a store record.
+   * The keyring and its budget.
+   *
+   * @throws {ApiError} `state_not_ready` while locked
+   */
+  get keys(): KeyManager {
+    if (!this.#keys) throw notReady();
+    return this.#keys;
+  }
+
+  /**
+   * The cipher-API key, from the keyring, to decrypt; it never opens a
+   * store record.
    *
    * @throws {ApiError} `state_not_ready` while locked
    */
   get cipherKey(): CryptoKey {
-    if (!this.#keyring) throw notReady();
-    return this.#keyring.cipherKey;
+    return this.keys.keyring.cipherKey;
+  }
+
+  /**
+   * The cipher-API key for one encryption, counted against its budget.
+   *
+   * @returns the key
+   * @throws {ApiError} `state_not_ready` while locked; `api_internal_error`
+   *   once the key has made its allowed encryptions
+   */
+  cipherSealKey(): CryptoKey | Promise<CryptoKey> {
+    return this.keys.cipherSealKey();
+  }
+
+  /**
+   * Starts a new data-key term, and with `reencrypt` a background pass
+   * that seals every record of an older term again.
+   *
+   * @param reencrypt also re-encrypt the older terms
+   * @returns the new term, the previous one and the pass's progress
+   */
+  async rotate(reencrypt: boolean): Promise<{
+    term: number;
+    previous: number;
+    reencrypt: ReencryptProgress | null;
+  }> {
+    const { term, previous } = await this.keys.rotate("asked by an operator");
+    const progress = reencrypt
+      ? await this.#reencryption!.begin()
+      : this.keys.keyring.document.reencrypt;
+    return { term, previous, reencrypt: progress };
+  }
+
+  /** Whether a re-encryption pass runs in this process now. */
+  get reencrypting(): boolean {
+    return this.#reencryption?.running ?? false;
+  }
+
+  /**
+   * Stores a rekey's new root key as pending (see
+   * {@linkcode KeyManager.prepareRekey}).
+   *
+   * @param next the new key's purpose keys
+   * @param pending its key check, split and commitments
+   * @returns the window to commit or abort
+   */
+  prepareRekey(
+    next: PurposeKeys,
+    pending: PendingRootKey,
+  ): Promise<RekeyWindow> {
+    return this.keys.prepareRekey(next, pending);
+  }
+
+  /**
+   * Opens a consistent snapshot of the whole store, for a backup.
+   *
+   * @returns the snapshot; dispose of it when done
+   */
+  openSnapshot(): Promise<StoreSnapshot> {
+    return this.backend.openSnapshot();
   }
 
   /**
@@ -202,7 +386,10 @@ export class NexusStore {
 
   /** Commits queued writes and closes the backend. */
   async close(): Promise<void> {
-    this.#keyring = undefined;
+    await this.#reencryption?.stop();
+    this.#keys?.close();
+    this.#keys = undefined;
+    this.#reencryption = undefined;
     this.#secrets = undefined;
     this.#policies = undefined;
     await this.backend.close();
@@ -236,23 +423,26 @@ export function openStore(config: StoreConfig): Promise<NexusStore> {
     if (!Number.isSafeInteger(config.maxVersions) || config.maxVersions < 1) {
       throw new StoreError("Max secret versions must be a whole number from 1");
     }
+    const settings: StoreSettings = {
+      maxVersions: config.maxVersions,
+      log: config.log,
+      keyLimits: config.keyLimits,
+      reencryptRate: config.reencryptRate,
+      retireGraceMs: config.retireGraceMs,
+    };
     if (config.backend === "postgres") {
       if (!config.postgres) {
         throw new StoreError("The postgres backend needs its connection");
       }
       // Loaded only here: a nexus on SQLite or memory never loads the
       // PostgreSQL driver.
-      const settings = config.postgres;
+      const postgres = config.postgres;
       return import("./postgres_backend.ts").then(({ PostgresBackend }) =>
-        PostgresBackend.open(settings)
-      ).then((backend) =>
-        new NexusStore(backend, config.maxVersions, config.log)
-      );
+        PostgresBackend.open(postgres)
+      ).then((backend) => new NexusStore(backend, settings));
     }
     if (config.backend === "memory") {
-      return Promise.resolve(
-        new NexusStore(new MemoryBackend(), config.maxVersions, config.log),
-      );
+      return Promise.resolve(new NexusStore(new MemoryBackend(), settings));
     }
     const dir = config.dataDir ?? resolveDataDir();
     prepareDataDir(dir);
@@ -260,11 +450,7 @@ export function openStore(config: StoreConfig): Promise<NexusStore> {
       ? {}
       : { busyTimeoutMs: config.busyTimeoutMs };
     return Promise.resolve(
-      new NexusStore(
-        SqliteBackend.open(dir, options),
-        config.maxVersions,
-        config.log,
-      ),
+      new NexusStore(SqliteBackend.open(dir, options), settings),
     );
   } catch (e) {
     return Promise.reject(e);

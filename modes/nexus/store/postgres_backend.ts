@@ -26,17 +26,24 @@ import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import {
   assertStoreMeta,
   type KeyRange,
+  type PendingRootKey,
   type PolicyChange,
   type PolicyRead,
   type PolicySetRow,
   type PolicySnapshot,
   prefixEnd,
+  type RestoreCheck,
   type Sealed,
+  type SecretRecords,
   type SecretRow,
   type SecretWrite,
+  type SnapshotRow,
   type StoreBackend,
   StoreError,
+  type StoreImport,
   type StoreMeta,
+  type StoreSnapshot,
+  termBytes,
   type WriteResult,
 } from "./backend.ts";
 import { IntegrityError } from "./integrity.ts";
@@ -56,6 +63,9 @@ type Row = Record<string, unknown>;
 
 /** How long a write whose outcome is unknown is retried to settle it. */
 const SETTLE_MS = 30_000;
+
+/** Paths read per statement by a snapshot. */
+const SNAPSHOT_PAGE = 256;
 
 // postgres.js hands out bytea as Buffers that may share memory: copy into
 // a plain Uint8Array of its own.
@@ -79,6 +89,67 @@ function reason(error: unknown): string {
 
 function sqlState(error: unknown): string | undefined {
   return error instanceof postgres.PostgresError ? error.code : undefined;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+async function readPending(sql: Sql): Promise<PendingRootKey | undefined> {
+  const [row] = await sql`
+    SELECT key_check, threshold, share_count, commitments
+    FROM spike_pending_root_key WHERE id = 1`;
+  if (!row) return undefined;
+  return {
+    keyCheck: bytes(row.key_check),
+    threshold: Number(row.threshold),
+    shareCount: Number(row.share_count),
+    commitments: fromHexList(row.commitments),
+  };
+}
+
+// Commitments as one text column: comma-separated hex, share order.
+function hexList(values: readonly Uint8Array[]): string {
+  return values.map((v) => v.toHex()).join(",");
+}
+
+function fromHexList(value: unknown): Uint8Array<ArrayBuffer>[] {
+  return typeof value === "string" && value !== ""
+    ? value.split(",").map((hex) => Uint8Array.fromHex(hex))
+    : [];
+}
+
+// A page of paths after `after` with every version row, in one statement.
+function recordsQuery(sql: Sql, after: string, limit: number | null) {
+  return sql`
+    SELECT s.path, s.revision, s.head, v.version, v.record
+    FROM (SELECT path, revision, head FROM spike_secrets
+          WHERE path > ${after} ORDER BY path LIMIT ${limit}) s
+    LEFT JOIN spike_secret_versions v ON v.path = s.path
+    ORDER BY s.path, v.version`;
+}
+
+// Rows of a path joined with its version rows, one record set per path.
+function groupRecords(rows: readonly Row[]): SecretRecords[] {
+  const out: SecretRecords[] = [];
+  let current: SecretRecords | undefined;
+  let versions: { version: number; record: Sealed }[] = [];
+  for (const r of rows) {
+    if (current?.path !== r.path) {
+      versions = [];
+      current = {
+        path: r.path as string,
+        revision: Number(r.revision),
+        head: bytes(r.head),
+        versions,
+      };
+      out.push(current);
+    }
+    if (r.version !== null) {
+      versions.push({ version: Number(r.version), record: bytes(r.record) });
+    }
+  }
+  return out;
 }
 
 /** The PostgreSQL backend. Create with {@linkcode PostgresBackend.open}. */
@@ -171,9 +242,15 @@ export class PostgresBackend implements StoreBackend {
     });
   }
 
-  /** See {@linkcode StoreBackend.readMeta}: a ready store only. */
-  readMeta(): Promise<StoreMeta | undefined> {
-    return this.#metaRow("ready");
+  /**
+   * See {@linkcode StoreBackend.readMeta}: a ready store only, with a
+   * rekey's pending root key when one waits.
+   */
+  async readMeta(): Promise<StoreMeta | undefined> {
+    const meta = await this.#metaRow("ready");
+    if (!meta) return undefined;
+    const pending = await this.#query(() => readPending(this.sql));
+    return pending ? { ...meta, pending } : meta;
   }
 
   /** See {@linkcode StoreBackend.initMeta}: writes a ready store at once. */
@@ -283,6 +360,258 @@ export class PostgresBackend implements StoreBackend {
     });
   }
 
+  /** See {@linkcode StoreBackend.writeKeyring}. */
+  writeKeyring(expected: Sealed, keyring: Sealed): Promise<boolean> {
+    return this.#query(async () => {
+      const rows = await this.sql`
+        UPDATE spike_meta SET keyring = ${keyring}
+        WHERE id = 1 AND state = 'ready' AND keyring = ${expected}
+        RETURNING 1`;
+      return rows.length === 1;
+    });
+  }
+
+  /** See {@linkcode StoreBackend.writePendingRootKey}. */
+  writePendingRootKey(
+    currentKeyCheck: Uint8Array<ArrayBuffer>,
+    pending: PendingRootKey,
+    keyring: Sealed,
+  ): Promise<boolean> {
+    return this.#query(() =>
+      this.sql.begin(async (tx) => {
+        const [meta] = await tx`
+          SELECT store_id, key_check, threshold, share_count FROM spike_meta
+          WHERE id = 1 AND state = 'ready' FOR UPDATE`;
+        if (!meta || !sameBytes(bytes(meta.key_check), currentKeyCheck)) {
+          return false;
+        }
+        assertStoreMeta({
+          storeId: bytes(meta.store_id),
+          keyCheck: pending.keyCheck,
+          threshold: pending.threshold,
+          shareCount: pending.shareCount,
+          commitments: pending.commitments,
+        });
+        await tx`
+          INSERT INTO spike_pending_root_key
+            (id, key_check, threshold, share_count, commitments, keyring)
+          VALUES (1, ${pending.keyCheck}, ${pending.threshold},
+            ${pending.shareCount}, ${hexList(pending.commitments)},
+            ${keyring})
+          ON CONFLICT (id) DO UPDATE SET key_check = excluded.key_check,
+            threshold = excluded.threshold,
+            share_count = excluded.share_count,
+            commitments = excluded.commitments, keyring = excluded.keyring`;
+        return true;
+      })
+    );
+  }
+
+  /** See {@linkcode StoreBackend.commitPendingRootKey}. */
+  commitPendingRootKey(
+    pendingKeyCheck: Uint8Array<ArrayBuffer>,
+    expectedKeyring?: Sealed,
+  ): Promise<boolean> {
+    return this.#query(() =>
+      this.sql.begin(async (tx) => {
+        const [live] = await tx`
+          SELECT keyring FROM spike_meta
+          WHERE id = 1 AND state = 'ready' FOR UPDATE`;
+        const [row] = await tx`
+          SELECT key_check, threshold, share_count, commitments, keyring
+          FROM spike_pending_root_key WHERE id = 1 FOR UPDATE`;
+        if (!row || !sameBytes(bytes(row.key_check), pendingKeyCheck)) {
+          return false;
+        }
+        if (
+          expectedKeyring &&
+          !(live?.keyring && sameBytes(bytes(live.keyring), expectedKeyring))
+        ) {
+          return false;
+        }
+        await tx`
+          UPDATE spike_meta SET key_check = ${bytes(row.key_check)},
+            threshold = ${Number(row.threshold)},
+            share_count = ${Number(row.share_count)},
+            keyring = ${bytes(row.keyring)}, changed_at = now()
+          WHERE id = 1 AND state = 'ready'`;
+        await tx`DELETE FROM spike_shard_commitments`;
+        for (const [i, c] of fromHexList(row.commitments).entries()) {
+          await tx`
+            INSERT INTO spike_shard_commitments (share_index, commitment)
+            VALUES (${i + 1}, ${c})`;
+        }
+        await tx`DELETE FROM spike_pending_root_key`;
+        return true;
+      })
+    );
+  }
+
+  /** See {@linkcode StoreBackend.clearPendingRootKey}. */
+  async clearPendingRootKey(): Promise<void> {
+    await this.#query(() => this.sql`DELETE FROM spike_pending_root_key`);
+  }
+
+  /**
+   * See {@linkcode StoreBackend.openSnapshot}: one READ ONLY, REPEATABLE
+   * READ transaction on a reserved connection, held while the rows are
+   * read (its idle limit raised, since the reader sets the pace).
+   */
+  async openSnapshot(): Promise<StoreSnapshot> {
+    if (this.#closed) throw new StoreError("Store is closed");
+    const conn = await this.#query(() => this.sql.reserve());
+    let open = false;
+    const end = async () => {
+      if (!open) return;
+      open = false;
+      try {
+        await conn`COMMIT`;
+      } finally {
+        conn.release();
+      }
+    };
+    try {
+      await conn`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`;
+      open = true;
+      await conn.unsafe(
+        "SET LOCAL idle_in_transaction_session_timeout = '10min'",
+      );
+      const [row] = await conn`
+        SELECT m.schema_version, m.store_id, m.key_check, m.threshold,
+               m.share_count, m.keyring,
+               (SELECT string_agg(encode(commitment, 'hex'), ','
+                         ORDER BY share_index)
+                FROM spike_shard_commitments) AS commitments
+        FROM spike_meta m WHERE m.id = 1 AND m.state = 'ready'`;
+      if (!row || row.keyring === null) {
+        throw new StoreError("The store has no meta or keyring yet");
+      }
+      const meta: StoreMeta = {
+        storeId: bytes(row.store_id),
+        keyCheck: bytes(row.key_check),
+        threshold: Number(row.threshold),
+        shareCount: Number(row.share_count),
+        commitments: fromHexList(row.commitments),
+        schemaVersion: Number(row.schema_version),
+      };
+      const keyring = bytes(row.keyring);
+      return {
+        meta,
+        keyring,
+        async *rows(): AsyncIterable<SnapshotRow> {
+          let after = "";
+          for (;;) {
+            if (!open) throw new StoreError("The snapshot is closed");
+            const page = groupRecords(
+              await recordsQuery(conn, after, SNAPSHOT_PAGE),
+            );
+            for (const records of page) yield { kind: "secret", records };
+            if (page.length < SNAPSHOT_PAGE) break;
+            after = page[page.length - 1]!.path;
+          }
+          const [set] = await conn`
+            SELECT generation, record FROM spike_policy_set WHERE id = 1`;
+          if (set) {
+            yield {
+              kind: "policySet",
+              set: {
+                generation: Number(set.generation),
+                record: bytes(set.record),
+              },
+            };
+          }
+          const policies = await conn`
+            SELECT name, record FROM spike_policies ORDER BY name`;
+          for (const p of policies) {
+            yield {
+              kind: "policy",
+              name: p.name as string,
+              record: bytes(p.record),
+            };
+          }
+        },
+        [Symbol.asyncDispose]: end,
+      };
+    } catch (e) {
+      if (open) await end().catch(() => {});
+      else conn.release();
+      if (e instanceof StoreError) throw e;
+      throw new ApiError(
+        ErrorCode.Internal,
+        `Store snapshot failed: ${reason(e)}`,
+        { cause: e },
+      );
+    }
+  }
+
+  /**
+   * See {@linkcode StoreBackend.importStore}: into an empty schema, one
+   * transaction on a reserved connection (its idle limit raised: the rows
+   * come from a file at the reader's pace).
+   */
+  async importStore(store: StoreImport): Promise<void> {
+    assertStoreMeta(store.meta);
+    await this.#query(() =>
+      this.sql.begin(async (tx) => {
+        await tx.unsafe(
+          "SET LOCAL idle_in_transaction_session_timeout = '10min'",
+        );
+        const meta = store.meta;
+        const taken = await tx`
+          UPDATE spike_meta SET state = 'ready', store_id = ${meta.storeId},
+            key_check = ${meta.keyCheck}, threshold = ${meta.threshold},
+            share_count = ${meta.shareCount}, keyring = ${store.keyring},
+            changed_at = now()
+          WHERE id = 1 AND state = 'empty' RETURNING 1`;
+        if (taken.length === 0) throw new StoreError("The store is not empty");
+        for (const [i, c] of meta.commitments.entries()) {
+          await tx`
+            INSERT INTO spike_shard_commitments (share_index, commitment)
+            VALUES (${i + 1}, ${c})`;
+        }
+        for await (const row of store.rows) {
+          if (row.kind === "secret") {
+            const r = row.records;
+            await tx`
+              INSERT INTO spike_secrets (path, revision, head)
+              VALUES (${r.path}, ${r.revision}, ${r.head})`;
+            for (const v of r.versions) {
+              await tx`
+                INSERT INTO spike_secret_versions (path, version, record)
+                VALUES (${r.path}, ${v.version}, ${v.record})`;
+            }
+          } else if (row.kind === "policy") {
+            await tx`
+              INSERT INTO spike_policies (name, record)
+              VALUES (${row.name}, ${row.record})`;
+          } else {
+            await tx`
+              INSERT INTO spike_policy_set (id, generation, record)
+              VALUES (1, ${row.set.generation}, ${row.set.record})`;
+          }
+        }
+        const check = await store.check();
+        await tx`
+          INSERT INTO spike_restore_check (id, digest, mac)
+          VALUES (1, ${check.digest}, ${check.mac})`;
+      })
+    );
+  }
+
+  /** See {@linkcode StoreBackend.readRestoreCheck}. */
+  readRestoreCheck(): Promise<RestoreCheck | undefined> {
+    return this.#query(async () => {
+      const [row] = await this.sql`
+        SELECT digest, mac FROM spike_restore_check WHERE id = 1`;
+      return row && { digest: bytes(row.digest), mac: bytes(row.mac) };
+    });
+  }
+
+  /** See {@linkcode StoreBackend.clearRestoreCheck}. */
+  async clearRestoreCheck(): Promise<void> {
+    await this.#query(() => this.sql`DELETE FROM spike_restore_check`);
+  }
+
   /** See {@linkcode StoreBackend.readSecret}. */
   readSecret(path: string, version = 0): Promise<SecretRow | undefined> {
     return this.#query(async () => {
@@ -344,6 +673,91 @@ export class PostgresBackend implements StoreBackend {
               AND path < ${prefixEnd(prefix)}
             ORDER BY path LIMIT ${limit}`.values();
       return rows.map((r) => r[0] as string);
+    });
+  }
+
+  /** See {@linkcode StoreBackend.readSecretRecords}. */
+  readSecretRecords(range: KeyRange): Promise<SecretRecords[]> {
+    return this.#query(async () => {
+      const prefix = range.prefix ?? "";
+      const after = range.after ?? "";
+      const limit = range.limit ?? null;
+      const rows = prefix === ""
+        ? await recordsQuery(this.sql, after, limit)
+        : await this.sql`
+            SELECT s.path, s.revision, s.head, v.version, v.record
+            FROM (SELECT path, revision, head FROM spike_secrets
+                  WHERE path > ${after} AND path >= ${prefix}
+                    AND path < ${prefixEnd(prefix)}
+                  ORDER BY path LIMIT ${limit}) s
+            LEFT JOIN spike_secret_versions v ON v.path = s.path
+            ORDER BY s.path, v.version`;
+      return groupRecords(rows);
+    });
+  }
+
+  /** See {@linkcode StoreBackend.resealSecret}: one transaction. */
+  resealSecret(
+    path: string,
+    revision: number,
+    head: Sealed,
+    versions: readonly { readonly version: number; readonly record: Sealed }[],
+  ): Promise<boolean> {
+    return this.#query(() =>
+      this.sql.begin(async (tx) => {
+        const done = await tx`
+          UPDATE spike_secrets SET head = ${head}
+          WHERE path = ${path} AND revision = ${revision} RETURNING 1`;
+        if (done.length === 0) return false;
+        for (const v of versions) {
+          await tx`
+            UPDATE spike_secret_versions SET record = ${v.record}
+            WHERE path = ${path} AND version = ${v.version}`;
+        }
+        return true;
+      })
+    );
+  }
+
+  /** See {@linkcode StoreBackend.resealPolicies}: one transaction. */
+  resealPolicies(
+    generation: number,
+    set: Sealed,
+    rows: readonly { readonly name: string; readonly record: Sealed }[],
+  ): Promise<boolean> {
+    return this.#query(() =>
+      this.sql.begin(async (tx) => {
+        const done = await tx`
+          UPDATE spike_policy_set SET record = ${set}
+          WHERE id = 1 AND generation = ${generation} RETURNING 1`;
+        if (done.length === 0) return false;
+        for (const row of rows) {
+          await tx`
+            UPDATE spike_policies SET record = ${row.record}
+            WHERE name = ${row.name}`;
+        }
+        return true;
+      })
+    );
+  }
+
+  /** See {@linkcode StoreBackend.countRecordsBelowTerm}. */
+  countRecordsBelowTerm(term: number): Promise<number> {
+    return this.#query(async () => {
+      // Headers are `0x02 ‖ term (4 bytes, big-endian)`: bytea compares
+      // byte-wise, which for these 4 bytes is numeric order.
+      const t = termBytes(term);
+      const [r] = await this.sql`
+        SELECT
+          (SELECT count(*) FROM spike_secrets
+            WHERE substring(head from 2 for 4) < ${t})
+          + (SELECT count(*) FROM spike_secret_versions
+            WHERE substring(record from 2 for 4) < ${t})
+          + (SELECT count(*) FROM spike_policies
+            WHERE substring(record from 2 for 4) < ${t})
+          + (SELECT count(*) FROM spike_policy_set
+            WHERE substring(record from 2 for 4) < ${t}) AS n`;
+      return Number(r!.n);
     });
   }
 

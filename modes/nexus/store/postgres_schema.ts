@@ -166,6 +166,28 @@ INSERT INTO spike_meta (id, schema_version) VALUES (1, 2);
 `;
 
 /**
+ * The tables of the key and data lifecycle: a rekey's pending root key and
+ * a restored backup's check. Created (if absent) with every start, under
+ * the migration lock, so stores made before them gain them without a new
+ * schema version.
+ */
+const LIFECYCLE_TABLES = `
+CREATE TABLE IF NOT EXISTS spike_pending_root_key (
+  id integer PRIMARY KEY CHECK (id = 1),
+  key_check bytea NOT NULL,
+  threshold integer NOT NULL,
+  share_count integer NOT NULL,
+  commitments text NOT NULL,
+  keyring bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spike_restore_check (
+  id integer PRIMARY KEY CHECK (id = 1),
+  digest bytea NOT NULL,
+  mac bytea NOT NULL
+);
+`;
+
+/**
  * The steps between schema versions: the entry at `v` lifts a store from
  * version `v` (0: no tables yet) to `to`. PostgreSQL stores start at store
  * format 2, the first format this backend writes, so the only step today
@@ -202,7 +224,10 @@ export async function migrate(sql: Sql, where: string): Promise<void> {
         }
         version = Number(meta.schema_version);
       }
-      if (version === SCHEMA_VERSION) return;
+      if (version === SCHEMA_VERSION) {
+        await tx.unsafe(LIFECYCLE_TABLES);
+        return;
+      }
       if (version > SCHEMA_VERSION) {
         throw new StoreError(
           `The database ${where} has schema version ${version}, newer than this build supports (${SCHEMA_VERSION}): run a newer SPIKE`,

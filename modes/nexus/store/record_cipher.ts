@@ -14,9 +14,29 @@
  * @module
  */
 import { NONCE_BYTES, TAG_BYTES } from "../../../lib/crypto/aead.ts";
+import { recordTerm } from "./backend.ts";
 import { zero } from "../../../lib/crypto/zero.ts";
 import { IntegrityError } from "./integrity.ts";
-import type { Keyring } from "./keyring.ts";
+
+/** The key a record is sealed with, and its term. */
+export interface SealKey {
+  /** The term the record names. */
+  readonly term: number;
+  /** The data key of that term. */
+  readonly key: CryptoKey;
+}
+
+/**
+ * Where records get their data keys: the key to seal with (one encryption
+ * counted against its budget) and the key of a term to open with. Either
+ * may wait, for a reservation or a keyring reload.
+ */
+export interface DataKeys {
+  /** The active term's key, counted as one encryption. */
+  sealKey(): SealKey | Promise<SealKey>;
+  /** The key of `term`, or undefined when no keyring holds it. */
+  openKey(term: number): CryptoKey | undefined | Promise<CryptoKey | undefined>;
+}
 
 /** The first byte of every format-2 record. */
 export const RECORD_FORMAT = 2;
@@ -70,15 +90,15 @@ export function describe(at: RecordLocation): string {
 
 /** Seals and opens JSON records with the keyring's data keys. */
 export class RecordCipher {
-  readonly #keyring: Keyring;
+  readonly #keys: DataKeys;
 
   /**
    * Creates the cipher.
    *
-   * @param keyring the unwrapped keyring
+   * @param keys where the data keys come from
    */
-  constructor(keyring: Keyring) {
-    this.#keyring = keyring;
+  constructor(keys: DataKeys) {
+    this.#keys = keys;
   }
 
   /**
@@ -92,13 +112,13 @@ export class RecordCipher {
     value: unknown,
     at: RecordLocation,
   ): Promise<Uint8Array<ArrayBuffer>> {
-    const term = this.#keyring.activeTerm;
+    const { term, key } = await this.#keys.sealKey();
     const nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES));
     const plaintext = encoder.encode(JSON.stringify(value));
     try {
       const sealed = await crypto.subtle.encrypt(
         { name: "AES-GCM", iv: nonce, additionalData: aad(term, at) },
-        this.#keyring.activeKey,
+        key,
         plaintext,
       );
       const out = new Uint8Array(
@@ -133,8 +153,8 @@ export class RecordCipher {
     ) {
       throw new IntegrityError(`Stored ${describe(at)} is malformed`);
     }
-    const term = new DataView(record.buffer, record.byteOffset).getUint32(1);
-    const key = this.#keyring.dataKey(term);
+    const term = recordTerm(record);
+    const key = await this.#keys.openKey(term);
     if (!key) {
       throw new IntegrityError(
         `Stored ${
@@ -165,5 +185,21 @@ export class RecordCipher {
     } finally {
       zero(plaintext);
     }
+  }
+
+  /**
+   * Seals a record's content again, for the same location, with the
+   * active term (re-encryption of an older term).
+   *
+   * @param record the stored bytes
+   * @param at where they are stored
+   * @returns the new record
+   * @throws {IntegrityError} as {@linkcode RecordCipher.open}
+   */
+  async reseal(
+    record: Uint8Array<ArrayBuffer>,
+    at: RecordLocation,
+  ): Promise<Uint8Array<ArrayBuffer>> {
+    return await this.seal(await this.open(record, at), at);
   }
 }

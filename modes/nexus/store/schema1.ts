@@ -34,14 +34,15 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  * The converter of one migration.
  *
  * @param storage the schema-1 storage key
- * @param keyring the new sealed keyring (term 1, the schema-1 cipher key)
+ * @param keyring seals the new keyring (term 1, the schema-1 cipher key)
+ *   once every record is sealed, with their count
  * @param records seals with the new keyring
  * @param warn told about each disagreement the conversion resolved
  * @returns the converter
  */
 export function schema1Converter(
   storage: CryptoKey,
-  keyring: Sealed,
+  keyring: () => Promise<Sealed>,
   records: RecordCipher,
   warn: (message: string) => void,
 ): Schema1Converter {
@@ -82,7 +83,7 @@ export function schema1Converter(
   };
 
   return {
-    keyring: () => Promise.resolve(keyring),
+    keyring,
 
     async secret(s: Schema1Secret) {
       const { path } = s;

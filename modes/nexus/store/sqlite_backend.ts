@@ -39,21 +39,28 @@ import {
   assertStoreMeta,
   compareCodePoints,
   type KeyRange,
+  type PendingRootKey,
   type PolicyChange,
   type PolicyRead,
   type PolicySetRow,
   type PolicySnapshot,
   prefixEnd,
+  type RestoreCheck,
   type Schema1Converter,
   type Schema1Migration,
   type Schema1Secret,
   SCHEMA_VERSION,
   type Sealed,
+  type SecretRecords,
   type SecretRow,
   type SecretWrite,
+  type SnapshotRow,
   type StoreBackend,
   StoreError,
+  type StoreImport,
   type StoreMeta,
+  type StoreSnapshot,
+  termBytes,
   type WriteResult,
 } from "./backend.ts";
 import { IntegrityError } from "./integrity.ts";
@@ -115,8 +122,29 @@ ${DATA_TABLES}
 INSERT INTO meta (id, schema_version) VALUES (1, ${SCHEMA_VERSION});
 `;
 
+// The tables of the key and data lifecycle, made when first written, so a
+// store made before them opens as it is (also on a read-only volume).
+const LIFECYCLE_TABLES = `
+CREATE TABLE IF NOT EXISTS pending_root_key (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  key_check BLOB NOT NULL,
+  threshold INTEGER NOT NULL,
+  share_count INTEGER NOT NULL,
+  commitments TEXT NOT NULL,
+  keyring BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS restore_check (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  digest BLOB NOT NULL,
+  mac BLOB NOT NULL
+);
+`;
+
 /** Paths converted concurrently during a schema-1 migration. */
 const MIGRATION_BATCH = 64;
+
+/** Paths read per statement by a snapshot. */
+const SNAPSHOT_PAGE = 256;
 
 /** Options of {@linkcode SqliteBackend.open}. */
 export interface SqliteOptions {
@@ -128,6 +156,8 @@ export interface SqliteOptions {
    * tests pass one that records and holds syncs.
    */
   readonly syncWal?: (wal: Deno.FsFile) => Promise<void>;
+  /** The file name inside the data directory (default `spike.db`). */
+  readonly fileName?: string;
 }
 
 type Row = Record<string, unknown>;
@@ -173,6 +203,107 @@ function syncFailed(error: unknown): ApiError {
     }); restart nexus to recover what is on disk`,
     { cause: error },
   );
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+// Secret rows joined with their version rows (path order, then version
+// order) into one record set per path.
+function groupRecords(rows: Row[]): SecretRecords[] {
+  const out: SecretRecords[] = [];
+  let current: SecretRecords | undefined;
+  let versions: { version: number; record: Sealed }[] = [];
+  for (const r of rows) {
+    if (current?.path !== r.path) {
+      versions = [];
+      current = {
+        path: r.path as string,
+        revision: r.revision as number,
+        head: bytes(r.head),
+        versions,
+      };
+      out.push(current);
+    }
+    if (r.version !== null) {
+      versions.push({
+        version: r.version as number,
+        record: bytes(r.record),
+      });
+    }
+  }
+  return out;
+}
+
+// A page of paths after `after` (within a prefix range when given) with
+// every version row, in one statement.
+const RECORDS_SQL = (where: string) =>
+  `SELECT s.path, s.revision, s.head, v.version, v.record
+   FROM (SELECT path, revision, head FROM secrets WHERE ${where}
+         ORDER BY path LIMIT ?) s
+   LEFT JOIN secret_versions v ON v.path = s.path
+   ORDER BY s.path, v.version`;
+
+function hasTable(db: DatabaseSync, name: string): boolean {
+  return db.prepare(
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+  ).get(name) !== undefined;
+}
+
+function readPending(db: DatabaseSync): PendingRootKey | undefined {
+  if (!hasTable(db, "pending_root_key")) return undefined;
+  const row = db.prepare(
+    "SELECT key_check, threshold, share_count, commitments FROM pending_root_key WHERE id = 1",
+  ).get() as Row | undefined;
+  if (!row) return undefined;
+  return {
+    keyCheck: bytes(row.key_check),
+    threshold: row.threshold as number,
+    shareCount: row.share_count as number,
+    commitments: (JSON.parse(row.commitments as string) as string[]).map((c) =>
+      Uint8Array.fromBase64(c)
+    ),
+  };
+}
+
+function readMetaRow(
+  db: DatabaseSync,
+  statements: Record<string, StatementSync>,
+): StoreMeta | undefined {
+  const row = statements.meta!.get() as Row;
+  if (row.store_id === null) return undefined;
+  const commitments = (statements.commitments!.all() as Row[]).map((r) =>
+    bytes(r.commitment)
+  );
+  const pending = readPending(db);
+  return {
+    storeId: bytes(row.store_id),
+    keyCheck: bytes(row.key_check),
+    threshold: row.threshold as number,
+    shareCount: row.share_count as number,
+    commitments,
+    schemaVersion: row.schema_version as number,
+    ...(pending ? { pending } : {}),
+  };
+}
+
+function metaStatements(db: DatabaseSync): Record<string, StatementSync> {
+  const q = (sql: string) => db.prepare(sql);
+  return {
+    meta: q(
+      "SELECT schema_version, store_id, key_check, threshold, share_count FROM meta WHERE id = 1",
+    ),
+    commitments: q(
+      "SELECT share_index, commitment FROM shard_commitments ORDER BY share_index",
+    ),
+    initMeta: q(
+      "UPDATE meta SET store_id = ?, key_check = ?, threshold = ?, share_count = ? WHERE id = 1 AND store_id IS NULL",
+    ),
+    addCommitment: q(
+      "INSERT INTO shard_commitments (share_index, commitment) VALUES (?, ?)",
+    ),
+  };
 }
 
 function writeFailed(error: unknown): ApiError {
@@ -253,21 +384,7 @@ export class SqliteBackend implements StoreBackend {
     this.location = file;
     this.#db = db;
     this.#syncWal = syncWal;
-    const q = (sql: string) => db.prepare(sql);
-    this.#meta = {
-      meta: q(
-        "SELECT schema_version, store_id, key_check, threshold, share_count FROM meta WHERE id = 1",
-      ),
-      commitments: q(
-        "SELECT share_index, commitment FROM shard_commitments ORDER BY share_index",
-      ),
-      initMeta: q(
-        "UPDATE meta SET store_id = ?, key_check = ?, threshold = ?, share_count = ? WHERE id = 1 AND store_id IS NULL",
-      ),
-      addCommitment: q(
-        "INSERT INTO shard_commitments (share_index, commitment) VALUES (?, ?)",
-      ),
-    };
+    this.#meta = metaStatements(db);
     if (version === SCHEMA_VERSION) this.#stmt = prepareData(db);
   }
 
@@ -285,7 +402,7 @@ export class SqliteBackend implements StoreBackend {
    * schema, or cannot be opened
    */
   static open(dataDir: string, options: SqliteOptions = {}): SqliteBackend {
-    const file = join(dataDir, DB_FILE_NAME);
+    const file = join(dataDir, options.fileName ?? DB_FILE_NAME);
     // Create the file ourselves so it never exists with a looser mode.
     try {
       // An existing file is not opened for writing here: on a read-only
@@ -586,21 +703,7 @@ export class SqliteBackend implements StoreBackend {
 
   /** See {@linkcode StoreBackend.readMeta}. */
   readMeta(): Promise<StoreMeta | undefined> {
-    return this.#read(() => {
-      const row = this.#meta.meta!.get() as Row;
-      if (row.store_id === null) return undefined;
-      const commitments = (this.#meta.commitments!.all() as Row[]).map((r) =>
-        bytes(r.commitment)
-      );
-      return {
-        storeId: bytes(row.store_id),
-        keyCheck: bytes(row.key_check),
-        threshold: row.threshold as number,
-        shareCount: row.share_count as number,
-        commitments,
-        schemaVersion: row.schema_version as number,
-      };
-    });
+    return this.#read(() => readMetaRow(this.#db, this.#meta));
   }
 
   /** See {@linkcode StoreBackend.initMeta}. */
@@ -644,6 +747,192 @@ export class SqliteBackend implements StoreBackend {
         throw new StoreError("The store has no meta yet");
       }
       return bytes(row.keyring);
+    });
+  }
+
+  /** See {@linkcode StoreBackend.writeKeyring}. */
+  writeKeyring(expected: Sealed, keyring: Sealed): Promise<boolean> {
+    return this.#write(() =>
+      this.#data.writeKeyring!.run(keyring, expected).changes === 1
+    );
+  }
+
+  /** See {@linkcode StoreBackend.writePendingRootKey}. */
+  writePendingRootKey(
+    currentKeyCheck: Uint8Array<ArrayBuffer>,
+    pending: PendingRootKey,
+    keyring: Sealed,
+  ): Promise<boolean> {
+    return this.#write(() => {
+      const meta = readMetaRow(this.#db, this.#meta);
+      if (!meta || !equalBytes(meta.keyCheck, currentKeyCheck)) return false;
+      assertStoreMeta({ ...meta, ...pending });
+      this.#db.exec(LIFECYCLE_TABLES);
+      this.#db.prepare(
+        `INSERT OR REPLACE INTO pending_root_key
+         (id, key_check, threshold, share_count, commitments, keyring)
+         VALUES (1, ?, ?, ?, ?, ?)`,
+      ).run(
+        pending.keyCheck,
+        pending.threshold,
+        pending.shareCount,
+        JSON.stringify(pending.commitments.map((c) => c.toBase64())),
+        keyring,
+      );
+      return true;
+    });
+  }
+
+  /** See {@linkcode StoreBackend.commitPendingRootKey}. */
+  commitPendingRootKey(
+    pendingKeyCheck: Uint8Array<ArrayBuffer>,
+    expectedKeyring?: Sealed,
+  ): Promise<boolean> {
+    return this.#write(() => {
+      const db = this.#db;
+      const pending = readPending(db);
+      if (!pending || !equalBytes(pending.keyCheck, pendingKeyCheck)) {
+        return false;
+      }
+      if (expectedKeyring) {
+        const live = (this.#data.keyring!.get() as Row | undefined)?.keyring;
+        if (
+          !(live instanceof Uint8Array && equalBytes(live, expectedKeyring))
+        ) {
+          return false;
+        }
+      }
+      const keyring = (db.prepare(
+        "SELECT keyring FROM pending_root_key WHERE id = 1",
+      ).get() as Row).keyring;
+      db.prepare(
+        "UPDATE meta SET key_check = ?, threshold = ?, share_count = ?, keyring = ? WHERE id = 1",
+      ).run(
+        pending.keyCheck,
+        pending.threshold,
+        pending.shareCount,
+        bytes(keyring),
+      );
+      db.exec("DELETE FROM shard_commitments; DELETE FROM pending_root_key;");
+      pending.commitments.forEach((c, i) =>
+        this.#meta.addCommitment!.run(i + 1, c)
+      );
+      return true;
+    });
+  }
+
+  /** See {@linkcode StoreBackend.clearPendingRootKey}. */
+  clearPendingRootKey(): Promise<void> {
+    return this.#write(() => {
+      if (hasTable(this.#db, "pending_root_key")) {
+        this.#db.exec("DELETE FROM pending_root_key");
+      }
+    });
+  }
+
+  /** See {@linkcode StoreBackend.openSnapshot}. */
+  openSnapshot(): Promise<StoreSnapshot> {
+    // Like every read, a backup shows nothing that is not on disk yet: it
+    // starts once what is committed is synced (the snapshot is taken
+    // before anything else commits).
+    if (
+      !this.#closed && this.#broken === undefined && this.#unsyncedIn(undefined)
+    ) {
+      return this.#nextSync().then(() => this.openSnapshot());
+    }
+    // A second connection in one read transaction: under WAL it keeps
+    // seeing the data as of its first read while this connection writes.
+    let db: DatabaseSync | undefined;
+    try {
+      if (this.#closed) throw new StoreError("Store is closed");
+      if (this.#broken !== undefined) throw syncFailed(this.#broken);
+      this.#data;
+      db = new DatabaseSync(this.location, { readOnly: true, timeout: 5000 });
+      db.exec("BEGIN");
+      const meta = readMetaRow(db, metaStatements(db));
+      const keyring = (db.prepare("SELECT keyring FROM meta WHERE id = 1")
+        .get() as Row | undefined)?.keyring;
+      if (!meta || keyring === null || keyring === undefined) {
+        throw new StoreError("The store has no meta or keyring yet");
+      }
+      return Promise.resolve(snapshotOf(db, meta, bytes(keyring)));
+    } catch (e) {
+      db?.close();
+      return Promise.reject(
+        e instanceof StoreError ? e : new ApiError(
+          ErrorCode.Internal,
+          `Store snapshot failed: ${sqliteReason(e)}`,
+          { cause: e },
+        ),
+      );
+    }
+  }
+
+  /** See {@linkcode StoreBackend.importStore}. */
+  importStore(store: StoreImport): Promise<void> {
+    return this.#exclusive(async (db) => {
+      if (readMetaRow(db, this.#meta)) {
+        throw new StoreError("The store is not empty");
+      }
+      assertStoreMeta(store.meta);
+      const s = this.#data;
+      const meta = store.meta;
+      this.#meta.initMeta!.run(
+        meta.storeId,
+        meta.keyCheck,
+        meta.threshold,
+        meta.shareCount,
+      );
+      meta.commitments.forEach((c, i) =>
+        this.#meta.addCommitment!.run(i + 1, c)
+      );
+      s.initKeyring!.run(store.keyring);
+      const insertHead = db.prepare(
+        "INSERT INTO secrets (path, revision, head) VALUES (?, ?, ?)",
+      );
+      const insertPolicy = db.prepare(
+        "INSERT INTO policies (name, record) VALUES (?, ?)",
+      );
+      for await (const row of store.rows) {
+        if (row.kind === "secret") {
+          const r = row.records;
+          insertHead.run(r.path, r.revision, r.head);
+          for (const v of r.versions) {
+            s.insertVersion!.run(r.path, v.version, v.record);
+          }
+        } else if (row.kind === "policy") {
+          insertPolicy.run(row.name, row.record);
+        } else {
+          db.prepare(
+            "INSERT INTO policy_set (id, generation, record) VALUES (1, ?, ?)",
+          ).run(row.set.generation, row.set.record);
+        }
+      }
+      const check = await store.check();
+      db.exec(LIFECYCLE_TABLES);
+      db.prepare(
+        "INSERT INTO restore_check (id, digest, mac) VALUES (1, ?, ?)",
+      ).run(check.digest, check.mac);
+    });
+  }
+
+  /** See {@linkcode StoreBackend.readRestoreCheck}. */
+  readRestoreCheck(): Promise<RestoreCheck | undefined> {
+    return this.#read(() => {
+      if (!hasTable(this.#db, "restore_check")) return undefined;
+      const row = this.#db.prepare(
+        "SELECT digest, mac FROM restore_check WHERE id = 1",
+      ).get() as Row | undefined;
+      return row && { digest: bytes(row.digest), mac: bytes(row.mac) };
+    });
+  }
+
+  /** See {@linkcode StoreBackend.clearRestoreCheck}. */
+  clearRestoreCheck(): Promise<void> {
+    return this.#write(() => {
+      if (hasTable(this.#db, "restore_check")) {
+        this.#db.exec("DELETE FROM restore_check");
+      }
     });
   }
 
@@ -715,6 +1004,56 @@ export class SqliteBackend implements StoreBackend {
     }, LIST);
   }
 
+  /** See {@linkcode StoreBackend.readSecretRecords}. */
+  readSecretRecords(range: KeyRange): Promise<SecretRecords[]> {
+    return this.#read(() => {
+      const s = this.#data;
+      const prefix = range.prefix ?? "";
+      const after = range.after ?? "";
+      const limit = range.limit ?? -1;
+      const rows = prefix === ""
+        ? s.recordsFrom!.all(after, limit)
+        : s.recordsIn!.all(after, prefix, prefixEnd(prefix), limit);
+      return groupRecords(rows as Row[]);
+    });
+  }
+
+  /** See {@linkcode StoreBackend.resealSecret}. */
+  resealSecret(
+    path: string,
+    revision: number,
+    head: Sealed,
+    versions: readonly { readonly version: number; readonly record: Sealed }[],
+  ): Promise<boolean> {
+    return this.#write(() => {
+      const s = this.#data;
+      if (s.resealHead!.run(head, path, revision).changes === 0) return false;
+      for (const v of versions) s.resealVersion!.run(v.record, path, v.version);
+      return true;
+    }, { path, creates: false });
+  }
+
+  /** See {@linkcode StoreBackend.resealPolicies}. */
+  resealPolicies(
+    generation: number,
+    set: Sealed,
+    rows: readonly { readonly name: string; readonly record: Sealed }[],
+  ): Promise<boolean> {
+    return this.#write(() => {
+      const s = this.#data;
+      if (s.resealPolicySet!.run(set, generation).changes === 0) return false;
+      for (const row of rows) s.resealPolicy!.run(row.record, row.name);
+      return true;
+    });
+  }
+
+  /** See {@linkcode StoreBackend.countRecordsBelowTerm}. */
+  countRecordsBelowTerm(term: number): Promise<number> {
+    return this.#read(() =>
+      (this.#data.countBelow!.get(termBytes(term)) as Row).n as number
+    );
+  }
+
   /** See {@linkcode StoreBackend.readPolicySet}. */
   readPolicySet(): Promise<PolicySetRow | undefined> {
     return this.#read(() => {
@@ -782,28 +1121,32 @@ export class SqliteBackend implements StoreBackend {
     });
   }
 
-  // Rewrites a schema-1 store in format 2 in one transaction, holding the
-  // write lock across the awaits of the conversion. Nexus is locked while
-  // this runs, so no request reads the half-written tables; queued writes
-  // wait for the end.
+  // Rewrites a schema-1 store in format 2 in one transaction. Nexus is
+  // locked while this runs, so no request reads the half-written tables.
   async #migrate(
     convert: Schema1Converter,
     onProgress?: (done: number, total: number) => void,
   ): Promise<void> {
     if (this.#stmt) return;
+    await this.#exclusive((db) => migrateSchema1(db, convert, onProgress));
+    this.#stmt = prepareData(this.#db);
+  }
+
+  // Runs `work` in one transaction held across its awaits (a migration, an
+  // import); queued writes wait for the end. A throw rolls everything back.
+  async #exclusive(work: (db: DatabaseSync) => Promise<void>): Promise<void> {
     if (this.#closed) throw new StoreError("Store is closed");
     const db = this.#db;
     this.#migrating = true;
     try {
       db.exec("BEGIN IMMEDIATE");
       try {
-        await migrateSchema1(db, convert, onProgress);
+        await work(db);
         db.exec("COMMIT");
       } catch (e) {
         if (db.isTransaction) db.exec("ROLLBACK");
         throw e;
       }
-      this.#stmt = prepareData(db);
     } finally {
       this.#migrating = false;
       this.#schedule(true);
@@ -852,10 +1195,34 @@ function prepareData(db: DatabaseSync): Record<string, StatementSync> {
     stmt.setReturnArrays(true);
     return stmt;
   };
+  const below = (table: string, column: string) =>
+    `(SELECT COUNT(*) FROM ${table} WHERE substr(${column}, 2, 4) < ?1)`;
   return {
     keyring: q("SELECT keyring FROM meta WHERE id = 1"),
     initKeyring: q(
       "UPDATE meta SET keyring = ? WHERE id = 1 AND keyring IS NULL AND store_id IS NOT NULL",
+    ),
+    writeKeyring: q("UPDATE meta SET keyring = ? WHERE id = 1 AND keyring = ?"),
+    recordsFrom: q(RECORDS_SQL("path > ?")),
+    recordsIn: q(RECORDS_SQL("path > ? AND path >= ? AND path < ?")),
+    resealHead: q(
+      "UPDATE secrets SET head = ? WHERE path = ? AND revision = ?",
+    ),
+    resealVersion: q(
+      "UPDATE secret_versions SET record = ? WHERE path = ? AND version = ?",
+    ),
+    resealPolicySet: q(
+      "UPDATE policy_set SET record = ? WHERE id = 1 AND generation = ?",
+    ),
+    resealPolicy: q("UPDATE policies SET record = ? WHERE name = ?"),
+    // Record headers are `0x02 ‖ term (4 bytes, big-endian)`: byte-wise
+    // comparison of those 4 bytes is numeric comparison of the terms.
+    countBelow: q(
+      `SELECT ${below("secrets", "head")} + ${
+        below("secret_versions", "record")
+      } + ${below("policies", "record")} + ${
+        below("policy_set", "record")
+      } AS n`,
     ),
     // The head, which version rows exist, and the asked version's record.
     secret: q(
@@ -902,6 +1269,66 @@ function prepareData(db: DatabaseSync): Record<string, StatementSync> {
       "INSERT INTO policies (name, record) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET record = excluded.record",
     ),
     deletePolicy: q("DELETE FROM policies WHERE name = ?"),
+  };
+}
+
+// A snapshot over a connection that holds one read transaction; disposing
+// ends the transaction and closes the connection.
+function snapshotOf(
+  db: DatabaseSync,
+  meta: StoreMeta,
+  keyring: Sealed,
+): StoreSnapshot {
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    try {
+      db.exec("COMMIT");
+    } finally {
+      db.close();
+    }
+  };
+  return {
+    meta,
+    keyring,
+    async *rows(): AsyncIterable<SnapshotRow> {
+      const page = db.prepare(RECORDS_SQL("path > ?"));
+      let after = "";
+      for (;;) {
+        if (closed) throw new StoreError("The snapshot is closed");
+        const records = groupRecords(page.all(after, SNAPSHOT_PAGE) as Row[]);
+        for (const r of records) yield { kind: "secret", records: r };
+        if (records.length < SNAPSHOT_PAGE) break;
+        after = records[records.length - 1]!.path;
+      }
+      const set = db.prepare(
+        "SELECT generation, record FROM policy_set WHERE id = 1",
+      ).get() as Row | undefined;
+      if (set) {
+        yield {
+          kind: "policySet",
+          set: {
+            generation: set.generation as number,
+            record: bytes(set.record),
+          },
+        };
+      }
+      const policies = db.prepare(
+        "SELECT name, record FROM policies ORDER BY name",
+      ).all() as Row[];
+      for (const p of policies) {
+        yield {
+          kind: "policy",
+          name: p.name as string,
+          record: bytes(p.record),
+        };
+      }
+    },
+    [Symbol.asyncDispose]: () => {
+      close();
+      return Promise.resolve();
+    },
   };
 }
 
