@@ -211,11 +211,11 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
   let meta: StoreMeta | undefined = await store.readMeta();
   if (meta && config.backend !== "memory") warnSplit(meta, config, log);
   const audit = await AuditLog.open(config.auditLog);
-  // Lines no answer waits on (refused connections, requests the server
-  // answers itself, policies failing their check) are queued; a line that
-  // cannot be written is logged.
+  // Lines the dispatcher does not write (refused connections, requests the
+  // server answers itself, policies failing their check); a line that
+  // cannot be written is logged. The server's own answers wait for theirs.
   const auditQueued = (record: AuditRecord) =>
-    void audit.write(record).catch((e) =>
+    audit.write(record).catch((e) =>
       log.error("Audit line not written", {
         error: e instanceof Error ? e.name : "unknown",
       })
@@ -228,7 +228,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       store,
       (message, policy) => {
         log.warn(message, policy === undefined ? {} : { policy });
-        auditQueued({
+        void auditQueued({
           trail: newTrailId(),
           caller: null,
           route: "",
@@ -416,7 +416,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     }),
     // The server logs these, one line per source and interval, plus a count.
     onRefused: (reason, peer, count) => {
-      auditQueued({
+      void auditQueued({
         trail: "tls",
         caller: peer,
         route: "",
@@ -438,7 +438,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         code: info.code,
         status: info.status,
       });
-      auditQueued({
+      return auditQueued({
         trail,
         caller: info.peerId.uri,
         route: info.path,
