@@ -61,6 +61,11 @@ export interface IssueOptions {
   noKeyUsage?: boolean;
   /** Serial number as hex; default random. */
   serialNumber?: string;
+  /**
+   * DNS SANs; the first is also the subject CN, as SPIRE does with an
+   * entry's DNS names (PostgreSQL maps a client certificate by its CN).
+   */
+  dnsNames?: string[];
 }
 
 function randomSerial(): string {
@@ -148,17 +153,21 @@ export async function issueSvid(
       ]),
     );
   }
-  if (uris.length > 0) {
+  const dnsNames = options.dnsNames ?? [];
+  if (uris.length + dnsNames.length > 0) {
     extensions.push(
       new x509.SubjectAlternativeNameExtension(
-        uris.map((value) => ({ type: "url" as const, value })),
+        [
+          ...uris.map((value) => ({ type: "url" as const, value })),
+          ...dnsNames.map((value) => ({ type: "dns" as const, value })),
+        ],
         true,
       ),
     );
   }
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: options.serialNumber ?? randomSerial(),
-    subject: "O=SPIKE",
+    subject: dnsNames.length > 0 ? `CN=${dnsNames[0]}, O=SPIKE` : "O=SPIKE",
     issuer: ca.cert.subject,
     notBefore: options.notBefore ?? new Date(Date.now() - 3_600_000),
     notAfter: options.notAfter ?? new Date(Date.now() + 30 * DAY_MS),

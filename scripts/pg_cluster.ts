@@ -10,7 +10,9 @@
  *
  * The superuser (`postgres`) gets a random password and the cluster takes
  * password (scram) logins on 127.0.0.1, and certificate logins when started
- * with TLS material, as a production server would.
+ * with TLS material, as a production server would. With TLS, every login
+ * but the superuser's (on 127.0.0.1, for setting up) needs TLS unless an
+ * extra `pg_hba.conf` line says otherwise.
  *
  * @module
  */
@@ -37,6 +39,8 @@ export interface PgClusterOptions {
   readonly tls?: PgTls;
   /** Extra `pg_hba.conf` lines, placed before the default ones. */
   readonly hba?: readonly string[];
+  /** `pg_ident.conf` lines (user name maps of `cert … map=`). */
+  readonly ident?: readonly string[];
   /** Extra `postgresql.conf` lines. */
   readonly settings?: Readonly<Record<string, string>>;
 }
@@ -137,7 +141,10 @@ export class PgCluster {
           ssl_key_file: "'server.key'",
           ssl_ca_file: "'client_ca.crt'",
         });
-        hba.push("hostssl all all 127.0.0.1/32 scram-sha-256");
+        hba.push(
+          `hostnossl all ${SUPERUSER} 127.0.0.1/32 scram-sha-256`,
+          "hostssl all all 127.0.0.1/32 scram-sha-256",
+        );
       } else {
         hba.push("host all all 127.0.0.1/32 scram-sha-256");
       }
@@ -150,6 +157,10 @@ export class PgCluster {
       await Deno.writeTextFile(
         join(data, "pg_hba.conf"),
         hba.join("\n") + "\n",
+      );
+      await Deno.writeTextFile(
+        join(data, "pg_ident.conf"),
+        (options.ident ?? []).map((line) => `${line}\n`).join(""),
       );
       if (asPostgres) {
         const { uid, gid } = await postgresUser();

@@ -23,6 +23,13 @@ export type ProxyMode =
   /** Drop every connection and close new ones at once. */
   | "cut";
 
+// A cut or freeze waiting for its marker.
+interface Cut {
+  readonly marker: Uint8Array;
+  readonly when: "before" | "after" | "freeze";
+  readonly then?: ProxyMode | undefined;
+}
+
 /** Link properties. */
 export interface LinkOptions {
   /** One-way delay, ms (round trip = 2×). Default 0. */
@@ -53,7 +60,7 @@ export class TcpProxy {
     { close(): void; forwarding: boolean; answers: boolean }
   >();
   #mode: ProxyMode = "forward";
-  #cut: { marker: Uint8Array; when: "before" | "after" } | undefined;
+  #cut: Cut | undefined;
   #link: Required<LinkOptions>;
   #closed = false;
 
@@ -132,9 +139,23 @@ export class TcpProxy {
    *
    * @param marker bytes to look for in what a client sends
    * @param when before or after the server gets them
+   * @param then the mode the proxy takes right after the cut (default: it
+   * stays as it is), so a test holds back the client's next connections
    */
-  cutOnce(marker: string, when: "before" | "after"): void {
-    this.#cut = { marker: new TextEncoder().encode(marker), when };
+  cutOnce(marker: string, when: "before" | "after", then?: ProxyMode): void {
+    this.#cut = { marker: new TextEncoder().encode(marker), when, then };
+  }
+
+  /**
+   * Freezes the next connection whose client sends `marker`, right after
+   * those bytes reach the server: nothing more passes either way and the
+   * connection stays open, as with a client process stopped (SIGSTOP) the
+   * moment it sent them.
+   *
+   * @param marker bytes to look for in what a client sends
+   */
+  freezeOnce(marker: string): void {
+    this.#cut = { marker: new TextEncoder().encode(marker), when: "freeze" };
   }
 
   async #accept(): Promise<void> {
@@ -181,17 +202,29 @@ export class TcpProxy {
       if (closed) return;
       server = await Deno.connect(this.#target);
       server.setNoDelay(true);
-      const armed = { answer: false };
+      // The cut that waits for the server's answer to drop it.
+      let armed: Cut | undefined;
+      const then = (cut: Cut) => {
+        if (cut.then !== undefined) this.setMode(cut.then);
+      };
       await Promise.all([
         this.#pump(client, server, conn, (chunk) => {
           const cut = this.#cut;
           if (!cut || !contains(chunk, cut.marker)) return true;
           this.#cut = undefined;
-          if (cut.when === "before") return false;
-          armed.answer = true;
+          if (cut.when === "freeze") return "last";
+          if (cut.when === "before") {
+            then(cut);
+            return false;
+          }
+          armed = cut;
           return true;
         }),
-        this.#pump(server, client, conn, () => !armed.answer, true),
+        this.#pump(server, client, conn, () => {
+          if (!armed) return true;
+          then(armed);
+          return false;
+        }, true),
       ]);
     } catch {
       // A side went away.
@@ -210,7 +243,7 @@ export class TcpProxy {
     from: Deno.TcpConn,
     to: Deno.TcpConn,
     conn: { forwarding: boolean; answers: boolean; close(): void },
-    pass: (chunk: Uint8Array) => boolean,
+    pass: (chunk: Uint8Array) => boolean | "last",
     answer = false,
   ): Promise<void> {
     let due = 0;
@@ -234,6 +267,7 @@ export class TcpProxy {
         if (!passes) return conn.close();
         if (answer && !conn.answers) return;
         await writeAll(to, chunk);
+        if (passes === "last") conn.forwarding = false;
       });
       chain.catch(() => conn.close());
     }

@@ -94,3 +94,21 @@ Deno.test("--profile-only takes known loads and skips the table", () => {
     /--profile-only takes read, write, .*; not "reed"/,
   );
 });
+
+Deno.test("bench --only runs the named scenario groups in run order, no PostgreSQL pass", () => {
+  const opts = parseOptions(["--only", "scale, read-write"]);
+  assert.ok(opts !== "help");
+  assert.deepEqual(opts.groups, ["read-write", "scale"]);
+  assert.equal(opts.only, true);
+  const all = parseOptions([]);
+  assert.ok(all !== "help");
+  assert.equal(all.groups.length, 10);
+  const lifecycle = parseOptions(["--only", "lifecycle"]);
+  assert.ok(lifecycle !== "help");
+  assert.deepEqual(lifecycle.groups, ["scale", "lifecycle"]);
+  assert.equal(all.only, false);
+  assert.throws(
+    () => parseOptions(["--only", "write"]),
+    /--only takes read-write, sdk, .*; not "write"/,
+  );
+});

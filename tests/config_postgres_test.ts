@@ -21,6 +21,7 @@ const BASE = {
   SPIKE_NEXUS_DATABASE_STATEMENT_TIMEOUT: undefined,
   SPIKE_NEXUS_DATABASE_IDLE_TRANSACTION_TIMEOUT: undefined,
   SPIKE_NEXUS_POLICY_CHECK_INTERVAL: undefined,
+  SPIKE_NEXUS_WRITE_FENCE_PRUNE_INTERVAL: undefined,
   SPIKE_NEXUS_REPLICA_NAME: undefined,
 };
 
@@ -41,6 +42,7 @@ Deno.test("postgres settings: defaults and what the URL carries", async () => {
     assert.equal(replica.statementTimeoutMs, 10_000);
     assert.equal(replica.idleTransactionTimeoutMs, 5_000);
     assert.equal(replica.policyCheckIntervalMs, 1_000);
+    assert.equal(replica.fencePruneIntervalMs, 300_000);
   });
 });
 
@@ -111,6 +113,13 @@ Deno.test("postgres settings: every invalid value names its variable", async () 
         SPIKE_NEXUS_POLICY_CHECK_INTERVAL: "0s",
       },
       /SPIKE_NEXUS_POLICY_CHECK_INTERVAL must be a positive duration/,
+    ],
+    [
+      {
+        SPIKE_NEXUS_DATABASE_URL: url,
+        SPIKE_NEXUS_WRITE_FENCE_PRUNE_INTERVAL: "soon",
+      },
+      /SPIKE_NEXUS_WRITE_FENCE_PRUNE_INTERVAL/,
     ],
     [
       { SPIKE_NEXUS_DATABASE_URL: `${url}&connect_timeout=x` },

@@ -43,6 +43,7 @@ async function startServer(
     handler?: (req: MtlsRequest) => Promise<MtlsResponse>;
     maxBodyBytes?: number;
     headersTimeoutMs?: number;
+    onRequestRefused?: (info: RefusedRequest) => Promise<void>;
   } = {},
 ): Promise<Fixture> {
   const ca = options.ca ?? await createDevCa(TD);
@@ -63,7 +64,10 @@ async function startServer(
     port: 0,
     maxBodyBytes: options.maxBodyBytes ?? 1024,
     onRefused: (reason, peer) => refusals.push({ reason, peer }),
-    onRequestRefused: (info) => refusedRequests.push(info),
+    onRequestRefused: (info) => {
+      refusedRequests.push(info);
+      return options.onRequestRefused?.(info);
+    },
     ...(options.headersTimeoutMs === undefined
       ? {}
       : { headersTimeoutMs: options.headersTimeoutMs }),
@@ -301,6 +305,29 @@ Deno.test("server tells onRequestRefused of a 413 with the caller, path and acti
     code: "api_entity_too_large",
   });
   assert.equal(f.requests.length, 0);
+});
+
+Deno.test("server answers a refused request only once onRequestRefused settles", async () => {
+  // An audit line is written asynchronously; the client must not hear back
+  // before it is.
+  let settled = false;
+  const f = await startServer({
+    maxBodyBytes: 1024,
+    onRequestRefused: async () => {
+      for (let i = 0; i < 5; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      settled = true;
+    },
+  });
+  await using _server = f.server;
+  using client = await clientFor(f.ca, PILOT);
+  const res = await client.post(
+    f.url("/v1/store/secrets?action=get"),
+    new Uint8Array(2048).fill(0x41),
+  );
+  assert.equal(res.status, 413);
+  assert.ok(settled, "answered before the hook settled");
 });
 
 Deno.test("server tells onRequestRefused of a 400 for an unparsable target", async () => {

@@ -66,6 +66,9 @@ Deno.test("nexus recovers its root key from keepers after kill -9", async (t) =>
         const res = await getSecret(cluster, "apps/db");
         assert.equal(res.status, 200);
         assert.deepEqual(res.body?.data, { v: "before-crash" });
+        // Three keepers answer at once: one unlock, said once.
+        const log = await Deno.readTextFile(cluster.nexus!.logFile);
+        assert.equal(log.split("Root key recovered from keepers").length, 2);
       },
     );
 

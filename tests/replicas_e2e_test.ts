@@ -4,8 +4,9 @@
 // and revoked on one replica is enforced on the others; concurrent writers
 // through every replica lose no acknowledged write while replicas (the
 // push leader among them) are killed with SIGKILL in a loop; a frozen
-// replica stalls nobody and loses the push leadership; a replica cut off
-// from the database answers 503, keeps its key, and resumes by itself.
+// replica stalls nobody and loses the push leadership; the push leaders
+// keep the write fence pruned; a replica cut off from the database answers
+// 503, keeps its key, and resumes by itself.
 import assert from "node:assert/strict";
 import { Cluster } from "../scripts/cluster.ts";
 import { ReplicaSet } from "../scripts/replicas.ts";
@@ -108,6 +109,7 @@ Deno.test({
     const set = new ReplicaSet(cluster, 3, testDatabaseUrl(schema), {
       SPIKE_NEXUS_POLICY_CHECK_INTERVAL: `${CHECK_INTERVAL_MS}ms`,
       SPIKE_NEXUS_MAX_SECRET_VERSIONS: "1000",
+      SPIKE_NEXUS_WRITE_FENCE_PRUNE_INTERVAL: "1s",
     });
     const admin = adminSql(testAdminUrl());
     try {
@@ -278,6 +280,16 @@ Deno.test({
         });
         assert.equal(got.status, 200, `replica ${i} serves`);
       }
+      // The push leaders pruned the write fence as they went.
+      const [fence] = await admin.unsafe(
+        `SELECT (SELECT count(*) FROM ${schema}.spike_write_fence) AS rows,
+                (SELECT fence_epoch FROM ${schema}.spike_meta) AS epoch`,
+      );
+      assert.ok(Number(fence!.epoch) > 2, `fence epoch ${fence!.epoch}`);
+      assert.ok(
+        Number(fence!.rows) < acks.length,
+        `${fence!.rows} fence rows after ${acks.length} writes`,
+      );
 
       // The push leader frozen: the others keep writing the same paths
       // while it is stopped, and one of them takes the leadership.
@@ -315,6 +327,19 @@ Deno.test({
         },
       );
       assert.deepEqual(back.body?.data, { v: "frozen-9" });
+
+      // Each start of a replica that unlocked from the keepers said so
+      // once, though three keepers answered together.
+      for await (const entry of Deno.readDir(`${cluster.dir}/logs`)) {
+        if (!entry.name.startsWith("nexus-")) continue;
+        const log = await Deno.readTextFile(
+          `${cluster.dir}/logs/${entry.name}`,
+        );
+        assert.ok(
+          log.split("Root key recovered from keepers").length <= 2,
+          `${entry.name} logs the recovery more than once`,
+        );
+      }
     } finally {
       await admin.end();
       await set.close();
@@ -325,17 +350,18 @@ Deno.test({
 
 Deno.test({
   name:
-    "a replica cut off from the database answers 503, keeps its root key, and serves again by itself",
+    "a replica cut off from the database, or refused by it, answers 503, keeps its root key, and serves again by itself",
   ignore: !pg,
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
     const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
     const schema = await freshSchema();
-    const proxy = TcpProxy.start({ hostname: pg!.host, port: pg!.port });
+    let proxy = TcpProxy.start({ hostname: pg!.host, port: pg!.port });
+    const { port } = proxy;
     const url = testDatabaseUrl(schema).replace(
       `:${pg!.port}/`,
-      `:${proxy.port}/`,
+      `:${port}/`,
     );
     const set = new ReplicaSet(cluster, 1, url, {
       SPIKE_NEXUS_POLICY_CHECK_INTERVAL: `${CHECK_INTERVAL_MS}ms`,
@@ -373,6 +399,21 @@ Deno.test({
       proxy.setMode("forward");
       await waitFor("serving again", async () => (await get()).status === 200);
       assert.deepEqual((await get()).body?.data, { k: "v" });
+
+      // The database's port closed (a restart, a failover): connections
+      // are refused, more often than the pool has connections, then it
+      // listens again.
+      proxy.close();
+      await waitFor(
+        "503 while refused",
+        async () => (await get()).status === 503,
+      );
+      for (let i = 0; i < 12; i++) assert.equal((await get()).status, 503);
+      proxy = TcpProxy.start({ hostname: pg!.host, port: pg!.port }, {}, port);
+      await waitFor(
+        "serving after the refusals",
+        async () => (await get()).status === 200,
+      );
     } finally {
       await set.close();
       proxy.close();

@@ -497,6 +497,21 @@ export function storeConformance(
       await b.listSecretPaths({ prefix: "a/", after: "a/y" }),
       [],
     );
+    // A cursor below the prefix's range starts at the range, one above it
+    // ends the listing, one inside it goes on after it.
+    assert.deepEqual(await b.listSecretPaths({ prefix: "b", after: "a/x" }), [
+      "b",
+      "b/x",
+    ]);
+    assert.deepEqual(await b.listSecretPaths({ prefix: "a/", after: "b" }), []);
+    assert.deepEqual(
+      await b.listSecretPaths({ prefix: "a", after: "a", limit: 1 }),
+      ["a/x"],
+    );
+    assert.deepEqual(
+      await b.listSecretPaths({ prefix: "a", after: "", limit: 2 }),
+      ["a", "a/x"],
+    );
   });
 
   Deno.test(`${kind}: backend policy writes are compare-and-set on the generation`, async () => {

@@ -147,6 +147,36 @@ Deno.test("writes rolled back with their transaction leave the ledger as before"
   assert.deepEqual(l.row, ledger(snapshot({ a: 2 })).row);
 });
 
+Deno.test("a commit not yet on disk is not what a checkpoint names until it is synced", () => {
+  const l = ledger(snapshot({ a: 1 }));
+  const start = l.durableRow;
+  const told: number[] = [];
+  l.onCommit((row) => told.push(row.generation));
+  l.secretWritten("a", 1, 2);
+  l.seal();
+  l.commit(false);
+  const first = l.row;
+  l.secretWritten("b", 0, 1);
+  l.seal();
+  l.commit(false);
+  const second = l.row;
+  // Both committed, neither synced: the durable row has not moved.
+  assert.deepEqual(l.durableRow, start);
+  assert.deepEqual(told, []);
+  l.synced(first);
+  assert.deepEqual(l.durableRow, first);
+  l.synced(second);
+  // A late report of an older sync never moves the durable row back.
+  l.synced(first);
+  assert.deepEqual(l.durableRow, second);
+  assert.deepEqual(told, [first.generation, second.generation]);
+  // A backend whose commit is durable says so at once.
+  l.secretWritten("a", 2, 3);
+  l.seal();
+  l.commit();
+  assert.deepEqual(l.durableRow, l.row);
+});
+
 Deno.test("a write from a revision the ledger never saw is an integrity error", () => {
   const l = ledger(snapshot({ a: 4 }, 2));
   assert.throws(() => l.secretWritten("a", 3, 4), {

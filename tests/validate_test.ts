@@ -79,6 +79,10 @@ Deno.test("secret path rejects leading slash, empty and dot segments", () => {
     assertInvalid(() => validateSecretPath(p), "path", ". or .. segments");
   }
   assert.equal(validateSecretPath("a/.hidden/..x"), "a/.hidden/..x");
+  assert.equal(validateSecretPath("a./.b/x.."), "a./.b/x..");
+  // With both, the first bad segment names the rule.
+  assertInvalid(() => validateSecretPath("a/..//b"), "path", ". or ..");
+  assertInvalid(() => validateSecretPath("a//b/.."), "path", "empty segments");
 });
 
 Deno.test("secret path rejects the reserved spike/system namespace", () => {

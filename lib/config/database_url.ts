@@ -49,10 +49,14 @@ export interface DatabaseSettings {
   readonly connectTimeoutMs: number;
 }
 
-const URL_VAR = "SPIKE_NEXUS_DATABASE_URL";
-const CA_VAR = "SPIKE_NEXUS_DATABASE_CA";
-const CERT_VAR = "SPIKE_NEXUS_DATABASE_CLIENT_CERT";
-const KEY_VAR = "SPIKE_NEXUS_DATABASE_CLIENT_KEY";
+/** The variable of the connection URL. */
+export const URL_VAR = "SPIKE_NEXUS_DATABASE_URL";
+/** The variable of the server's CA file. */
+export const CA_VAR = "SPIKE_NEXUS_DATABASE_CA";
+/** The variable of the client certificate file (or `svid`). */
+export const CERT_VAR = "SPIKE_NEXUS_DATABASE_CLIENT_CERT";
+/** The variable of the client key file. */
+export const KEY_VAR = "SPIKE_NEXUS_DATABASE_CLIENT_KEY";
 
 const SSL_MODES: readonly string[] = [
   "disable",

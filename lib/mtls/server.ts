@@ -125,10 +125,11 @@ export interface MtlsServerOptions {
   /**
    * Audit hook for requests on a verified connection that the server
    * answers itself, so the handler never sees them: an unparsable request
-   * target (400) or a body over `maxBodyBytes` (413). Called before the
-   * answer is sent.
+   * target (400) or a body over `maxBodyBytes` (413). The answer is sent
+   * once the hook (and the promise it returns, if any) settles, so an
+   * audit line can be written before the client hears back.
    */
-  onRequestRefused?: (info: RefusedRequest) => void;
+  onRequestRefused?: (info: RefusedRequest) => void | Promise<void>;
 }
 
 /** A listening mTLS server. */
@@ -385,9 +386,9 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
     refusals.refuse(reason, peer);
   };
 
-  const tellRequestRefused = (info: RefusedRequest) => {
+  const tellRequestRefused = async (info: RefusedRequest) => {
     try {
-      onRequestRefused?.(info);
+      await onRequestRefused?.(info);
     } catch (e) {
       log.error("Request refusal hook failed", { error: (e as Error).name });
     }
@@ -457,7 +458,7 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
     const method = req.method ?? "";
     const target = parseTarget(req.url ?? "");
     if (target === undefined) {
-      tellRequestRefused({
+      await tellRequestRefused({
         peerId,
         method,
         path: "",
@@ -475,7 +476,7 @@ export function serveMtls(options: MtlsServerOptions): Promise<MtlsServer> {
     const read = await readBody(req, maxBodyBytes);
     if (read.kind === "gone") return;
     if (read.kind === "too-large") {
-      tellRequestRefused({
+      await tellRequestRefused({
         peerId,
         method,
         path: target.path,

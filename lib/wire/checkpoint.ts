@@ -3,11 +3,11 @@
  * The store checkpoint nexus hands each keeper with its shard (field
  * `checkpoint` of `POST /v1/store/contribute`, and of the shard answer): the
  * store id, the rollback epoch, the store generation and digest, the audit
- * chain's head, and a MAC under a key derived from the root key. A keeper
- * cannot check the MAC (it has no root key); it checks the shape and keeps
- * the newest checkpoint of its store, in memory only. Nexus checks the MAC
- * after a restart, and a store older than the newest valid checkpoint is
- * held.
+ * chain's head, and a MAC under the integrity key (kept in the keyring the
+ * root key wraps, so it outlives a rekey). A keeper cannot check the MAC
+ * (it has no key); it checks the shape and keeps the newest checkpoint of
+ * its store, in memory only. Nexus checks the MAC after a restart, and a
+ * store older than the newest valid checkpoint is held.
  *
  * Wire form (every field required except `audit`):
  * `{"store": hex(16 bytes), "epoch": n, "generation": n,

@@ -49,6 +49,8 @@ export const PERMISSIONS: readonly Permission[] = [
 // Upstream's charsets. The path charset admits regex metacharacters because
 // upstream paths may contain them literally; they carry no meaning here.
 const PATH_CHARS = /^[a-zA-Z0-9._\-/()?+*|[\]{}\\]+$/;
+// A `.` or `..` segment: between slashes or at either end of the path.
+const DOT_SEGMENT = /(?:^|\/)\.\.?(?:\/|$)/;
 const PATH_PATTERN_CHARS = /^[a-zA-Z0-9._\-/^$()?+*|[\]{}\\]+$/;
 const NAME_CHARS = /^[a-zA-Z0-9_ -]+$/;
 // Beyond upstream: keys may hold dots, as Vault's and Kubernetes' keys do
@@ -106,19 +108,21 @@ export function validateSecretPath(value: unknown, field = "path"): string {
   if (path.endsWith("/")) {
     throw new ValidationError(field, "Secret path cannot end with a slash");
   }
-  for (const segment of path.split("/")) {
-    if (segment === "") {
-      throw new ValidationError(
-        field,
-        "Secret path cannot contain empty segments",
-      );
-    }
-    if (segment === "." || segment === "..") {
-      throw new ValidationError(
-        field,
-        "Secret path cannot contain . or .. segments",
-      );
-    }
+  // Tested in place: a split would allocate a list and its strings on
+  // every request. The first bad segment names the rule.
+  const empty = path.indexOf("//");
+  const dots = path.search(DOT_SEGMENT);
+  if (empty !== -1 && (dots === -1 || empty < dots)) {
+    throw new ValidationError(
+      field,
+      "Secret path cannot contain empty segments",
+    );
+  }
+  if (dots !== -1) {
+    throw new ValidationError(
+      field,
+      "Secret path cannot contain . or .. segments",
+    );
   }
   if (isReservedPath(path)) {
     throw new ValidationError(

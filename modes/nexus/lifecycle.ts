@@ -42,6 +42,9 @@ export interface MetaStore {
   reserveMeta?(meta: StoreMeta): Promise<void>;
 }
 
+// A store's id and share commitments: what a shard is checked against.
+type ShardSet = Pick<StoreMeta, "storeId" | "commitments">;
+
 const STORE_ID_BYTES = 16;
 /** How often a locked nexus repeats its warning when nothing changed. */
 const LOCKED_REMINDER_MS = 5 * 60_000;
@@ -112,8 +115,10 @@ export class NewStoreRefusedError extends Error {
  * leaves an empty store, never a store whose key nobody holds.
  *
  * @param options the store, split parameters, the state to unlock, the
- * keepers, and `abandoned`: the meta of a store whose creator died before
- * enough keepers held its shards (its shards may be overwritten)
+ * keepers, `abandoned`: the stores whose creators died before enough
+ * keepers held their shards (those shards may be overwritten), and
+ * `misplaced`: how the store's setting could name the wrong store, for
+ * the refusal (default: the SQLite data folder)
  * @returns the new meta record, or undefined when stopped first
  * @throws {NewStoreRefusedError} when a keeper already holds a shard, or a
  * keeper holds the share pushed to another position
@@ -125,9 +130,12 @@ export async function initializeNewStore(options: {
   keepers: Keepers;
   log: Logger;
   signal: AbortSignal;
-  abandoned?: StoreMeta | undefined;
+  abandoned?: readonly ShardSet[];
+  misplaced?: string;
 }): Promise<StoreMeta | undefined> {
   const { store, config, state, keepers, log, signal, abandoned } = options;
+  const misplaced = options.misplaced ??
+    "SPIKE_NEXUS_DATA_DIR names the wrong folder";
   const key = crypto.getRandomValues(new Uint8Array(32));
   const storeId = crypto.getRandomValues(new Uint8Array(STORE_ID_BYTES));
   const keys = await derivePurposeKeys(key, storeId);
@@ -149,7 +157,7 @@ export async function initializeNewStore(options: {
     let delay = 500;
     for (;;) {
       // Checked before every push: a keeper may come up late.
-      refuseForeignShards(keepers, await holdings());
+      refuseForeignShards(keepers, await holdings(), misplaced);
       await distributeShards(keepers, shards);
       const after = await holdings();
       refuseTwins(keepers, after);
@@ -192,7 +200,7 @@ function readHoldings(
   keepers: Keepers,
   storeId: Uint8Array,
   commitments: readonly Uint8Array[],
-  abandoned?: StoreMeta,
+  abandoned: readonly ShardSet[] = [],
 ): Promise<Holding[]> {
   return Promise.all(keepers.statuses.map(async (status) => {
     const shards = await keepers.fetchShards(status.index);
@@ -202,9 +210,9 @@ function readHoldings(
         if (!(await verifyShard(storeId, shard, commitments))) {
           // A shard of a discarded pending store (PostgreSQL's first
           // start) may be replaced.
-          const replaceable = abandoned &&
-            await verifyShard(abandoned.storeId, shard, abandoned.commitments);
-          if (holding === "none" && !replaceable) holding = "foreign";
+          if (holding === "none" && !(await abandonedShard(shard, abandoned))) {
+            holding = "foreign";
+          }
         } else if (shard.index === status.index) {
           return "own";
         } else {
@@ -218,12 +226,27 @@ function readHoldings(
   }));
 }
 
-function refuseForeignShards(keepers: Keepers, holdings: Holding[]): void {
+// Whether a shard belongs to one of the abandoned stores.
+async function abandonedShard(
+  shard: Shard,
+  abandoned: readonly ShardSet[],
+): Promise<boolean> {
+  for (const a of abandoned) {
+    if (await verifyShard(a.storeId, shard, a.commitments)) return true;
+  }
+  return false;
+}
+
+function refuseForeignShards(
+  keepers: Keepers,
+  holdings: Holding[],
+  misplaced: string,
+): void {
   const at = holdings.indexOf("foreign");
   if (at < 0) return;
   const { index, url } = keepers.statuses[at]!;
   throw new NewStoreRefusedError(
-    `The store is empty but keeper ${index} (${url}) already holds a shard, which may belong to another store: if SPIKE_NEXUS_DATA_DIR names the wrong folder, fix it; to start a new store on purpose, restart every keeper so they hold nothing`,
+    `The store is empty but keeper ${index} (${url}) already holds a shard, which may belong to another store: if ${misplaced}, fix it; to start a new store on purpose, restart every keeper so they hold nothing`,
   );
 }
 
@@ -302,14 +325,17 @@ export async function recoverFromKeepers(options: {
       config.allowThresholdOne,
       targets[at],
     );
-    if (rebuilt && !state.unlocked) {
+    // `recovered` is set before the unlock's activation, which awaits: a
+    // shard landing meanwhile finds the key rebuilt and adds nothing.
+    if (rebuilt && !recovered && !state.unlocked) {
       recovered = true;
+      const shards = verified[at]!.size;
       await state.unlock(rebuilt.key, rebuilt.keys);
       log.info(
         at === 0
           ? "Root key recovered from keepers"
           : "Root key of an interrupted rekey recovered from keepers' pending shards",
-        { shards: verified[at]!.size },
+        { shards },
       );
     } else {
       zero(rebuilt?.key);

@@ -71,6 +71,7 @@ Environment (defaults in brackets):
   SPIKE_NEXUS_DATABASE_STATEMENT_TIMEOUT  [10s]
   SPIKE_NEXUS_DATABASE_IDLE_TRANSACTION_TIMEOUT  [5s]
   SPIKE_NEXUS_POLICY_CHECK_INTERVAL    policy generation check (postgres) [1s]
+  SPIKE_NEXUS_WRITE_FENCE_PRUNE_INTERVAL  write fence pruning (postgres) [5m]
   SPIKE_NEXUS_REPLICA_NAME             this replica's name in pilot status
   SPIKE_NEXUS_KEEPER_PEERS             keeper URLs, comma-separated (sqlite,
                                        postgres); pin each keeper's SPIFFE ID with
@@ -220,11 +221,11 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     config.replica?.name ?? "",
   ).catch(() => undefined);
   const audit = await AuditLog.open(config.auditLog, stored);
-  // Lines no answer waits on (refused connections, requests the server
-  // answers itself, policies failing their check) are queued; a line that
-  // cannot be written is logged.
+  // Lines the dispatcher does not write (refused connections, requests the
+  // server answers itself, policies failing their check); a line that
+  // cannot be written is logged. The server's own answers wait for theirs.
   const auditQueued = (record: AuditRecord) =>
-    void audit.write(record).catch((e) =>
+    audit.write(record).catch((e) =>
       log.error("Audit line not written", {
         error: e instanceof Error ? e.name : "unknown",
       })
@@ -237,7 +238,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
       store,
       (message, policy) => {
         log.warn(message, policy === undefined ? {} : { policy });
-        auditQueued({
+        void auditQueued({
           trail: newTrailId(),
           caller: null,
           route: "",
@@ -457,7 +458,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
     }),
     // The server logs these, one line per source and interval, plus a count.
     onRefused: (reason, peer, count) => {
-      auditQueued({
+      void auditQueued({
         trail: "tls",
         caller: peer,
         route: "",
@@ -479,7 +480,7 @@ async function run(config: NexusConfig, log: Logger): Promise<number> {
         code: info.code,
         status: info.status,
       });
-      auditQueued({
+      return auditQueued({
         trail,
         caller: info.peerId.uri,
         route: info.path,

@@ -11,6 +11,7 @@ import {
   HELP,
   OptionsError,
   parseOptions,
+  type ScenarioGroup,
 } from "./options.ts";
 import { chart, markdown, type Row, type RunInfo, table } from "./report.ts";
 import { createBenchCluster, Scenarios } from "./scenarios.ts";
@@ -72,30 +73,56 @@ async function runScenarios(opts: BenchOptions): Promise<{
     await cluster.waitUnlocked();
     await scenarios.setup();
     const c = opts.concurrency;
-    progress("read latency at 100 secrets");
-    const small = await scenarios.readLatencySmall();
-    progress(`baseline, read, write at ${c} clients`);
-    rows.push(...await scenarios.readWrite());
-    progress(`SDK get next to the load client at ${c} clients`);
-    rows.push(...await scenarios.sdkRead());
-    progress("mixed 90/10 at 16 clients");
-    rows.push(...await scenarios.mixed(16));
-    progress("mixed 90/10 and writes at 64 clients");
-    rows.push(...await scenarios.mixed(64, true));
-    progress("new connection per request");
-    rows.push(...await scenarios.freshConnections());
-    progress("cipher");
-    rows.push(...await scenarios.cipher());
-    progress("pilot as a process");
-    rows.push(...await scenarios.pilot(denoDir()));
-    progress(
-      `scale: ${opts.scale} secrets × 3 versions, ${opts.policies} policies`,
-    );
-    rows.push(...await scenarios.scale(small));
-    progress("key lifecycle at scale: rotate, rekey, backup, then read/write");
-    rows.push(...await scenarios.lifecycle());
-    progress("recovery after kill -9");
-    rows.push(await scenarios.recovery());
+    const run = (group: ScenarioGroup) => opts.groups.includes(group);
+    // Before anything else writes: the scale rows compare against it.
+    const small = run("scale")
+      ? (progress("read latency at 100 secrets"),
+        await scenarios.readLatencySmall())
+      : undefined;
+    if (run("read-write")) {
+      progress(`baseline, read, write at ${c} clients`);
+      rows.push(...await scenarios.readWrite());
+    }
+    if (run("sdk")) {
+      progress(`SDK get next to the load client at ${c} clients`);
+      rows.push(...await scenarios.sdkRead());
+    }
+    if (run("mixed-16")) {
+      progress("mixed 90/10 at 16 clients");
+      rows.push(...await scenarios.mixed(16));
+    }
+    if (run("mixed-64")) {
+      progress("mixed 90/10 and writes at 64 clients");
+      rows.push(...await scenarios.mixed(64, true));
+    }
+    if (run("fresh")) {
+      progress("new connection per request");
+      rows.push(...await scenarios.freshConnections());
+    }
+    if (run("cipher")) {
+      progress("cipher");
+      rows.push(...await scenarios.cipher());
+    }
+    if (run("pilot")) {
+      progress("pilot as a process");
+      rows.push(...await scenarios.pilot(denoDir()));
+    }
+    if (small) {
+      progress(
+        `scale: ${opts.scale} secrets × 3 versions, ${opts.policies} policies`,
+      );
+      rows.push(...await scenarios.scale(small));
+    }
+    if (small && run("lifecycle")) {
+      progress(
+        "key lifecycle at scale: rotate, rekey, backup, then read/write",
+      );
+      rows.push(...await scenarios.lifecycle());
+    }
+    if (run("recovery")) {
+      progress("recovery after kill -9");
+      rows.push(await scenarios.recovery());
+    }
     return { rows, notes: scenarios.notes };
   } catch (e) {
     keep = true;
@@ -130,14 +157,16 @@ async function main(args: string[]): Promise<number> {
   }
   const info = await runInfo(opts);
   const { rows, notes } = await runScenarios(opts);
-  try {
-    const pg = await postgresScenarios(opts, progress);
-    rows.push(...pg.rows);
-    notes.push(...pg.notes);
-  } catch (e) {
-    if (!(e instanceof PgUnavailableError)) throw e;
-    progress(`PostgreSQL scenarios skipped: ${e.message}`);
-    notes.push(`PostgreSQL scenarios skipped: ${e.message}`);
+  if (!opts.only) {
+    try {
+      const pg = await postgresScenarios(opts, progress);
+      rows.push(...pg.rows);
+      notes.push(...pg.notes);
+    } catch (e) {
+      if (!(e instanceof PgUnavailableError)) throw e;
+      progress(`PostgreSQL scenarios skipped: ${e.message}`);
+      notes.push(`PostgreSQL scenarios skipped: ${e.message}`);
+    }
   }
   let profile: string | undefined;
   if (opts.profile.length > 0) {

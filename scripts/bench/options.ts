@@ -17,6 +17,26 @@ export const PROFILE_SCENARIOS = [
   "cipher-stream-65520",
 ] as const;
 
+/**
+ * Groups of scenarios `--only` can pick, in the order a full run measures
+ * them; each carries the baseline its ratios are taken against.
+ */
+export const SCENARIO_GROUPS = [
+  "read-write",
+  "sdk",
+  "mixed-16",
+  "mixed-64",
+  "fresh",
+  "cipher",
+  "pilot",
+  "scale",
+  "lifecycle",
+  "recovery",
+] as const;
+
+/** One of {@linkcode SCENARIO_GROUPS}. */
+export type ScenarioGroup = typeof SCENARIO_GROUPS[number];
+
 /** Help text of `deno task bench`. */
 export const HELP = `deno task bench [options]
 
@@ -31,6 +51,12 @@ Options:
   --size N            secret value bytes [64]
   --scale N           secrets for the scale scenario (x3 versions) [100000;
                       quick 5000]; policies: N/100, at most 1,000
+  --only G            only these scenario groups, a comma list of
+                      read-write (baseline-16, read, write, raw commits),
+                      sdk, mixed-16, mixed-64 (with write-64), fresh,
+                      cipher, pilot, scale (fill, restart, lists, reads at
+                      scale), lifecycle (rotate, rekey, backup on the scale
+                      store: runs scale too), recovery; no PostgreSQL pass
   --profile           also run read and write with nexus under --cpu-prof and
                       print the hottest functions (share and µs per request,
                       measured windows only)
@@ -58,6 +84,10 @@ export interface BenchOptions {
   readonly policies: number;
   /** Pilot runs measured. */
   readonly pilotRuns: number;
+  /** The scenario groups to run, in run order. */
+  readonly groups: readonly ScenarioGroup[];
+  /** Whether `--only` narrowed the groups (then no PostgreSQL pass). */
+  readonly only: boolean;
   /** The loads of the profile pass; empty: no profile pass. */
   readonly profile: readonly string[];
   /** Whether only the profile pass runs. */
@@ -108,6 +138,7 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
         scale: { type: "string" },
         profile: { type: "boolean", default: false },
         "profile-only": { type: "string" },
+        only: { type: "string" },
         out: { type: "string", default: "bench" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -142,6 +173,15 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
       `--profile-only takes ${PROFILE_SCENARIOS.join(", ")}; not "${unknown}"`,
     );
   }
+  const groups = values.only?.split(",").map((s) => s.trim());
+  const unknownGroup = groups?.find((name) =>
+    !(SCENARIO_GROUPS as readonly string[]).includes(name)
+  );
+  if (unknownGroup !== undefined) {
+    throw new OptionsError(
+      `--only takes ${SCENARIO_GROUPS.join(", ")}; not "${unknownGroup}"`,
+    );
+  }
   return {
     quick,
     durationMs,
@@ -151,6 +191,12 @@ export function parseOptions(args: string[]): BenchOptions | "help" {
     scale,
     policies: Math.min(1_000, Math.max(1, Math.floor(scale / 100))),
     pilotRuns: quick ? 5 : 20,
+    // The lifecycle rows run on the scale store.
+    groups: SCENARIO_GROUPS.filter((g) =>
+      groups === undefined || groups.includes(g) ||
+      (g === "scale" && groups.includes("lifecycle"))
+    ),
+    only: groups !== undefined,
     profile: only ?? (values.profile ? ["read", "write"] : []),
     profileOnly: only !== undefined,
     out: values.out,

@@ -1,9 +1,10 @@
 // Copyright 2026 the SPIKE for Deno authors. MIT license.
 /**
  * The raw durable commit rate of `node:sqlite` on the benchmark's disk:
- * one single-row transaction after another, with the journal settings
- * nexus uses (WAL, `synchronous=FULL`), so every commit waits for an fsync.
- * Nexus writing faster than this shows its group commit at work.
+ * one single-row transaction after another in WAL mode with
+ * `synchronous=FULL`, so every commit waits for a sync of the WAL, as every
+ * nexus acknowledgement does (nexus syncs off the event loop, after
+ * COMMIT). Nexus writing faster than this shows its group commit at work.
  *
  * @module
  */

@@ -15,7 +15,11 @@
  * finishes it when `threshold` keepers hold verified shards of its key
  * (they rebuild the key; nothing else could), or else discards it and
  * creates a new store whose push overwrites the abandoned shards, so the
- * keepers never end up holding shards of two keys that both matter.
+ * keepers never end up holding shards of two keys that both matter. The
+ * database remembers every discarded store until a store is ready, so a
+ * keeper still holding the shard of an earlier abandoned store (its
+ * creator died too, or the keeper was away) is overwritten as well, while
+ * a shard of no store made here still stops the creation.
  *
  * @module
  */
@@ -111,6 +115,7 @@ async function create(options: {
     );
     await backend.discardPendingMeta(pending.storeId);
   }
+  const abandoned = await backend.readAbandoned();
   const meta = await initializeNewStore({
     store: {
       readMeta: () => backend.readMeta(),
@@ -122,7 +127,9 @@ async function create(options: {
     keepers,
     log,
     signal: options.signal,
-    abandoned: pending,
+    abandoned,
+    misplaced:
+      "SPIKE_NEXUS_DATABASE_URL names the wrong database (or its options the wrong schema)",
   });
   return meta && { meta, created: true };
 }

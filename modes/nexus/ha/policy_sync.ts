@@ -24,7 +24,11 @@
  */
 import type { Logger } from "../../../lib/log.ts";
 import { PolicyEngine, type PolicyFields } from "../policy/engine.ts";
-import { openPool, type Sql } from "../store/postgres_connect.ts";
+import {
+  describeDatabaseError,
+  openPool,
+  type Sql,
+} from "../store/postgres_connect.ts";
 import type { PoolSettings } from "../store/postgres_connect.ts";
 import { POLICY_CHANNEL } from "../store/postgres_schema.ts";
 
@@ -160,7 +164,7 @@ export class PolicySync {
     this.#healthy = false;
     this.#options.log.warn(
       "Cannot confirm the policies are current (database unreachable?); data routes answer 503 after three check intervals",
-      { error: e instanceof Error ? e.message : "unknown" },
+      { error: describeDatabaseError(e, this.#options.pool.database) },
     );
   }
 
@@ -207,6 +211,8 @@ export class PolicySync {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     await this.#checking;
     await this.#reloading?.catch(() => {});
-    await this.#listener.end({ timeout: 2 });
+    // Its statements are done (awaited above): end at once, not after
+    // postgres.js's wait for a query that failed on a broken connection.
+    await this.#listener.end({ timeout: 0 });
   }
 }

@@ -15,10 +15,23 @@
  * overlap of two leaders does no harm; one leader only keeps the keepers
  * from being asked N times.
  *
+ * This connection sends only simple-protocol queries (no parameters, one
+ * message each). A query with parameters that postgres.js has not prepared
+ * on the connection goes out as Parse/Describe first, and the rest only
+ * once the description is back; a process stopped in between leaves its
+ * session waiting for the rest of the exchange, where PostgreSQL arms no
+ * idle timeout (it does so only after ReadyForQuery) and ignores
+ * `statement_timeout`: a leader frozen at that moment would keep its lock
+ * until it runs again.
+ *
  * @module
  */
 import type { Logger } from "../../../lib/log.ts";
-import { openPool, type Sql } from "../store/postgres_connect.ts";
+import {
+  describeDatabaseError,
+  openPool,
+  type Sql,
+} from "../store/postgres_connect.ts";
 import type { PoolSettings } from "../store/postgres_connect.ts";
 import { lockKey } from "../store/postgres_schema.ts";
 
@@ -77,7 +90,10 @@ export class Presence {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #beating: Promise<void> | undefined;
   #closed = false;
-  #reachable = true;
+  // Why the database was unreachable at the last warning; undefined while
+  // it is reachable.
+  #problem: string | undefined;
+  #warnedAt = -Infinity;
 
   /**
    * Opens the presence connection; call {@linkcode start}.
@@ -128,51 +144,66 @@ export class Presence {
     const o = this.#options;
     const unlocked = o.unlocked();
     try {
-      await this.#sql`
+      await this.#sql.unsafe(`
         INSERT INTO spike_replicas
           (id, name, address, listen, pid, state, session_pid, started_at,
            seen_at)
-        VALUES (${this.id}, ${o.name}, host(inet_client_addr()),
-          ${String(o.port)}, ${Deno.pid},
-          ${unlocked ? "unlocked" : "locked"}, pg_backend_pid(),
-          ${this.#started}, now())
+        VALUES (${text(this.id)}, ${text(o.name)}, host(inet_client_addr()),
+          ${text(String(o.port))}, ${integer(Deno.pid)},
+          ${text(unlocked ? "unlocked" : "locked")}, pg_backend_pid(),
+          ${text(this.#started.toISOString())}::timestamptz, now())
         ON CONFLICT (id) DO UPDATE SET state = excluded.state,
           session_pid = excluded.session_pid, address = excluded.address,
-          seen_at = now()`;
-      const [row] = await this.#sql.unsafe(
-        `
+          seen_at = now()`);
+      const [row] = await this.#sql.unsafe(`
         SELECT CASE
           WHEN EXISTS (SELECT 1 FROM pg_locks
             WHERE locktype = 'advisory' AND granted
               AND pid = pg_backend_pid() AND objsubid = 1
               AND ((classid::bigint << 32) | objid::bigint) = ${
-          lockKey("leader")
-        })
+        lockKey("leader")
+      })
           THEN true
-          WHEN $1 THEN pg_try_advisory_lock(${lockKey("leader")})
-          ELSE false END AS leader`,
-        [unlocked],
-      );
+          ELSE ${
+        unlocked ? `pg_try_advisory_lock(${lockKey("leader")})` : "false"
+      } END AS leader`);
       this.#setLeader(Boolean(row!.leader));
       if (this.#leader) {
-        await this.#sql`
+        await this.#sql.unsafe(`
           DELETE FROM spike_replicas
-          WHERE seen_at < now() - make_interval(secs => ${FORGET_AFTER_S})`;
+          WHERE seen_at < now() - make_interval(secs => ${FORGET_AFTER_S})`);
       }
-      if (!this.#reachable) {
-        this.#reachable = true;
+      if (this.#problem !== undefined) {
+        this.#problem = undefined;
         o.log.warn("The database is reachable again");
       }
     } catch (e) {
       // The session, and any lock it held, is gone or going.
       this.#setLeader(false);
-      if (this.#reachable) {
-        this.#reachable = false;
-        o.log.warn("Replica presence: the database is unreachable", {
-          error: e instanceof Error ? e.message : "unknown",
-        });
-      }
+      this.#trouble(describeDatabaseError(e, o.pool.database));
     }
+  }
+
+  // Warns when the database becomes unreachable, and again when the reason
+  // changes (a failover's disconnect, then a refused login on the new
+  // primary), at most once per ten beats.
+  #trouble(problem: string): void {
+    const now = performance.now();
+    if (
+      this.#problem !== undefined &&
+      (problem === this.#problem ||
+        now - this.#warnedAt < 10 * this.#options.beatMs)
+    ) {
+      return;
+    }
+    this.#options.log.warn(
+      this.#problem === undefined
+        ? "Replica presence: the database is unreachable"
+        : "Replica presence: the database is still unreachable",
+      { error: problem },
+    );
+    this.#problem = problem;
+    this.#warnedAt = now;
   }
 
   #setLeader(leader: boolean): void {
@@ -226,10 +257,26 @@ export class Presence {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     await this.#beating;
     try {
-      await this.#sql`DELETE FROM spike_replicas WHERE id = ${this.id}`;
+      await this.#sql.unsafe(
+        `DELETE FROM spike_replicas WHERE id = ${text(this.id)}`,
+      );
     } catch {
       // The row ages out.
     }
-    await this.#sql.end({ timeout: 2 });
+    // Its statements are done (awaited above): end at once, not after
+    // postgres.js's wait for a query that failed on a broken connection.
+    await this.#sql.end({ timeout: 0 });
   }
+}
+
+// A string as an SQL expression that no character of it can escape from
+// (the statements of this connection carry no parameters; see above).
+function text(value: string): string {
+  const hex = new TextEncoder().encode(value).toHex();
+  return `convert_from(decode('${hex}', 'hex'), 'UTF8')`;
+}
+
+function integer(value: number): string {
+  if (!Number.isSafeInteger(value)) throw new TypeError("Not an integer");
+  return String(value);
 }

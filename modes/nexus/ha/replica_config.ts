@@ -29,6 +29,8 @@ export interface ReplicaConfig {
   readonly idleTransactionTimeoutMs: number;
   /** Period of the policy generation check (and of the presence beat), ms. */
   readonly policyCheckIntervalMs: number;
+  /** How often the push leader prunes the write fence, ms. */
+  readonly fencePruneIntervalMs: number;
   /** A name for this replica in `pilot status` ("" when unset). */
   readonly name: string;
 }
@@ -77,6 +79,10 @@ export function readReplicaConfig(): ReplicaConfig {
     policyCheckIntervalMs: envPositiveDuration(
       "SPIKE_NEXUS_POLICY_CHECK_INTERVAL",
       1_000,
+    ),
+    fencePruneIntervalMs: envPositiveDuration(
+      "SPIKE_NEXUS_WRITE_FENCE_PRUNE_INTERVAL",
+      5 * 60_000,
     ),
     name,
   };

@@ -39,6 +39,10 @@ export function poolSettings(
 export class Replication {
   readonly #presence: Presence;
   readonly #sync: PolicySync;
+  readonly #backend: PostgresBackend;
+  readonly #pruneMs: number;
+  readonly #log: Logger;
+  #pruneTimer: ReturnType<typeof setInterval> | undefined;
 
   /**
    * Opens the replica's own connections (presence, listener).
@@ -56,6 +60,9 @@ export class Replication {
     log: Logger;
   }) {
     const { backend, config, log } = options;
+    this.#backend = backend;
+    this.#pruneMs = config.fencePruneIntervalMs;
+    this.#log = log;
     this.#presence = new Presence({
       pool: backend.settings,
       beatMs: config.policyCheckIntervalMs,
@@ -76,9 +83,22 @@ export class Replication {
     });
   }
 
-  /** Starts the presence beat (locked replicas are listed too). */
+  /**
+   * Starts the presence beat (locked replicas are listed too), and the
+   * write fence pruning, which the push leader does.
+   */
   start(): void {
     this.#presence.start();
+    this.#pruneTimer = setInterval(() => {
+      if (!this.#presence.isLeader) return;
+      this.#backend.pruneWriteFence().then(
+        (dropped) => this.#log.debug("Write fence pruned", { dropped }),
+        (e) =>
+          this.#log.warn("Pruning the write fence failed", {
+            error: e instanceof Error ? e.message : "unknown",
+          }),
+      );
+    }, this.#pruneMs);
   }
 
   /** Loads the policies and keeps them current; call once unlocked. */
@@ -108,6 +128,7 @@ export class Replication {
 
   /** Closes the replica's connections. */
   async close(): Promise<void> {
+    clearInterval(this.#pruneTimer);
     await Promise.all([this.#presence.close(), this.#sync.close()]);
   }
 }

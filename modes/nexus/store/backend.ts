@@ -200,8 +200,17 @@ export interface WriteLedger {
   mark(): number;
   /** Undoes every call after `mark` (their transaction rolled back). */
   rollbackTo(mark: number): void;
-  /** The transaction committed, with the sealed row. */
-  commit(): void;
+  /**
+   * The transaction committed, with the sealed row. A backend whose commit
+   * reaches the disk later (SQLite's WAL synced off the thread) passes
+   * `onDisk` false and calls {@linkcode synced} once it has.
+   */
+  commit(onDisk?: boolean): void;
+  /**
+   * A commit made with `onDisk` false is on disk, with `row` the integrity
+   * row it stored: checkpoints may now name it.
+   */
+  synced(row: IntegrityRow): void;
   /**
    * A write committed that logged itself for folding (backends with
    * {@linkcode StoreBackend.foldPending}): the checkpoint that folds it

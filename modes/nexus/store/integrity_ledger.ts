@@ -80,6 +80,9 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
   readonly #bucketMacs: (Uint8Array<ArrayBuffer> | undefined)[] = [];
   #undo: (() => void)[] = [];
   #committed = 0;
+  // The newest committed row known to be on disk: what a checkpoint names,
+  // so a keeper never holds a generation a power loss could take back.
+  #onDisk: IntegrityRow;
   readonly #listeners: ((row: IntegrityRow) => void)[] = [];
 
   /**
@@ -118,6 +121,7 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
     xorInto(this.#digest, policySetMac(key, snapshot.policyGeneration));
     this.#mac = this.#sign();
     this.#committed = this.#generation;
+    this.#onDisk = this.row;
   }
 
   /** The integrity row as stored (outside a write transaction). */
@@ -215,6 +219,11 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
     };
   }
 
+  /** The newest committed integrity row that is on disk. */
+  get durableRow(): IntegrityRow {
+    return { ...this.#onDisk };
+  }
+
   /**
    * Calls `listener` after each commit that wrote something, and after
    * each write logged for folding.
@@ -298,13 +307,19 @@ export class IntegrityLedger implements WriteLedger, WrittenRevisions {
   }
 
   /** See {@linkcode WriteLedger.commit}. */
-  commit(): void {
+  commit(onDisk = true): void {
     this.#undo = [];
     if (this.#sealing) this.#mac = this.#sealing;
     this.#sealing = undefined;
     if (this.#generation === this.#committed) return;
     this.#committed = this.#generation;
-    const row = this.row;
+    if (onDisk) this.synced(this.row);
+  }
+
+  /** See {@linkcode WriteLedger.synced}. */
+  synced(row: IntegrityRow): void {
+    if (row.generation <= this.#onDisk.generation) return;
+    this.#onDisk = row;
     for (const listener of this.#listeners) listener(row);
   }
 

@@ -430,7 +430,7 @@ export class NexusStore {
     return signCheckpoint(
       this.#integrity,
       this.#storeId!,
-      this.#ledger.row,
+      this.#ledger.durableRow,
       audit,
     );
   }

@@ -17,7 +17,10 @@
  * connection broke before its outcome was known is settled through its
  * write id (`postgres_schema.ts`): reported as done if it committed,
  * otherwise fenced out for good and reported as a conflict, which the
- * services retry, so a retry never stores a version twice.
+ * services retry, so a retry never stores a version twice. When that
+ * cannot be known (the database stays out of reach, or the fence rows of
+ * the write's epoch were pruned meanwhile), the write fails with
+ * `api_internal_error` rather than be retried blindly.
  *
  * @module
  */
@@ -53,21 +56,33 @@ import {
 } from "./backend.ts";
 import { IntegrityError } from "./integrity.ts";
 import {
+  DatabaseSetupError,
+  describeDatabaseError,
   isConnectionError,
   openPool,
   type PoolSettings,
   type Sql,
 } from "./postgres_connect.ts";
+import { ConfigError } from "../../../lib/config/env.ts";
 import {
   CONFLICT_STATE,
   migrate,
+  STALE_EPOCH_STATE,
   VERSION_EXISTS_STATE,
 } from "./postgres_schema.ts";
 
 type Row = Record<string, unknown>;
 
+/** A store a creator left half-made: its id and share commitments. */
+export type AbandonedStore = Pick<StoreMeta, "storeId" | "commitments">;
+
 /** How long a write whose outcome is unknown is retried to settle it. */
 const SETTLE_MS = 30_000;
+/**
+ * How many times a write whose fence epoch is stale (its replica wrote
+ * nothing during two prunes) is sent again with the current one.
+ */
+const STALE_EPOCH_RETRIES = 3;
 
 /** Paths read per statement by a snapshot. */
 const SNAPSHOT_PAGE = 256;
@@ -78,10 +93,12 @@ function bytes(value: unknown): Uint8Array<ArrayBuffer> {
   return new Uint8Array(value as Uint8Array);
 }
 
-function unreachable(error: unknown): ApiError {
+function unreachable(error: unknown, settings: PoolSettings): ApiError {
   return new ApiError(
     ErrorCode.NotReady,
-    `The database is unreachable: ${reason(error)}`,
+    `The database is unreachable: ${
+      describeDatabaseError(error, settings.database)
+    }`,
     { cause: error },
   );
 }
@@ -94,6 +111,11 @@ function reason(error: unknown): string {
 
 function sqlState(error: unknown): string | undefined {
   return error instanceof postgres.PostgresError ? error.code : undefined;
+}
+
+async function fenceEpoch(sql: Sql): Promise<number> {
+  const [row] = await sql`SELECT fence_epoch FROM spike_meta WHERE id = 1`;
+  return Number(row!.fence_epoch);
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -172,11 +194,21 @@ export class PostgresBackend implements StoreBackend {
   #closed = false;
   // Told after each write, so a checkpoint folds it soon.
   #ledger: WriteLedger | undefined;
+  readonly #running = new Set<Promise<unknown>>();
+  // The write fence epoch as of this replica's last write (see
+  // postgres_schema.ts); every write returns the current one.
+  #epoch: number;
 
-  private constructor(sql: Sql, settings: PoolSettings, location: string) {
+  private constructor(
+    sql: Sql,
+    settings: PoolSettings,
+    location: string,
+    epoch: number,
+  ) {
     this.sql = sql;
     this.settings = settings;
     this.location = location;
+    this.#epoch = epoch;
   }
 
   /**
@@ -184,6 +216,9 @@ export class PostgresBackend implements StoreBackend {
    *
    * @param settings connection and pool settings
    * @returns the backend
+   * @throws {ConfigError} when a setting is wrong: the server certificate
+   * does not verify (CA, host name), a TLS file cannot be read, or the
+   * server refuses the login
    * @throws {StoreError} when the database cannot be reached or holds a
    * schema this build cannot use
    */
@@ -194,25 +229,49 @@ export class PostgresBackend implements StoreBackend {
     const sql = openPool(settings);
     try {
       await migrate(sql, location);
-    } catch (e) {
-      await sql.end({ timeout: 1 }).catch(() => {});
-      if (e instanceof StoreError) throw e;
-      throw new StoreError(
-        `Cannot open the database ${location}: ${reason(e)}`,
-        { cause: e },
+      return new PostgresBackend(
+        sql,
+        settings,
+        location,
+        await fenceEpoch(sql),
       );
+    } catch (e) {
+      await sql.end({ timeout: 0 }).catch(() => {});
+      if (e instanceof StoreError) throw e;
+      const why = `Cannot open the database ${location}: ${
+        describeDatabaseError(e, db)
+      }`;
+      // Trying again would not help: nexus stops (exit 2).
+      if (e instanceof DatabaseSetupError || /^28/.test(sqlState(e) ?? "")) {
+        throw new ConfigError(why);
+      }
+      throw new StoreError(why, { cause: e });
     }
-    return new PostgresBackend(sql, settings, location);
   }
 
-  async #query<T>(run: () => Promise<T>): Promise<T> {
-    if (this.#closed) throw new StoreError("Store is closed");
+  // Keeps `work` among the running operations until it settles, so that
+  // close() waits for exactly those.
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#running.add(work);
+    const done = () => this.#running.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  #query<T>(run: () => Promise<T>): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(new StoreError("Store is closed"));
+    }
+    return this.#track(this.#queryNow(run));
+  }
+
+  async #queryNow<T>(run: () => Promise<T>): Promise<T> {
     try {
       return await run();
     } catch (e) {
       if (e instanceof StoreError || e instanceof ApiError) throw e;
       if (isConnectionError(e) || sqlState(e) === "57014") {
-        throw unreachable(e);
+        throw unreachable(e, this.settings);
       }
       throw new ApiError(
         ErrorCode.Internal,
@@ -288,20 +347,24 @@ export class PostgresBackend implements StoreBackend {
    * @throws {StoreError} when no such store is pending
    */
   async confirmPendingMeta(storeId: Uint8Array): Promise<void> {
-    const rows = await this.#query(() =>
-      this.sql`
-        UPDATE spike_meta SET state = 'ready', changed_at = now()
-        WHERE id = 1 AND state = 'pending' AND store_id = ${storeId}
-        RETURNING 1`
+    await this.#query(() =>
+      this.sql.begin(async (tx) => {
+        const rows = await tx`
+          UPDATE spike_meta SET state = 'ready', changed_at = now()
+          WHERE id = 1 AND state = 'pending' AND store_id = ${storeId}
+          RETURNING 1`;
+        if (rows.length === 0) {
+          throw new StoreError("No store with this id is pending");
+        }
+        await tx`DELETE FROM spike_abandoned_shards`;
+      })
     );
-    if (rows.length === 0) {
-      throw new StoreError("No store with this id is pending");
-    }
   }
 
   /**
    * Drops the pending store with this id (its creator died before enough
-   * keepers held its shards), leaving the store empty.
+   * keepers held its shards), leaving the store empty, and remembers its
+   * commitments among the abandoned stores.
    *
    * @param storeId the pending store's id
    */
@@ -314,9 +377,40 @@ export class PostgresBackend implements StoreBackend {
             changed_at = now()
           WHERE id = 1 AND state = 'pending' AND store_id = ${storeId}
           RETURNING 1`;
-        if (rows.length > 0) await tx`DELETE FROM spike_shard_commitments`;
+        if (rows.length === 0) return;
+        await tx`
+          INSERT INTO spike_abandoned_shards (store_id, share_index, commitment)
+          SELECT ${storeId}, share_index, commitment
+          FROM spike_shard_commitments`;
+        await tx`DELETE FROM spike_shard_commitments`;
       })
     );
+  }
+
+  /**
+   * The stores that creators left half-made and that were discarded since
+   * the store became empty: a keeper holding one of their shards holds
+   * nothing that matters.
+   *
+   * @returns each store's id and share commitments
+   */
+  readAbandoned(): Promise<AbandonedStore[]> {
+    return this.#query(async () => {
+      const rows = await this.sql`
+        SELECT store_id, share_index, commitment FROM spike_abandoned_shards
+        ORDER BY store_id, share_index`;
+      const stores = new Map<string, AbandonedStore>();
+      for (const r of rows) {
+        const id = bytes(r.store_id);
+        const store = stores.get(id.toHex()) ??
+          { storeId: id, commitments: [] };
+        stores.set(id.toHex(), {
+          ...store,
+          commitments: [...store.commitments, bytes(r.commitment)],
+        });
+      }
+      return [...stores.values()];
+    });
   }
 
   async #writeMeta(meta: StoreMeta, state: "ready" | "pending") {
@@ -468,6 +562,8 @@ export class PostgresBackend implements StoreBackend {
     if (this.#closed) throw new StoreError("Store is closed");
     const conn = await this.#query(() => this.sql.reserve());
     let open = false;
+    // Among the running operations while open: close() waits for it.
+    let ended = () => {};
     const end = async () => {
       if (!open) return;
       open = false;
@@ -475,11 +571,13 @@ export class PostgresBackend implements StoreBackend {
         await conn`COMMIT`;
       } finally {
         conn.release();
+        ended();
       }
     };
     try {
       await conn`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`;
       open = true;
+      this.#track(new Promise<void>((r) => ended = r));
       await conn.unsafe(
         "SET LOCAL idle_in_transaction_session_timeout = '10min'",
       );
@@ -656,11 +754,11 @@ export class PostgresBackend implements StoreBackend {
   ): Promise<WriteResult> {
     const v = write.insert;
     return this.#write(
-      (id) =>
+      (id, epoch) =>
         this.sql`
-          SELECT spike_write_secret(${id}, ${path}, ${expectedRevision},
-            ${write.head}, ${v?.version ?? 0}, ${v?.record ?? null},
-            ${write.pruneBelow ?? 0}) AS revision`,
+          SELECT spike_write_secret(${id}, ${epoch}, ${path},
+            ${expectedRevision}, ${write.head}, ${v?.version ?? 0},
+            ${v?.record ?? null}, ${write.pruneBelow ?? 0}) AS epoch`,
       expectedRevision + 1,
       () =>
         `Secret "${path}" already has a row for version ${v?.version}, which its head does not know`,
@@ -994,71 +1092,104 @@ export class PostgresBackend implements StoreBackend {
     change: PolicyChange,
   ): Promise<WriteResult> {
     return this.#write(
-      (id) =>
+      (id, epoch) =>
         this.sql`
-          SELECT spike_write_policy(${id}, ${expectedGeneration}, ${set},
-            ${change.name}, ${change.record ?? null}) AS revision`,
+          SELECT spike_write_policy(${id}, ${epoch}, ${expectedGeneration},
+            ${set}, ${change.name}, ${change.record ?? null}) AS epoch`,
       expectedGeneration + 1,
       () => "Policy write refused",
     );
   }
 
-  // Runs one write function with a fresh write id. A broken connection
-  // leaves the outcome unknown: it is settled by the id.
-  async #write(
-    run: (writeId: Uint8Array) => Promise<unknown>,
+  // Runs one write function with a fresh write id and this replica's fence
+  // epoch. A broken connection leaves the outcome unknown: it is settled
+  // by the id.
+  #write(
+    run: (writeId: Uint8Array, epoch: number) => Promise<Row[]>,
     revision: number,
     versionExists: () => string,
   ): Promise<WriteResult> {
-    if (this.#closed) throw new StoreError("Store is closed");
-    const writeId = crypto.getRandomValues(new Uint8Array(16));
-    try {
-      await run(writeId);
-      this.#ledger?.logged();
-      return { ok: true, revision };
-    } catch (e) {
-      const state = sqlState(e);
-      if (state === CONFLICT_STATE) return { ok: false, conflict: true };
-      if (state === VERSION_EXISTS_STATE) {
-        throw new IntegrityError(versionExists());
+    return this.#track(this.#writeNow(run, revision, versionExists));
+  }
+
+  async #writeNow(
+    run: (writeId: Uint8Array, epoch: number) => Promise<Row[]>,
+    revision: number,
+    versionExists: () => string,
+  ): Promise<WriteResult> {
+    for (let attempt = 0;; attempt++) {
+      if (this.#closed) throw new StoreError("Store is closed");
+      const writeId = crypto.getRandomValues(new Uint8Array(16));
+      const epoch = this.#epoch;
+      try {
+        const [row] = await run(writeId, epoch);
+        this.#epoch = Math.max(this.#epoch, Number(row!.epoch));
+        this.#ledger?.logged();
+        return { ok: true, revision };
+      } catch (e) {
+        const state = sqlState(e);
+        if (state === CONFLICT_STATE) return { ok: false, conflict: true };
+        if (state === VERSION_EXISTS_STATE) {
+          throw new IntegrityError(versionExists());
+        }
+        if (state === STALE_EPOCH_STATE && attempt < STALE_EPOCH_RETRIES) {
+          // Refused before it changed anything: send it again.
+          this.#epoch = await this.#queryNow(() => fenceEpoch(this.sql));
+          continue;
+        }
+        if (state === "57014") throw unreachable(e, this.settings);
+        if (isConnectionError(e)) {
+          const settled = await this.#settle(writeId, epoch, revision, e);
+          if (settled) this.#ledger?.logged();
+          return settled ?? { ok: false, conflict: true };
+        }
+        throw new ApiError(
+          ErrorCode.StoreUnavailable,
+          `Store write failed: ${reason(e)}`,
+          { cause: e },
+        );
       }
-      if (state === "57014") throw unreachable(e);
-      if (isConnectionError(e)) {
-        return await this.#settle(writeId, revision, e) ??
-          { ok: false, conflict: true };
-      }
-      throw new ApiError(
-        ErrorCode.StoreUnavailable,
-        `Store write failed: ${reason(e)}`,
-        { cause: e },
-      );
     }
   }
 
   /**
    * Learns whether the write `writeId` committed, and makes sure it never
-   * will if it did not: inserting the id either finds it (committed; it
-   * waits for the write if that is still running) or takes it first, so the
-   * write, should it still reach the server, fails on the duplicate id.
+   * will if it did not: `spike_settle_write` either finds the write's fence
+   * row (committed; it waits for the write if that is still running) or
+   * inserts one first, so the write, should it still reach the server,
+   * fails on the duplicate id.
    *
    * @returns the write's result when it committed, undefined when fenced
-   * @throws {ApiError} `api_internal_error` when the database stays out of
-   * reach: the outcome is unknown, and a blind retry could store twice
+   * @throws {ApiError} `api_internal_error` when the outcome stays unknown:
+   * the database stays out of reach, or the fence epoch moved on twice
+   * since the write (its row may be pruned); a blind retry could store
+   * twice
    */
   async #settle(
     writeId: Uint8Array,
+    epoch: number,
     revision: number,
     cause: unknown,
   ): Promise<WriteResult | undefined> {
     const deadline = Date.now() + SETTLE_MS;
     let delay = 100;
+    let why =
+      `the database connection broke during the write and stayed out of reach (${
+        reason(cause)
+      })`;
     while (Date.now() < deadline && !this.#closed) {
       try {
-        const rows = await this.sql`
-          INSERT INTO spike_write_fence (write_id) VALUES (${writeId})
-          ON CONFLICT (write_id) DO NOTHING RETURNING 1`;
-        return rows.length === 0 ? { ok: true, revision } : undefined;
+        const [row] = await this.sql`
+          SELECT spike_settle_write(${writeId}, ${epoch}) AS outcome`;
+        return row!.outcome === "committed"
+          ? { ok: true, revision }
+          : undefined;
       } catch (e) {
+        if (sqlState(e) === STALE_EPOCH_STATE) {
+          why =
+            "the database connection broke during the write, and the write's fence record may have been pruned since";
+          break;
+        }
         if (!isConnectionError(e)) break;
       }
       await new Promise((r) => setTimeout(r, delay));
@@ -1066,28 +1197,39 @@ export class PostgresBackend implements StoreBackend {
     }
     throw new ApiError(
       ErrorCode.Internal,
-      `The outcome of a write is unknown: the database connection broke during the write and stayed out of reach (${
-        reason(cause)
-      })`,
+      `The outcome of a write is unknown: ${why}`,
       { cause },
     );
   }
 
   /**
-   * Drops write ids older than an hour: a write still in flight after
-   * that long cannot exist (statement timeouts end it).
+   * Raises the write fence epoch and drops the fence rows that no write
+   * and no settling can consult any more (see `postgres_schema.ts`): those
+   * of the epochs before the previous one. The push leader calls it every
+   * `SPIKE_NEXUS_WRITE_FENCE_PRUNE_INTERVAL`, so the table holds the writes
+   * of two intervals at most.
+   *
+   * @returns how many rows were dropped
    */
-  async pruneWriteFence(): Promise<void> {
-    await this.#query(() =>
-      this.sql`
-        DELETE FROM spike_write_fence WHERE at < now() - interval '1 hour'`
+  async pruneWriteFence(): Promise<number> {
+    const [row] = await this.#query(() =>
+      this.sql`SELECT spike_prune_write_fence() AS dropped`
     );
+    return Number(row!.dropped);
   }
 
-  /** Closes the pool (waits briefly for running queries). */
+  /** Closes the pool, once the running operations ended (5 s at most). */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.sql.end({ timeout: 5 });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(this.#running),
+      new Promise((r) => timer = setTimeout(r, 5_000)),
+    ]);
+    clearTimeout(timer);
+    // Nothing of ours runs now. Not sql.end's own wait: postgres.js keeps
+    // waiting for a query it already failed when its connection broke.
+    await this.sql.end({ timeout: 0 });
   }
 }

@@ -4,10 +4,11 @@
  * whose sockets nexus opens itself, so that
  * - every socket has TCP_NODELAY (postgres.js leaves Nagle on: about 45 ms
  *   per TLS connect and per pipelined write otherwise);
- * - TLS follows libpq's `sslmode` exactly (verify-full checks the host name,
- *   verify-ca only the chain, require neither) with the CA and client
- *   certificate read at each new connection, so rotated files (or a rotated
- *   SVID) are used without a restart;
+ * - TLS follows libpq's `sslmode` (verify-full checks the chain and the host
+ *   name, verify-ca only the chain, require neither unless a CA is given,
+ *   which it then checks the chain against, as libpq does) with the CA and
+ *   client certificate read at each new connection, so rotated files (or a
+ *   rotated SVID) are used without a restart;
  * - nothing comes from `PG*` environment variables: every setting is
  *   explicit.
  *
@@ -20,7 +21,13 @@ import net from "node:net";
 import tls from "node:tls";
 import { Buffer } from "node:buffer";
 import postgres from "postgres";
-import type { DatabaseSettings } from "../../../lib/config/database_url.ts";
+import {
+  CA_VAR,
+  CERT_VAR,
+  type DatabaseSettings,
+  KEY_VAR,
+  URL_VAR,
+} from "../../../lib/config/database_url.ts";
 import type { SvidSource } from "../../../lib/spiffe/source.ts";
 import { tlsIdentity } from "../../../lib/mtls/tls_material.ts";
 
@@ -43,6 +50,34 @@ export interface PoolSettings {
   readonly session?: Readonly<Record<string, string>>;
 }
 
+/**
+ * A connection failed for a reason in nexus's settings, not in the network:
+ * the server certificate does not verify against the CA or the host name,
+ * or a TLS file cannot be read. The message names the setting.
+ */
+export class DatabaseSetupError extends Error {
+  /** Creates the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DatabaseSetupError";
+  }
+}
+
+// node:tls codes of a server certificate that does not chain to the CA.
+const CHAIN_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "INVALID_CA",
+]);
+
 // The SSLRequest message: length 8, code 80877103.
 const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 4, 210, 22, 47]);
 
@@ -63,6 +98,7 @@ export interface PoolHooks {
  */
 export function openPool(settings: PoolSettings, hooks: PoolHooks = {}): Sql {
   const db = settings.database;
+  const watch: StartupWatch = {};
   // `socket` and `max_pipeline` are options its type declarations lack.
   const options: postgres.Options<Record<string, never>> & {
     socket: () => Promise<net.Socket>;
@@ -75,7 +111,7 @@ export function openPool(settings: PoolSettings, hooks: PoolHooks = {}): Sql {
     database: db.database,
     // TLS is negotiated on the socket below, before postgres.js speaks.
     ssl: false,
-    socket: () => openSocket(settings),
+    socket: () => connectWatched(settings, watch),
     max: settings.max,
     "idle_timeout": 60,
     "connect_timeout": Math.ceil(db.connectTimeoutMs / 1000),
@@ -101,6 +137,121 @@ export function openPool(settings: PoolSettings, hooks: PoolHooks = {}): Sql {
     backoff: (n: number) => Math.min(0.05 * 2 ** n, 2),
   };
   return postgres(options);
+}
+
+// postgres.js 3.4.9 loses a pool connection for good when its socket
+// factory rejects (the connection is never handed back: after `max` such
+// failures, a refused or unverifiable database, every later query waits
+// forever), and reconnects in a loop without failing the waiting query when
+// a connection that broke mid-query meets a server refusing its next
+// startup (an ErrorResponse before ReadyForQuery; porsager/postgres#1193 is
+// the same loop after a clean close). So the factory never rejects: a
+// failure comes back as a socket that fails when postgres.js first writes
+// to it, the path of a connection the server resets, which fails the query
+// and hands the connection back. And a startup that ended before
+// ReadyForQuery is remembered for a moment: the pool's next attempt fails
+// that way with its error, which ends such a loop.
+
+/** What a pool remembers of its last failed connection. */
+interface StartupWatch {
+  failure?: { readonly error: Error; readonly at: number } | undefined;
+}
+
+/** How long a failed startup answers the pool's next attempts, ms. */
+const FAILURE_MEMORY_MS = 1_000;
+
+async function connectWatched(
+  settings: PoolSettings,
+  watch: StartupWatch,
+): Promise<net.Socket> {
+  const last = watch.failure;
+  if (last && performance.now() - last.at < FAILURE_MEMORY_MS) {
+    return failingSocket(last.error);
+  }
+  let socket: net.Socket;
+  try {
+    socket = await openSocket(settings);
+  } catch (e) {
+    return failingSocket(e instanceof Error ? e : new Error(String(e)));
+  }
+  watchStartup(socket, watch, settings.database);
+  return socket;
+}
+
+// A socket that fails with `error` when postgres.js writes its startup
+// message, once its listeners are on.
+function failingSocket(error: Error): net.Socket {
+  const socket = new net.Socket();
+  socket.write = (() => {
+    queueMicrotask(() => socket.destroy(error));
+    return true;
+  }) as typeof socket.write;
+  return socket;
+}
+
+// Follows the server's messages until ReadyForQuery; a close before it
+// records the startup's failure (the server's ErrorResponse, if any).
+function watchStartup(
+  socket: net.Socket,
+  watch: StartupWatch,
+  db: DatabaseSettings,
+): void {
+  let pending = new Uint8Array(0);
+  let refusal: Error | undefined;
+  const onData = (chunk: Uint8Array) => {
+    const joined = new Uint8Array(pending.length + chunk.length);
+    joined.set(pending);
+    joined.set(chunk, pending.length);
+    pending = joined;
+    while (pending.length >= 5) {
+      const length = new DataView(
+        pending.buffer,
+        pending.byteOffset,
+        pending.byteLength,
+      ).getUint32(1);
+      if (pending.length < 1 + length) return;
+      if (pending[0] === 0x5a) { // ReadyForQuery
+        socket.off("data", onData);
+        socket.off("close", onClose);
+        watch.failure = undefined;
+        return;
+      }
+      if (pending[0] === 0x45) { // ErrorResponse
+        refusal = serverError(pending.subarray(5, 1 + length));
+      }
+      pending = pending.subarray(1 + length);
+    }
+  };
+  const onClose = () => {
+    watch.failure = {
+      error: refusal ??
+        new Error(
+          `The database server at ${db.host}:${db.port} closed the connection before it was ready`,
+        ),
+      at: performance.now(),
+    };
+  };
+  socket.on("data", onData);
+  socket.once("close", onClose);
+}
+
+// An ErrorResponse's fields (type byte, text, NUL) as the driver's error.
+function serverError(body: Uint8Array): postgres.PostgresError {
+  const fields: Record<string, string> = {};
+  const text = new TextDecoder();
+  let at = 0;
+  while (at < body.length && body[at] !== 0) {
+    const end = body.indexOf(0, at + 1);
+    fields[String.fromCharCode(body[at]!)] = text.decode(
+      body.subarray(at + 1, end),
+    );
+    at = end + 1;
+  }
+  return Reflect.construct(postgres.PostgresError, [{
+    message: fields.M ?? "The database server refused the connection",
+    severity: fields.V ?? fields.S ?? "FATAL",
+    code: fields.C ?? "08000",
+  }]) as postgres.PostgresError;
 }
 
 // Connects TCP with TCP_NODELAY, then negotiates TLS as libpq does
@@ -177,12 +328,25 @@ function exchange(
   });
 }
 
+// A TLS file's bytes; a file that cannot be read names its variable.
+async function readSetting(path: string, variable: string) {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    throw new DatabaseSetupError(
+      `Cannot read ${variable} (${path}): ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+}
+
 async function startTls(
   socket: net.Socket,
   settings: PoolSettings,
 ): Promise<net.Socket> {
   const db = settings.database;
-  const verify = db.sslMode !== "require";
+  // require checks nothing, unless a CA is given (libpq does the same).
+  const verify = db.sslMode !== "require" || db.caFile !== undefined;
   const options: tls.ConnectionOptions = {
     socket,
     rejectUnauthorized: verify,
@@ -192,12 +356,16 @@ async function startTls(
       : () => undefined,
   };
   if (verify && db.caFile !== "system") {
-    options.ca = await Deno.readTextFile(db.caFile!);
+    options.ca = new TextDecoder().decode(
+      await readSetting(db.caFile!, CA_VAR),
+    );
   }
   const client = db.clientCert;
   if (client.kind === "files") {
-    options.cert = await Deno.readTextFile(client.cert);
-    options.key = Buffer.from(await Deno.readFile(client.key));
+    options.cert = new TextDecoder().decode(
+      await readSetting(client.cert, CERT_VAR),
+    );
+    options.key = Buffer.from(await readSetting(client.key, KEY_VAR));
   } else if (client.kind === "svid") {
     const identity = tlsIdentity(settings.source!.current());
     options.cert = identity.cert;
@@ -216,11 +384,60 @@ async function startTls(
     });
     secure.once("error", (e) => {
       clearTimeout(timer);
-      reject(
-        new Error(`TLS with the database failed: ${e.message}`, { cause: e }),
-      );
+      reject(tlsFailure(e, db));
     });
   });
+}
+
+// Says which setting a failed handshake points at.
+function tlsFailure(e: Error, db: DatabaseSettings): Error {
+  const code = (e as { code?: unknown }).code;
+  const at = `${db.host}:${db.port}`;
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+    return new DatabaseSetupError(
+      `The database server's certificate does not name ${db.host}, the host in ${URL_VAR} (sslmode=verify-full checks it): connect by a name the certificate holds, or use sslmode=verify-ca (${e.message})`,
+      { cause: e },
+    );
+  }
+  if (typeof code === "string" && CHAIN_CODES.has(code)) {
+    return new DatabaseSetupError(
+      `The database server's certificate at ${at} does not verify against the CA of ${CA_VAR} (or the URL's sslrootcert): ${e.message}`,
+      { cause: e },
+    );
+  }
+  return new Error(`TLS with the database at ${at} failed: ${e.message}`, {
+    cause: e,
+  });
+}
+
+/**
+ * One sentence for an error of connecting or of a query, naming the
+ * setting at fault where one is: TLS verification, unreadable files, a
+ * refused login. Never holds the password (PostgreSQL's own messages do
+ * not carry it).
+ *
+ * @param error what a connection or query failed with
+ * @param db the connection settings
+ * @returns the sentence
+ */
+export function describeDatabaseError(
+  error: unknown,
+  db: DatabaseSettings,
+): string {
+  if (!(error instanceof Error)) return "unknown error";
+  const code = (error as { code?: unknown }).code;
+  if (
+    error instanceof postgres.PostgresError && typeof code === "string" &&
+    code.startsWith("28")
+  ) {
+    const how = db.clientCert.kind === "svid"
+      ? `the SVID it presents (${CERT_VAR}=svid) must chain to the server's ssl_ca_file and its subject CN be mapped to the role (pg_ident.conf)`
+      : db.clientCert.kind === "files"
+      ? `check the certificate in ${CERT_VAR} (its CN, or the role it maps to)`
+      : `check the role and password in ${URL_VAR}, or give a client certificate (${CERT_VAR})`;
+    return `The database refused the login of role "${db.user}" (${error.message}): ${how}`;
+  }
+  return error.message;
 }
 
 /** SQLSTATE classes and codes that mean "the connection is gone". */
@@ -252,12 +469,16 @@ export function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === "string") {
     if (CONNECTION_CODES.has(code)) return true;
-    // 08: connection exception; 57P01..57P03: admin shutdown, crash
-    // shutdown, cannot connect now; 53300: too many connections.
-    if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === "53300") {
+    // 08: connection exception; 28: login refused; 57P01..57P03: admin
+    // shutdown, crash shutdown, cannot connect now; 53300: too many
+    // connections.
+    if (
+      /^(08|28)/.test(code) || /^57P0[1-3]$/.test(code) || code === "53300"
+    ) {
       return true;
     }
   }
+  if (error instanceof DatabaseSetupError) return true;
   return !(error instanceof postgres.PostgresError) &&
     /socket|connect|TLS|database server|hung up|timed out/i.test(
       error.message,

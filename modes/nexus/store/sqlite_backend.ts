@@ -2,16 +2,33 @@
 /**
  * SQLite {@linkcode StoreBackend} on `node:sqlite`, file `<dataDir>/spike.db`.
  *
- * Durability: WAL journal with `synchronous=FULL`, so a write is on disk
- * (fsync of the WAL) before its promise resolves and survives kill -9 and
- * power loss. A clean close leaves the file in rollback-journal mode, so a
- * volume that comes back read-only still opens and serves reads.
+ * Durability: WAL journal; a write's promise resolves only once the WAL
+ * frames of its transaction are on disk, so an acknowledged write survives
+ * kill -9 and power loss. A clean close leaves the file in rollback-journal
+ * mode, so a volume that comes back read-only still opens and serves reads.
  *
  * Group commit: writes queue up and drain together, one `BEGIN IMMEDIATE …
- * COMMIT` (one fsync) per batch, each write in its own savepoint so one
- * failing write does not undo the others. No write is acknowledged before
- * the batch commits; if the commit fails, every write of the batch fails
- * with `store_write_failed` and the database keeps its previous state.
+ * COMMIT` per batch, each write in its own savepoint so one failing write
+ * does not undo the others; if the commit fails, every write of the batch
+ * fails with `store_write_failed` and the database keeps its previous state.
+ * Commits run under `synchronous=NORMAL`, so COMMIT writes the WAL without
+ * waiting for the disk; the WAL is then synced off the main thread
+ * (`fdatasync` of its own handle of `spike.db-wal`: the sync is per inode)
+ * while the next batch runs, and a batch's writes are acknowledged when a
+ * sync that started after its commit ends. SQLite still syncs under NORMAL
+ * where order matters: the header of a new or restarted WAL before its
+ * first frames (with, the first time, the directory that names the file),
+ * the WAL before a checkpoint copies it into the database file, and that
+ * file before the WAL starts over; so neither the first write nor a
+ * checkpoint can lose a frame that was synced.
+ *
+ * Reads never show a write before it is on disk: a read of a path changed
+ * by a batch whose sync is still under way (a list, when the batch created
+ * a path; any read, for other writes) waits for that sync, and no new batch
+ * commits while reads wait, so they wait for at most two syncs. A failed
+ * sync fails its writes and every read and write after it: the kernel may
+ * have dropped the pages it could not write, so nothing since the last good
+ * sync can be trusted until nexus restarts and SQLite recovers the WAL.
  *
  * @module
  */
@@ -21,6 +38,7 @@ import { ApiError, ErrorCode } from "../../../lib/wire/errors.ts";
 import {
   assertStoreMeta,
   type AuditAnchorRow,
+  compareCodePoints,
   FORMAT2_SCHEMA_VERSION,
   type IntegrityRow,
   type IntegritySnapshot,
@@ -57,6 +75,14 @@ export const DB_FILE_NAME = "spike.db";
 
 /** Most writes committed in one transaction. */
 const MAX_BATCH = 512;
+
+/**
+ * Writes waiting while a sync is under way that start the next commit at
+ * once; fewer wait for the sync's end. Either way they are acknowledged by
+ * the sync after it, so committing them early only takes their commit off
+ * that sync's critical path.
+ */
+const EARLY_COMMIT = 4;
 
 // The tables of store format 2 that schema 1 did not have, or had in
 // another shape.
@@ -150,19 +176,60 @@ const SNAPSHOT_PAGE = 256;
 export interface SqliteOptions {
   /** SQLite busy timeout in ms (another process holding the write lock). */
   readonly busyTimeoutMs?: number;
+  /**
+   * Puts the WAL file's data on disk (default: `syncData`, i.e. fdatasync).
+   * No write is acknowledged before the sync after its commit resolves;
+   * tests pass one that records and holds syncs.
+   */
+  readonly syncWal?: (wal: Deno.FsFile) => Promise<void>;
   /** The file name inside the data directory (default `spike.db`). */
   readonly fileName?: string;
 }
 
 type Row = Record<string, unknown>;
 
+/** A secret path a write changes, and whether it creates it (lists show it). */
+interface Touch {
+  readonly path: string;
+  readonly creates: boolean;
+}
+
 interface Job {
   run(): unknown;
   resolve(value: unknown): void;
   reject(error: unknown): void;
+  /** What the write changes; undefined: anything. */
+  readonly touch: Touch | undefined;
 }
 
+/** A committed transaction waiting for the sync that puts it on disk. */
+interface Unsynced {
+  /** Its number in commit order. */
+  readonly seq: number;
+  /** Acknowledges it. */
+  settle(): void;
+  /** Fails it: the sync failed. */
+  fail(error: unknown): void;
+}
+
+/** Reads of the list of paths, which a write creating a path changes. */
+const LIST = Symbol("list");
+
+/** What a read shows: one secret path, the list of paths, or anything. */
+type ReadScope = string | typeof LIST | undefined;
+
 const bytes = (v: unknown) => v as Uint8Array<ArrayBuffer>;
+
+// What reads and writes are refused with after a failed sync of the WAL.
+function syncFailed(error: unknown): ApiError {
+  return new ApiError(
+    ErrorCode.Internal,
+    `The store's journal could not be synced to disk (${
+      sqliteReason(error)
+    }); restart nexus to recover what is on disk`,
+    { cause: error },
+  );
+}
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
@@ -316,11 +383,36 @@ export class SqliteBackend implements StoreBackend {
   #queue: Job[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #migrating = false;
+  #closing = false;
   #closed = false;
+  // Undefined without WAL: COMMIT syncs (synchronous=FULL).
+  readonly #syncWal: ((wal: Deno.FsFile) => Promise<void>) | undefined;
+  // The WAL file as this backend last opened it, to sync it.
+  #wal: Deno.FsFile | undefined;
+  // Transactions committed, and how many of them are on disk (in order).
+  #committed = 0;
+  #durable = 0;
+  #syncing = false;
+  #unsynced: Unsynced[] = [];
+  // The last transaction that changed a path, created a path, or changed
+  // anything else; reads of what one not yet on disk changed wait.
+  #changedPaths = new Map<string, number>();
+  #changedList = 0;
+  #changedAll = 0;
+  // Reads (and a closing store) waiting for the sync under way to end.
+  #waiters: { resolve(): void; reject(error: unknown): void }[] = [];
+  // Set when a sync failed; every read and write is refused from then on.
+  #broken: unknown;
 
-  private constructor(file: string, db: DatabaseSync, version: number) {
+  private constructor(
+    file: string,
+    db: DatabaseSync,
+    version: number,
+    syncWal: ((wal: Deno.FsFile) => Promise<void>) | undefined,
+  ) {
     this.location = file;
     this.#db = db;
+    this.#syncWal = syncWal;
     this.#meta = metaStatements(db);
     if (version >= FORMAT2_SCHEMA_VERSION) this.#stmt = prepareData(db);
     if (version === SCHEMA_VERSION) this.#integrity = prepareIntegrity(db);
@@ -363,12 +455,22 @@ export class SqliteBackend implements StoreBackend {
       });
     }
     try {
-      enableWal(db, file);
+      const wal = enableWal(db, file);
+      // The schema is created with a synced commit; from then on commits
+      // in WAL mode leave the sync to the group commit (module comment).
+      // Without WAL (a read-only volume, where no write commits) SQLite
+      // syncs in COMMIT as before.
       db.exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
       const version = createOrCheckSchema(db, file);
+      if (wal) db.exec("PRAGMA synchronous = NORMAL");
       chmodIfPresent(`${file}-wal`, 0o600);
       chmodIfPresent(`${file}-shm`, 0o600);
-      return new SqliteBackend(file, db, version);
+      return new SqliteBackend(
+        file,
+        db,
+        version,
+        wal ? options.syncWal ?? ((f) => f.syncData()) : undefined,
+      );
     } catch (e) {
       db.close();
       if (e instanceof StoreError) throw e;
@@ -395,10 +497,17 @@ export class SqliteBackend implements StoreBackend {
   }
 
   // Reads run synchronously between write batches, so they see only
-  // committed data, each in one snapshot.
-  #read<T>(fn: () => T): Promise<T> {
+  // committed data, each in one snapshot; what a batch not yet on disk
+  // changed, they see once it is.
+  #read<T>(fn: () => T, scope?: ReadScope): Promise<T> {
+    if (
+      !this.#closed && this.#broken === undefined && this.#unsyncedIn(scope)
+    ) {
+      return this.#nextSync().then(() => this.#read(fn, scope));
+    }
     try {
       if (this.#closed) throw new StoreError("Store is closed");
+      if (this.#broken !== undefined) throw syncFailed(this.#broken);
       return Promise.resolve(fn());
     } catch (e) {
       if (e instanceof StoreError) return Promise.reject(e);
@@ -412,26 +521,43 @@ export class SqliteBackend implements StoreBackend {
     }
   }
 
-  #write<T>(run: () => T): Promise<T> {
-    if (this.#closed) return Promise.reject(new StoreError("Store is closed"));
+  #write<T>(run: () => T, touch?: Touch): Promise<T> {
+    if (this.#closed || this.#closing) {
+      return Promise.reject(new StoreError("Store is closed"));
+    }
+    if (this.#broken !== undefined) {
+      return Promise.reject(writeFailed(syncFailed(this.#broken)));
+    }
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({
         run,
         resolve: resolve as (v: unknown) => void,
         reject,
+        touch,
       });
-      this.#timer ??= setTimeout(() => this.#drain(), 0);
+      this.#schedule(false);
     });
+  }
+
+  // Drains the queue on the next turn of the event loop: at once while no
+  // sync is under way, else when a few writes wait or the sync has ended.
+  #schedule(syncEnded: boolean): void {
+    if (this.#timer !== undefined || this.#queue.length === 0) return;
+    if (!syncEnded && this.#syncing && this.#queue.length < EARLY_COMMIT) {
+      return;
+    }
+    this.#timer = setTimeout(() => this.#drain(), 0);
   }
 
   #drain(): void {
     this.#timer = undefined;
     // The migration holds the transaction; it drains the queue when done.
     if (this.#migrating) return;
+    // Reads wait for the sync under way; a batch committed now could make
+    // them wait again. The sync's end drains.
+    if (this.#syncing && this.#waiters.length > 0 && !this.#closing) return;
     const batch = this.#queue.splice(0, MAX_BATCH);
-    if (this.#queue.length > 0) {
-      this.#timer = setTimeout(() => this.#drain(), 0);
-    }
+    this.#schedule(false);
     if (batch.length === 0) return;
     const db = this.#db;
     try {
@@ -484,12 +610,136 @@ export class SqliteBackend implements StoreBackend {
       this.#abort(batch, e);
       return;
     }
-    ledger?.commit();
+    // On disk only once the sync after it ends: until then, a checkpoint
+    // must not name this row.
+    ledger?.commit(false);
+    const row = ledger?.row;
+    this.#committedBatch(
+      batch,
+      outcomes,
+      ledger && row ? () => ledger.synced(row) : undefined,
+    );
+  }
+
+  // A batch is committed, not yet on disk: its writes are acknowledged (or
+  // fail), and `onDisk` is called, when the sync after it ends.
+  #committedBatch(
+    batch: Job[],
+    outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[],
+    onDisk: (() => void) | undefined,
+  ): void {
+    const seq = ++this.#committed;
     batch.forEach((job, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome.ok) job.resolve(outcome.value);
-      else job.reject(outcome.error);
+      if (!outcomes[i]!.ok) return;
+      const touch = job.touch;
+      if (touch === undefined) {
+        this.#changedAll = seq;
+      } else {
+        this.#changedPaths.set(touch.path, seq);
+        if (touch.creates) this.#changedList = seq;
+      }
     });
+    this.#unsynced.push({
+      seq,
+      settle: () => {
+        onDisk?.();
+        batch.forEach((job, i) => {
+          const outcome = outcomes[i]!;
+          if (outcome.ok) job.resolve(outcome.value);
+          else job.reject(outcome.error);
+        });
+      },
+      fail: (error) => {
+        for (const job of batch) job.reject(writeFailed(error));
+      },
+    });
+    this.#startSync();
+  }
+
+  // A transaction committed outside the queue (the migration) is on disk.
+  #onDisk(): Promise<void> {
+    return new Promise((settle, fail) => {
+      const seq = ++this.#committed;
+      this.#changedAll = seq;
+      this.#unsynced.push({ seq, settle, fail });
+      this.#startSync();
+    });
+  }
+
+  // Whether a committed transaction not yet on disk changed what a read
+  // of `scope` shows.
+  #unsyncedIn(scope: ReadScope): boolean {
+    const durable = this.#durable;
+    if (this.#committed === durable) return false;
+    if (scope === undefined || this.#changedAll > durable) return true;
+    if (scope === LIST) return this.#changedList > durable;
+    return (this.#changedPaths.get(scope) ?? 0) > durable;
+  }
+
+  // Resolves when the sync under way ends; rejects if it fails.
+  #nextSync(): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.#waiters.push({ resolve, reject })
+    );
+  }
+
+  // Syncs the WAL unless a sync is under way (its end starts the next).
+  // One sync covers every transaction committed before it starts.
+  #startSync(): void {
+    if (
+      this.#syncing || this.#broken !== undefined ||
+      this.#committed === this.#durable
+    ) return;
+    this.#syncing = true;
+    const upTo = this.#committed;
+    this.#syncWalFile().then(
+      () => this.#synced(upTo),
+      (e) => this.#syncFailed(e),
+    );
+  }
+
+  // Opens the WAL file the first time, or again once the file opened has
+  // no name left (SQLite deletes it when its last connection closes; a sync
+  // of that file would make nothing durable), then syncs it. The check is
+  // an fstat of the open file: no path lookup per sync.
+  async #syncWalFile(): Promise<void> {
+    if (this.#syncWal === undefined) return;
+    if (this.#wal === undefined || this.#wal.statSync().nlink === 0) {
+      this.#wal?.close();
+      this.#wal = undefined;
+      this.#wal = Deno.openSync(`${this.location}-wal`, { read: true });
+    }
+    await this.#syncWal(this.#wal);
+  }
+
+  #synced(upTo: number): void {
+    this.#syncing = false;
+    this.#durable = upTo;
+    const done = this.#unsynced.findIndex((u) => u.seq > upTo);
+    const settled = done === -1
+      ? this.#unsynced.splice(0)
+      : this.#unsynced.splice(0, done);
+    if (upTo === this.#committed) {
+      this.#changedPaths.clear();
+    } else {
+      for (const [path, seq] of this.#changedPaths) {
+        if (seq <= upTo) this.#changedPaths.delete(path);
+      }
+    }
+    for (const u of settled) u.settle();
+    for (const w of this.#waiters.splice(0)) w.resolve();
+    this.#startSync();
+    this.#schedule(true);
+  }
+
+  #syncFailed(error: unknown): void {
+    this.#syncing = false;
+    this.#broken = error;
+    for (const u of this.#unsynced.splice(0)) u.fail(syncFailed(error));
+    for (const job of this.#queue.splice(0)) {
+      job.reject(writeFailed(syncFailed(error)));
+    }
+    for (const w of this.#waiters.splice(0)) w.reject(syncFailed(error));
   }
 
   #abort(batch: Job[], error: unknown): void {
@@ -635,11 +885,20 @@ export class SqliteBackend implements StoreBackend {
 
   /** See {@linkcode StoreBackend.openSnapshot}. */
   openSnapshot(): Promise<StoreSnapshot> {
+    // Like every read, a backup shows nothing that is not on disk yet: it
+    // starts once what is committed is synced (the snapshot is taken
+    // before anything else commits).
+    if (
+      !this.#closed && this.#broken === undefined && this.#unsyncedIn(undefined)
+    ) {
+      return this.#nextSync().then(() => this.openSnapshot());
+    }
     // A second connection in one read transaction: under WAL it keeps
     // seeing the data as of its first read while this connection writes.
     let db: DatabaseSync | undefined;
     try {
       if (this.#closed) throw new StoreError("Store is closed");
+      if (this.#broken !== undefined) throw syncFailed(this.#broken);
       this.#data;
       db = new DatabaseSync(this.location, { readOnly: true, timeout: 5000 });
       db.exec("BEGIN");
@@ -745,7 +1004,7 @@ export class SqliteBackend implements StoreBackend {
         },
         ...(r.record === null ? {} : { record: bytes(r.record) }),
       };
-    });
+    }, path);
   }
 
   /** See {@linkcode StoreBackend.writeSecret}. */
@@ -774,7 +1033,7 @@ export class SqliteBackend implements StoreBackend {
       }
       this.#ledger?.secretWritten(path, expectedRevision, revision);
       return { ok: true, revision };
-    });
+    }, { path, creates: expectedRevision === 0 });
   }
 
   // At the end of a batch: replaces the integrity row, if it is still the
@@ -893,17 +1152,19 @@ export class SqliteBackend implements StoreBackend {
       const prefix = range.prefix ?? "";
       const after = range.after ?? "";
       const limit = range.limit ?? -1;
-      const rows =
-        (prefix === "" ? s.pathsFrom!.all(after, limit) : s.pathsIn!.all(
-          after,
-          prefix,
-          prefixEnd(prefix),
-          limit,
-        )) as unknown as [
+      // One lower bound, the higher: given both, SQLite seeks by one and
+      // filters by the other, so a prefix read from the start of the table.
+      const rows = (prefix === ""
+        ? s.pathsFrom!.all(after, limit)
+        : compareCodePoints(after, prefix) >= 0
+        ? s.pathsAfterIn!.all(after, prefixEnd(prefix), limit)
+        : s.pathsIn!.all(prefix, prefixEnd(prefix), limit)) as unknown as [
           string,
         ][];
-      return rows.map((r) => r[0]);
-    });
+      return rows.map((r) =>
+        r[0]
+      );
+    }, LIST);
   }
 
   /** See {@linkcode StoreBackend.readSecretRecords}. */
@@ -932,7 +1193,7 @@ export class SqliteBackend implements StoreBackend {
       if (s.resealHead!.run(head, path, revision).changes === 0) return false;
       for (const v of versions) s.resealVersion!.run(v.record, path, v.version);
       return true;
-    });
+    }, { path, creates: false });
   }
 
   /** See {@linkcode StoreBackend.resealPolicies}. */
@@ -1052,20 +1313,26 @@ export class SqliteBackend implements StoreBackend {
       }
     } finally {
       this.#migrating = false;
-      if (this.#queue.length > 0) {
-        this.#timer ??= setTimeout(() => this.#drain(), 0);
-      }
+      this.#schedule(true);
     }
+    await this.#onDisk();
   }
 
-  /** Commits queued writes, then closes the database. */
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
+  /** Commits queued writes, waits until they are on disk, then closes. */
+  async close(): Promise<void> {
+    if (this.#closed || this.#closing) return;
+    this.#closing = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     while (this.#queue.length > 0) this.#drain();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    while (this.#broken === undefined && this.#committed > this.#durable) {
+      await this.#nextSync().catch(() => {});
+    }
     this.#closed = true;
+    this.#wal?.close();
+    this.#wal = undefined;
     // Leave the file in rollback-journal mode: a WAL file needs its
     // shared-memory file, which a read-only volume cannot create, so a
     // store closed in WAL mode would not open there at all. The next
@@ -1076,7 +1343,6 @@ export class SqliteBackend implements StoreBackend {
       // A read-only volume, or another connection: the file stays in WAL.
     }
     this.#db.close();
-    return Promise.resolve();
   }
 }
 
@@ -1146,7 +1412,10 @@ function prepareData(db: DatabaseSync): Record<string, StatementSync> {
     ),
     revisions: paths("SELECT path, revision FROM secrets ORDER BY path"),
     pathsIn: paths(
-      "SELECT path FROM secrets WHERE path > ? AND path >= ? AND path < ? ORDER BY path LIMIT ?",
+      "SELECT path FROM secrets WHERE path >= ? AND path < ? ORDER BY path LIMIT ?",
+    ),
+    pathsAfterIn: paths(
+      "SELECT path FROM secrets WHERE path > ? AND path < ? ORDER BY path LIMIT ?",
     ),
     policySet: q("SELECT generation, record FROM policy_set WHERE id = 1"),
     policy: q(
@@ -1336,12 +1605,13 @@ async function migrateSchema1(
 
 // Turns on WAL. On a read-only volume the file keeps the journal mode it
 // has: reads go on and writes fail with store_write_failed.
-function enableWal(db: DatabaseSync, file: string): void {
+// Returns whether the file is in WAL mode.
+function enableWal(db: DatabaseSync, file: string): boolean {
   let mode: unknown;
   try {
     mode = (db.prepare("PRAGMA journal_mode = WAL").get() as Row).journal_mode;
   } catch (e) {
-    if (/readonly database/.test((e as Error).message)) return;
+    if (/readonly database/.test((e as Error).message)) return false;
     throw e;
   }
   if (mode !== "wal") {
@@ -1349,6 +1619,7 @@ function enableWal(db: DatabaseSync, file: string): void {
       `The database file ${file} cannot use WAL journaling on this file system`,
     );
   }
+  return true;
 }
 
 // Creates the schema in an empty file, or checks the version of an
