@@ -6,11 +6,10 @@
  *
  * @module
  */
+import process from "node:process";
 
 /** How long a wait may last before the note appears. */
 export const WAIT_NOTE_DELAY_MS = 1500;
-
-const encoder = new TextEncoder();
 
 /**
  * Awaits `work`; if it is still pending after
@@ -25,10 +24,11 @@ export async function withWaitNote<T>(
   work: Promise<T>,
   note: string,
 ): Promise<T> {
-  if (!Deno.stderr.isTerminal()) return await work;
+  // node:process, not Deno: the SDK runs this on Node.js too.
+  if (!process.stderr.isTTY) return await work;
   const timer = setTimeout(() => {
     try {
-      Deno.stderr.writeSync(encoder.encode(`${note}…\n`));
+      process.stderr.write(`${note}…\n`);
     } catch {
       // A closed terminal needs no note.
     }

@@ -9,6 +9,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { DevWorkloadAgent, svidResponse } from "../scripts/dev_agent.ts";
 import { taskArgs } from "./task_support.ts";
 import { policyFor, startSdkCluster, TD } from "./sdk_support.ts";
 
@@ -21,10 +22,15 @@ async function run(
   command: string,
   args: string[],
   cwd: string,
+  env?: Record<string, string>,
 ): Promise<string> {
   const out = await new Deno.Command(command, {
     args,
     cwd,
+    ...(env === undefined ? {} : {
+      env: { ...env, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+      clearEnv: true,
+    }),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -158,6 +164,36 @@ Deno.test("workload SDK on Node.js: built package against a real cluster", async
     assert.equal(steps.get("after-rotation"), "orders");
     assert.equal(steps.get("done"), true);
     assert.ok(!errors.includes("n0de-pass") && !errors.includes("second"));
+
+    // The identity from a Workload API agent instead of an SVID directory.
+    const socket = `${dir}/agent.sock`;
+    const response = await svidResponse(cluster.ca, APP);
+    const agent = await DevWorkloadAgent.start(
+      socket,
+      (call) => call.write(response),
+    );
+    try {
+      const viaAgent = await run(
+        "node",
+        [
+          "--input-type=module",
+          "-e",
+          `import { Spike } from "@spike/sdk";
+const spike = await Spike.connect();
+const user = await spike.getValue("apps/node/db", "user", { as: "text" });
+console.log(JSON.stringify({ id: spike.spiffeId, user }));
+await spike.close();`,
+        ],
+        app,
+        {
+          SPIKE_NEXUS_API_URL: cluster.nexusUrl,
+          SPIFFE_ENDPOINT_SOCKET: `unix://${socket}`,
+        },
+      );
+      assert.deepEqual(JSON.parse(viaAgent), { id: APP, user: "orders" });
+    } finally {
+      agent.stop();
+    }
 
     // The package's types, as a TypeScript application sees them.
     await Deno.writeTextFile(

@@ -8,6 +8,8 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import type { Stats } from "node:fs";
+import { stat } from "node:fs/promises";
 import process from "node:process";
 import * as grpc from "@grpc/grpc-js";
 import { formatDuration } from "../config/duration.ts";
@@ -135,11 +137,12 @@ async function checkSocket(
   endpoint: string,
   missing: "fail" | "wait",
 ): Promise<void> {
-  let info: Deno.FileInfo;
+  let info: Stats;
   try {
-    info = await Deno.stat(path);
+    // node:fs, not Deno: the SDK runs this on Node.js too.
+    info = await stat(path);
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) return;
+    if ((e as { code?: unknown }).code !== "ENOENT") return;
     const message =
       `The Workload API socket ${path} does not exist (SPIFFE_ENDPOINT_SOCKET=${endpoint}): start the SPIRE agent, or point SPIFFE_ENDPOINT_SOCKET at its socket`;
     if (missing === "fail") throw new WorkloadApiError(message);
@@ -149,7 +152,7 @@ async function checkSocket(
     });
     return;
   }
-  if (info.isSocket === false) {
+  if (!info.isSocket()) {
     throw new WorkloadApiError(
       `${path} is not a socket (SPIFFE_ENDPOINT_SOCKET=${endpoint}): point SPIFFE_ENDPOINT_SOCKET at the SPIRE agent's socket`,
     );
