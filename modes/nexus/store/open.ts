@@ -292,9 +292,14 @@ export class NexusStore {
   // (a deliberate rollback, which an operator accepts).
   async #checkIntegrity(restored: boolean): Promise<void> {
     const snapshot = await this.backend.readIntegrity();
-    const current = this.#newLedger(snapshot, snapshot.row?.epoch ?? 0);
-    this.#found = current.row;
+    // A ledger of 100,000 paths takes about 100 ms to build: one per unlock.
+    const asFound = () => {
+      const ledger = this.#newLedger(snapshot, snapshot.row?.epoch ?? 0);
+      this.#found = ledger.row;
+      return ledger;
+    };
     if (restored) {
+      asFound();
       return this.#holdWith({
         kind: "restored",
         message:
@@ -304,10 +309,13 @@ export class NexusStore {
     if (snapshot.row) {
       const problem = this.#compare(snapshot);
       if (typeof problem === "string") {
+        asFound();
         return this.#holdWith({ kind: "tampered", message: problem });
       }
+      this.#found = problem.row;
       return this.#follow(problem);
     }
+    const current = asFound();
     const empty = snapshot.paths.length === 0 &&
       snapshot.policyGeneration === 0;
     if (!empty && !snapshot.needsAnchor) {
