@@ -150,8 +150,9 @@ export function markdown(
     "",
     `Measured ${info.date.slice(0, 10)} with \`${info.command}\` on ` +
     `${info.cpus} × ${info.cpu}, ${fixed(info.memoryGb, 0)} GiB RAM, ` +
-    `${info.os}, Deno ${info.deno}. Nexus on SQLite (WAL, ` +
-    `synchronous=FULL), 5 keepers, threshold 3; load from a separate ` +
+    `${info.os}, Deno ${info.deno}. Nexus on SQLite (WAL, commits ` +
+    `acknowledged once an fdatasync of the WAL begun after them returns), ` +
+    `5 keepers, threshold 3; load from a separate ` +
     `process over SPIFFE mTLS keep-alive connections, ` +
     `${info.durationMs / 1000} s per scenario, ${info.size}-byte values. ` +
     `Scale: ${info.scale}. Client and servers share the same cores, so ` +
