@@ -19,6 +19,7 @@
  */
 import { Cluster } from "./cluster.ts";
 import { upPostgres } from "./up_postgres.ts";
+import { quote, spikeFunction } from "./up_shell.ts";
 
 /** The workload identity `up` issues, and the path its example policy opens. */
 export const WORKLOAD_ID = "spiffe://spike.ist/workload/demo";
@@ -33,12 +34,6 @@ function stopSignal(): Promise<Deno.Signal> {
       Deno.addSignalListener(signal, () => resolve(signal));
     }
   });
-}
-
-function quote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word)
-    ? word
-    : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 /**
@@ -58,7 +53,7 @@ export function instructions(cluster: Cluster, root: string): string {
 Talk to it from any folder, in bash or zsh. First define spike and the
 nexus address for this shell:
 
-  spike() { deno task -q --config=${quote(`${root}/deno.json`)} spike "$@"; }
+  ${spikeFunction(root)}
   export SPIKE_NEXUS_API_URL=${cluster.nexusUrl} SPIKE_PILOT_RECOVERY_DIR=${
     quote(`${cluster.dir}/recover`)
   }
