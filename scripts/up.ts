@@ -37,6 +37,16 @@ function stopSignal(): Promise<Deno.Signal> {
 }
 
 /**
+ * The audit log file nexus writes in a cluster `up` starts.
+ *
+ * @param dir the cluster's folder
+ * @returns the file's path
+ */
+export function auditLogPath(dir: string): string {
+  return `${dir}/logs/audit.log`;
+}
+
+/**
  * The commands `up` prints, as shell lines.
  *
  * @param cluster the running cluster
@@ -95,6 +105,10 @@ Recovery shards (into ${cluster.dir}/recover), and a restore after a total loss:
     ])
   }
 
+The audit log's hash chain, checked against nexus's newest anchor:
+
+  ${pilot("superuser", ["audit", "verify", auditLogPath(cluster.dir)])}
+
 Logs: ${cluster.dir}/logs. Press Ctrl-C to stop and remove the cluster.`;
 }
 
@@ -105,6 +119,9 @@ if (import.meta.main) {
   if (Deno.args.includes("--postgres")) Deno.exit(await upPostgres(stopped));
   const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
   const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
+  // An audit file of its own, not lines among nexus's log, so that
+  // `spike pilot audit verify` can check it.
+  cluster.options.nexusEnv.SPIKE_NEXUS_AUDIT_LOG = auditLogPath(cluster.dir);
   let code = 0;
   const ready = (async () => {
     await cluster.issue("workload", WORKLOAD_ID);

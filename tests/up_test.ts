@@ -120,6 +120,8 @@ Deno.test({
         [/operator recover$/, 0],
         // Printed for after a total loss; now nexus is unlocked.
         [/operator restore \S+spike\.recovery\.1\.txt$/, 7],
+        // The audit log is a file of its own, whole.
+        [/superuser .*audit verify \S+\/logs\/audit\.log$/, 0, /^Checked /],
       ];
       assert.equal(commands.length, expected.length, commands.join("\n"));
       for (const [i, [pattern, code, out]] of expected.entries()) {
