@@ -19,6 +19,7 @@
  */
 import { Cluster } from "./cluster.ts";
 import { upPostgres } from "./up_postgres.ts";
+import { quote, spikeFunction } from "./up_shell.ts";
 
 /** The workload identity `up` issues, and the path its example policy opens. */
 export const WORKLOAD_ID = "spiffe://spike.ist/workload/demo";
@@ -35,10 +36,14 @@ function stopSignal(): Promise<Deno.Signal> {
   });
 }
 
-function quote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word)
-    ? word
-    : `'${word.replaceAll("'", "'\\''")}'`;
+/**
+ * The audit log file nexus writes in a cluster `up` starts.
+ *
+ * @param dir the cluster's folder
+ * @returns the file's path
+ */
+export function auditLogPath(dir: string): string {
+  return `${dir}/logs/audit.log`;
 }
 
 /**
@@ -58,7 +63,7 @@ export function instructions(cluster: Cluster, root: string): string {
 Talk to it from any folder, in bash or zsh. First define spike and the
 nexus address for this shell:
 
-  spike() { deno task -q --config=${quote(`${root}/deno.json`)} spike "$@"; }
+  ${spikeFunction(root)}
   export SPIKE_NEXUS_API_URL=${cluster.nexusUrl} SPIKE_PILOT_RECOVERY_DIR=${
     quote(`${cluster.dir}/recover`)
   }
@@ -100,6 +105,10 @@ Recovery shards (into ${cluster.dir}/recover), and a restore after a total loss:
     ])
   }
 
+The audit log's hash chain, checked against nexus's newest anchor:
+
+  ${pilot("superuser", ["audit", "verify", auditLogPath(cluster.dir)])}
+
 Logs: ${cluster.dir}/logs. Press Ctrl-C to stop and remove the cluster.`;
 }
 
@@ -110,6 +119,9 @@ if (import.meta.main) {
   if (Deno.args.includes("--postgres")) Deno.exit(await upPostgres(stopped));
   const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
   const cluster = await Cluster.create({ keepers: 3, threshold: 2 });
+  // An audit file of its own, not lines among nexus's log, so that
+  // `spike pilot audit verify` can check it.
+  cluster.options.nexusEnv.SPIKE_NEXUS_AUDIT_LOG = auditLogPath(cluster.dir);
   let code = 0;
   const ready = (async () => {
     await cluster.issue("workload", WORKLOAD_ID);

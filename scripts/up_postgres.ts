@@ -9,6 +9,51 @@
 import { Cluster } from "./cluster.ts";
 import { startPgCluster } from "./pg_cluster.ts";
 import { ReplicaSet } from "./replicas.ts";
+import { quote, spikeFunction } from "./up_shell.ts";
+
+/** What {@linkcode replicaInstructions} prints about. */
+export interface ReplicaCluster {
+  /** The repository folder. */
+  root: string;
+  /** The cluster's folder. */
+  dir: string;
+  /** The PostgreSQL port. */
+  pgPort: number;
+  /** The superuser's SVID folder. */
+  superuserSvidDir: string;
+  /** Each replica's URL, replica i at index i-1. */
+  urls: string[];
+}
+
+/**
+ * The commands `up --postgres` prints, as shell lines. Like `up`'s, they
+ * work from any folder and go through `deno task -q`, which echoes no
+ * secret argument.
+ *
+ * @param c the running cluster
+ * @returns the text to print
+ */
+export function replicaInstructions(c: ReplicaCluster): string {
+  const pilot = (i: number, args: string[]) =>
+    `SPIKE_SVID_DIR=${quote(c.superuserSvidDir)} SPIKE_NEXUS_API_URL=${
+      c.urls[i - 1]
+    } spike pilot ${args.map(quote).join(" ")}`;
+  return `SPIKE is running with 3 replicas on PostgreSQL (127.0.0.1:${c.pgPort}, database spike_nexus); folder ${c.dir}
+
+Talk to any replica from any folder, in bash or zsh. First define spike for
+this shell:
+
+  ${spikeFunction(c.root)}
+
+Then, as the superuser:
+
+  ${pilot(1, ["secret", "put", "apps/db", "password=s3cret"])}
+  ${pilot(2, ["secret", "get", "apps/db"])}
+  ${pilot(3, ["status"])}     # every replica, and the push leader
+
+Kill one (kill -9 <pid> from pilot status) and the others go on serving.
+Logs: ${c.dir}/logs. Press Ctrl-C to stop and remove everything.`;
+}
 
 /**
  * Runs the replicated local cluster until a stop signal.
@@ -27,22 +72,13 @@ export async function upPostgres(stopped: Promise<unknown>): Promise<number> {
     await set.startAll();
     for (let i = 1; i <= 3; i++) await set.waitUnlocked(i);
     const root = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-    const env = (i: number) =>
-      `SPIKE_SVID_DIR=${cluster.svidDir("superuser")} SPIKE_NEXUS_API_URL=${
-        set.url(i)
-      }`;
-    console.log(
-      `SPIKE is running with 3 replicas on PostgreSQL (127.0.0.1:${pg.port}, database spike_nexus); folder ${cluster.dir}
-
-Talk to any replica (run from ${root}):
-
-  ${env(1)} deno task spike pilot secret put apps/db password=s3cret
-  ${env(2)} deno task spike pilot secret get apps/db
-  ${env(3)} deno task spike pilot status     # every replica, and the push leader
-
-Kill one (kill -9 <pid> from pilot status) and the others go on serving.
-Logs: ${cluster.dir}/logs. Press Ctrl-C to stop and remove everything.`,
-    );
+    console.log(replicaInstructions({
+      root,
+      dir: cluster.dir,
+      pgPort: pg.port,
+      superuserSvidDir: cluster.svidDir("superuser"),
+      urls: [1, 2, 3].map((i) => set.url(i)),
+    }));
     await stopped;
     return 0;
   } catch (e) {

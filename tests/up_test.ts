@@ -8,6 +8,7 @@
  * removes everything it made, during start-up too.
  */
 import assert from "node:assert/strict";
+import { replicaInstructions } from "../scripts/up_postgres.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -119,6 +120,8 @@ Deno.test({
         [/operator recover$/, 0],
         // Printed for after a total loss; now nexus is unlocked.
         [/operator restore \S+spike\.recovery\.1\.txt$/, 7],
+        // The audit log is a file of its own, whole.
+        [/superuser .*audit verify \S+\/logs\/audit\.log$/, 0, /^Checked /],
       ];
       assert.equal(commands.length, expected.length, commands.join("\n"));
       for (const [i, [pattern, code, out]] of expected.entries()) {
@@ -166,4 +169,34 @@ Deno.test({
       await Deno.remove(tmp, { recursive: true });
     }
   },
+});
+
+Deno.test("deno task up --postgres prints commands for any folder that echo no secret", () => {
+  const text = replicaInstructions({
+    root: "/src/spike for deno",
+    dir: "/tmp/spike-1",
+    pgPort: 5433,
+    superuserSvidDir: "/tmp/spike-1/svid/superuser",
+    urls: ["https://127.0.0.1:1", "https://127.0.0.1:2", "https://127.0.0.1:3"],
+  });
+  const lines = text.split("\n").map((l) => l.trim());
+  // The same shell function as up's: deno task -q, this repository's deno.json.
+  assert.ok(
+    lines.includes(
+      `spike() { deno task -q --config='/src/spike for deno/deno.json' spike "$@"; }`,
+    ),
+    text,
+  );
+  const commands = lines.filter((l) => l.startsWith("SPIKE_SVID_DIR="));
+  assert.equal(commands.length, 3, text);
+  for (const [i, command] of commands.entries()) {
+    assert.match(
+      command,
+      new RegExp(
+        `SPIKE_NEXUS_API_URL=https://127\\.0\\.0\\.1:${i + 1} spike pilot `,
+      ),
+    );
+  }
+  // Without -q, deno task echoes "password=s3cret" to stderr.
+  assert.doesNotMatch(text, /deno task spike|run from/);
 });

@@ -7,7 +7,11 @@
  *
  *   SPIKE_NEXUS_API_URL=https://nexus:8553 \
  *   SPIFFE_ENDPOINT_SOCKET=unix:///run/spire/agent.sock \
- *   deno run --allow-env --allow-net --allow-read=/run/spire main.ts
+ *   deno run --allow-env --allow-net --allow-read=/run/spire/agent.sock \
+ *     --allow-write=/run/spire/agent.sock main.ts
+ *
+ * (Deno asks for read and write access to a unix socket it connects to.
+ * With an SVID folder instead: `SPIKE_SVID_DIR=DIR` and `--allow-read=DIR`.)
  *
  * @module
  */
