@@ -472,3 +472,60 @@ Deno.test("openSvidSource reads the SVID directory when SPIKE_SVID_DIR is set", 
     });
   });
 });
+
+Deno.test("workload API source in Deno without write access to the socket fails at once, naming the flag", async () => {
+  await withFixture(async (f) => {
+    const { message } = await issue(f, "spiffe://spike.ist/workload/app");
+    const agent = await DevWorkloadAgent.start(
+      f.socket,
+      (call) => call.write(message),
+    );
+    try {
+      const script = `${f.dir}/probe.ts`;
+      const module = new URL("../lib/spiffe/workload_api.ts", import.meta.url);
+      await Deno.writeTextFile(
+        script,
+        `import { openWorkloadApiSource } from "${module.href}";
+try {
+  const source = await openWorkloadApiSource({ endpoint: "unix://${f.socket}", timeoutMs: 60000 });
+  source.close();
+  console.log("connected");
+} catch (e) {
+  console.log(\`\${e.name}: \${e.message}\`);
+}`,
+      );
+      const run = (write: string[]) =>
+        new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "--no-prompt",
+            `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+            "--allow-read",
+            "--allow-env",
+            "--allow-net",
+            ...write,
+            script,
+          ],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "null",
+        }).output();
+      const started = performance.now();
+      const refused = await run([]);
+      const out = new TextDecoder().decode(refused.stdout).trim();
+      assert.equal(
+        out,
+        `WorkloadApiError: Connecting to the Workload API socket ${f.socket} needs write access to it: run Deno with --allow-write=${f.socket} (SPIFFE_ENDPOINT_SOCKET=unix://${f.socket})`,
+      );
+      // Not after the 60 s timeout: at once.
+      assert.ok(performance.now() - started < 30_000);
+      const granted = await run([`--allow-write=${f.socket}`]);
+      assert.equal(
+        new TextDecoder().decode(granted.stdout).trim(),
+        "connected",
+      );
+    } finally {
+      agent.stop();
+    }
+  });
+});

@@ -129,7 +129,8 @@ export async function openWorkloadApiSource(
 /**
  * Looks at the socket before connecting: a path that is no socket is an
  * error at once; a missing one is one for a CLI, and a logged wait for a
- * service (its agent may be starting). Without read access to the path the
+ * service (its agent may be starting). In Deno, a socket the process may
+ * not write to is an error at once. Without read access to the path the
  * connection attempt tells instead.
  */
 async function checkSocket(
@@ -137,6 +138,18 @@ async function checkSocket(
   endpoint: string,
   missing: "fail" | "wait",
 ): Promise<void> {
+  // Deno connects to a unix socket only with write access to its path;
+  // without it (and no terminal to ask on) every attempt fails alike until
+  // the timeout, so say so now.
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  const write = deno?.permissions.querySync({ name: "write", path }).state;
+  if (
+    write === "denied" || (write === "prompt" && !deno!.stdin.isTerminal())
+  ) {
+    throw new WorkloadApiError(
+      `Connecting to the Workload API socket ${path} needs write access to it: run Deno with --allow-write=${path} (SPIFFE_ENDPOINT_SOCKET=${endpoint})`,
+    );
+  }
   let info: Stats;
   try {
     // node:fs, not Deno: the SDK runs this on Node.js too.
