@@ -218,3 +218,43 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...opts,
+  name:
+    "every PostgreSQL replica reports the store's position, folded or not, and the ledger's when cut off",
+  async fn() {
+    const schema = await freshSchema();
+    const keys = await newStoreKeys();
+    const a = await replica(schema, keys);
+    const b = await replica(schema, keys);
+    try {
+      const start = await a.position();
+      await b.secrets.put("p", { k: "1" });
+      await b.secrets.put("p", { k: "2" });
+      await b.policies.putPolicy({
+        name: "x",
+        spiffeIdPattern: "spiffe://spike\\.ist/workload/x",
+        pathPattern: "p",
+        permissions: ["read"],
+      });
+      // Nobody folded: each replica's ledger saw none of it, yet both say
+      // three writes more.
+      const moved = { epoch: start!.epoch, generation: start!.generation + 3 };
+      assert.deepEqual(await a.position(), moved);
+      assert.deepEqual(await b.position(), moved);
+      assert.equal(a.rows!.generation, start!.generation);
+      await a.fold();
+      assert.deepEqual(await a.position(), moved);
+      assert.deepEqual(await b.position(), moved);
+      assert.equal(a.rows!.generation, moved.generation);
+      // A replica without its database still answers, from its ledger.
+      await admin(schema, "ALTER TABLE $S.spike_integrity RENAME TO gone");
+      assert.deepEqual(await a.position(), moved);
+      await admin(schema, "ALTER TABLE $S.gone RENAME TO spike_integrity");
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  },
+});

@@ -173,6 +173,18 @@ export class RollbackGuard {
   }
 
   /**
+   * {@linkcode status} with the store's position read now (on PostgreSQL
+   * from the database, so every replica shows the same).
+   *
+   * @returns undefined while locked
+   */
+  async report(): Promise<IntegrityStatus | undefined> {
+    const status = this.status();
+    const store = await this.#store.position();
+    return status && store ? { ...status, store } : status;
+  }
+
+  /**
    * The checkpoint to push to the keepers now: the store's own while it is
    * served, else the newest valid one seen, so keepers never go back.
    *

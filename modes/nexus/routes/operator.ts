@@ -291,7 +291,7 @@ async function status(deps: OperatorDeps, ctx: RouteContext) {
     }
   }
   const collected = deps.restore.collected;
-  const integrity = deps.guard.status();
+  const integrity = await deps.guard.report();
   return jsonResponse(200, {
     // "held": the root key is known, but the store is not served.
     state: !deps.state.unlocked

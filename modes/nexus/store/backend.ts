@@ -509,6 +509,12 @@ export interface StoreBackend {
    */
   foldPending?(ledger: WriteLedger): Promise<boolean>;
   /**
+   * The store's epoch and generation as stored, counting the logged writes
+   * not folded yet: only for a backend with {@linkcode foldPending}, whose
+   * replicas' ledgers follow only the writes they fold.
+   */
+  storedPosition?(): Promise<{ epoch: number; generation: number }>;
+  /**
    * From now on, every secret and policy write calls `ledger` inside its
    * transaction and stores the row it returns; undefined detaches.
    */

@@ -418,6 +418,26 @@ export class NexusStore {
   }
 
   /**
+   * The store's epoch and generation now, for `status`: the ledger's, but
+   * on PostgreSQL the stored row plus the writes not folded yet, since a
+   * replica that does not lead the push loop folds none of them. A held
+   * store's are those unlock found. Undefined while locked.
+   */
+  async position(): Promise<{ epoch: number; generation: number } | undefined> {
+    const rows = this.rows;
+    if (!rows) return undefined;
+    if (this.#ledger && this.backend.storedPosition) {
+      try {
+        return await this.backend.storedPosition();
+      } catch {
+        // Cut off from the database: status still answers, with the
+        // ledger's position.
+      }
+    }
+    return { epoch: rows.epoch, generation: rows.generation };
+  }
+
+  /**
    * The integrity key (from the keyring), for tests and diagnostics.
    *
    * @throws {ApiError} `state_not_ready` while locked

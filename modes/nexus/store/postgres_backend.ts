@@ -766,6 +766,20 @@ export class PostgresBackend implements StoreBackend {
   }
 
   /** See {@linkcode StoreBackend.readIntegrity}: one snapshot. */
+  /** See {@linkcode StoreBackend.storedPosition}: one write per log entry. */
+  async storedPosition(): Promise<{ epoch: number; generation: number }> {
+    const [row] = await this.#query(() =>
+      this.sql`
+        SELECT epoch, generation + (SELECT count(*) FROM spike_integrity_log)
+          AS generation
+        FROM spike_integrity WHERE id = 1`
+    );
+    return {
+      epoch: Number(row?.epoch ?? 0),
+      generation: Number(row?.generation ?? 0),
+    };
+  }
+
   readIntegrity(): Promise<IntegritySnapshot> {
     return this.#query(() =>
       this.sql.begin(
