@@ -244,19 +244,21 @@ export class PgCluster {
     return `postgres://${name}:${password}@127.0.0.1:${this.port}/${name}?sslmode=disable`;
   }
 
+  // pg_ctl's arguments for an immediate stop, waited for.
+  #stopArgs(): string[] {
+    return ["-D", join(this.dir, "data"), "-m", "immediate", "-w", "stop"];
+  }
+
   /** Stops the server at once and removes its folder. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     try {
-      await runAs(this.#asPostgres, join(this.#bin, "pg_ctl"), [
-        "-D",
-        join(this.dir, "data"),
-        "-m",
-        "immediate",
-        "-w",
-        "stop",
-      ]);
+      await runAs(
+        this.#asPostgres,
+        join(this.#bin, "pg_ctl"),
+        this.#stopArgs(),
+      );
     } finally {
       await Deno.remove(this.dir, { recursive: true });
     }
@@ -272,14 +274,7 @@ export class PgCluster {
     const [program, args] = commandAs(
       this.#asPostgres,
       join(this.#bin, "pg_ctl"),
-      [
-        "-D",
-        join(this.dir, "data"),
-        "-m",
-        "immediate",
-        "-w",
-        "stop",
-      ],
+      this.#stopArgs(),
     );
     new Deno.Command(program, { args, stdout: "null", stderr: "null" })
       .outputSync();

@@ -7,7 +7,7 @@
  * @module
  */
 import { Cluster, runtimeEnv } from "../cluster.ts";
-import { createMtlsClient } from "../../lib/mtls/client.ts";
+import { createMtlsClient, type MtlsClient } from "../../lib/mtls/client.ts";
 import { openFileSvidSource } from "../../lib/spiffe/file_source.ts";
 import { hasRole } from "../../lib/spiffe/roles.ts";
 import type { LoadConfig, RequestSpec } from "./load_spec.ts";
@@ -742,39 +742,55 @@ export class Scenarios {
     ];
   }
 
-  // Polls a secret read with a new connection each time until it succeeds.
-  async #firstRead(deadlineMs: number): Promise<number> {
+  // A client of nexus on `identity`'s SVID files, closed once `use` settles.
+  async #withClient<T>(
+    identity: string,
+    options: { keepAlive?: boolean; timeoutMs: number },
+    use: (client: MtlsClient) => Promise<T>,
+  ): Promise<T> {
     const source = await openFileSvidSource(
-      this.#cluster.svidDir("workload"),
+      this.#cluster.svidDir(identity),
       { watch: false },
     );
     const client = createMtlsClient({
       source,
       authorizeServer: (id) => hasRole(id, "nexus"),
-      keepAlive: false,
-      timeoutMs: 2_000,
+      ...options,
     });
-    const body = JSON.stringify({ path: "bench/r/1" });
     try {
-      const deadline = performance.now() + deadlineMs;
-      while (performance.now() < deadline) {
-        try {
-          const res = await client.post(
-            `${this.#cluster.nexusUrl}${SECRETS}?action=get`,
-            body,
-          );
-          if (res.status === 200) return performance.now();
-        } catch {
-          // Not listening yet.
-        }
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      throw new ScenarioError(`Nexus did not serve within ${deadlineMs} ms`);
+      return await use(client);
     } finally {
       client.close();
       source.close();
       await source.settled();
     }
+  }
+
+  // Polls a secret read with a new connection each time until it succeeds.
+  #firstRead(deadlineMs: number): Promise<number> {
+    const body = JSON.stringify({ path: "bench/r/1" });
+    return this.#withClient(
+      "workload",
+      { keepAlive: false, timeoutMs: 2_000 },
+      async (client) => {
+        const deadline = performance.now() + deadlineMs;
+        while (performance.now() < deadline) {
+          try {
+            const res = await client.post(
+              `${this.#cluster.nexusUrl}${SECRETS}?action=get`,
+              body,
+            );
+            if (res.status === 200) return performance.now();
+          } catch {
+            // Not listening yet.
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        throw new ScenarioError(
+          `Nexus did not serve within ${deadlineMs} ms`,
+        );
+      },
+    );
   }
 
   // Starts nexus and measures until the first successful read. The poller
@@ -993,42 +1009,32 @@ export class Scenarios {
 
   // `spike pilot operator check`: every record opened, the digest
   // recomputed, timed as one call.
-  async #fullCheck(): Promise<Row> {
-    const source = await openFileSvidSource(
-      this.#cluster.svidDir("superuser"),
-      { watch: false },
-    );
-    const client = createMtlsClient({
-      source,
-      authorizeServer: (id) => hasRole(id, "nexus"),
-      keepAlive: false,
-      timeoutMs: 600_000,
-    });
-    try {
-      const t0 = performance.now();
-      const res = await client.post(
-        `${this.#cluster.nexusUrl}/v1/operator/check`,
-        "{}",
-      );
-      const ms = performance.now() - t0;
-      const report = JSON.parse(new TextDecoder().decode(res.body));
-      if (res.status !== 200 || report.problemCount !== 0) {
-        throw new ScenarioError(
-          `operator check answered ${res.status}: ${report.problemCount} problems`,
+  #fullCheck(): Promise<Row> {
+    return this.#withClient(
+      "superuser",
+      { keepAlive: false, timeoutMs: 600_000 },
+      async (client) => {
+        const t0 = performance.now();
+        const res = await client.post(
+          `${this.#cluster.nexusUrl}/v1/operator/check`,
+          "{}",
         );
-      }
-      return {
-        id: "scale-check",
-        scenario: "Full check of every row and the digest (operator check)",
-        p50: ms,
-        note:
-          `${report.secrets} secrets, ${report.versions} older versions, ${report.policies} policies`,
-      };
-    } finally {
-      client.close();
-      source.close();
-      await source.settled();
-    }
+        const ms = performance.now() - t0;
+        const report = JSON.parse(new TextDecoder().decode(res.body));
+        if (res.status !== 200 || report.problemCount !== 0) {
+          throw new ScenarioError(
+            `operator check answered ${res.status}: ${report.problemCount} problems`,
+          );
+        }
+        return {
+          id: "scale-check",
+          scenario: "Full check of every row and the digest (operator check)",
+          p50: ms,
+          note:
+            `${report.secrets} secrets, ${report.versions} older versions, ${report.policies} policies`,
+        };
+      },
+    );
   }
 
   /**
@@ -1068,41 +1074,38 @@ export class Scenarios {
       return { base, read, write };
     };
     const before = await phase();
-    const source = await openFileSvidSource(
-      this.#cluster.svidDir("superuser"),
-      { watch: false },
-    );
-    const client = createMtlsClient({
-      source,
-      authorizeServer: (id) => hasRole(id, "nexus"),
-      timeoutMs: 600_000,
-    });
     const url = (route: string) => `${this.#cluster.nexusUrl}${route}`;
-    const timed = async (route: string, sink?: (c: Uint8Array) => void) => {
-      const t0 = performance.now();
-      const res = await client.post(url(route), "{}", sink ? { sink } : {});
-      if (res.status !== 200) {
-        throw new ScenarioError(`${route} answered HTTP ${res.status}`);
-      }
-      return performance.now() - t0;
-    };
-    let rotateMs: number;
-    let rekeyMs: number;
-    let backupMs: number;
     let bytes = 0;
-    try {
-      // A warm connection: the rows time the operation, not a handshake.
-      await timed("/v1/operator/status");
-      rotateMs = await timed("/v1/operator/rotate");
-      rekeyMs = await timed("/v1/operator/rekey");
-      backupMs = await timed("/v1/operator/backup", (chunk) => {
-        bytes += chunk.length;
-      });
-    } finally {
-      client.close();
-      source.close();
-      await source.settled();
-    }
+    const { rotateMs, rekeyMs, backupMs } = await this.#withClient(
+      "superuser",
+      { timeoutMs: 600_000 },
+      async (client) => {
+        const timed = async (
+          route: string,
+          sink?: (c: Uint8Array) => void,
+        ) => {
+          const t0 = performance.now();
+          const res = await client.post(
+            url(route),
+            "{}",
+            sink ? { sink } : {},
+          );
+          if (res.status !== 200) {
+            throw new ScenarioError(`${route} answered HTTP ${res.status}`);
+          }
+          return performance.now() - t0;
+        };
+        // A warm connection: the rows time the operation, not a handshake.
+        await timed("/v1/operator/status");
+        return {
+          rotateMs: await timed("/v1/operator/rotate"),
+          rekeyMs: await timed("/v1/operator/rekey"),
+          backupMs: await timed("/v1/operator/backup", (chunk) => {
+            bytes += chunk.length;
+          }),
+        };
+      },
+    );
     const after = await phase();
     const size = `${scale.toLocaleString("en-US")} secrets × 3 versions`;
     // Each side against its own baseline: the machine's ceiling moves.

@@ -35,6 +35,22 @@ import type { StoreMeta } from "../store/backend.ts";
 import type { PostgresBackend } from "../store/postgres_backend.ts";
 import { lockKey } from "../store/postgres_schema.ts";
 
+/** What a replica needs to find or create the shared store. */
+export interface SharedStartOptions {
+  /** The store's backend. */
+  backend: PostgresBackend;
+  /** The split a new store gets. */
+  config: Pick<NexusConfig, "shares" | "threshold" | "allowThresholdOne">;
+  /** Where the root key goes. */
+  state: RootKeyState;
+  /** The keepers to push to or recover from. */
+  keepers: Keepers;
+  /** Where to say what happens. */
+  log: Logger;
+  /** Stops the wait. */
+  signal: AbortSignal;
+}
+
 /** How a replica came to its store. */
 export interface SharedStart {
   /** The store's meta. */
@@ -51,14 +67,9 @@ export interface SharedStart {
  * @returns the meta and whether this replica made it, or undefined when
  * stopped first
  */
-export async function startSharedStore(options: {
-  backend: PostgresBackend;
-  config: Pick<NexusConfig, "shares" | "threshold" | "allowThresholdOne">;
-  state: RootKeyState;
-  keepers: Keepers;
-  log: Logger;
-  signal: AbortSignal;
-}): Promise<SharedStart | undefined> {
+export async function startSharedStore(
+  options: SharedStartOptions,
+): Promise<SharedStart | undefined> {
   const { backend, log, signal } = options;
   let waited = false;
   while (!signal.aborted) {
@@ -91,14 +102,9 @@ export async function startSharedStore(options: {
 }
 
 // Holds the create lock.
-async function create(options: {
-  backend: PostgresBackend;
-  config: Pick<NexusConfig, "shares" | "threshold" | "allowThresholdOne">;
-  state: RootKeyState;
-  keepers: Keepers;
-  log: Logger;
-  signal: AbortSignal;
-}): Promise<SharedStart | undefined> {
+async function create(
+  options: SharedStartOptions,
+): Promise<SharedStart | undefined> {
   const { backend, state, keepers, log } = options;
   const ready = await backend.readMeta();
   if (ready) return { meta: ready, created: false };
